@@ -1,0 +1,88 @@
+"""Use case: turn a function's labels and annotated samples into a servable model version.
+
+Zero-shot while fewer than two labels have two annotated samples each; otherwise a trained
+head with cross-validated metrics. Imports scikit-learn only when it trains.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from labelloop.encoder import Encoder, Features
+from labelloop.head import Head
+from labelloop.zeroshot import prior_texts, zero_shot_head
+
+MIN_LABELS_TO_TRAIN = 2
+MIN_SAMPLES_PER_LABEL = 2
+
+
+@dataclass(frozen=True)
+class LabelSpec:
+    name: str
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    head: Head
+    # Cross-validated results; None for zero-shot models (nothing to validate against).
+    cv_accuracy: float | None
+    cv_per_label_accuracy: dict[str, float] | None
+    cv_ece: float | None
+    cv_predictions: list[str] | None  # per annotated sample, in input order
+    cv_confidences: list[float] | None
+    n_folds: int
+    C: float | None
+    sample_count: int
+
+    @property
+    def zero_shot(self) -> bool:
+        return self.head.zero_shot
+
+
+def is_trainable(sample_labels: Sequence[str]) -> bool:
+    counts = Counter(sample_labels)
+    return sum(1 for n in counts.values() if n >= MIN_SAMPLES_PER_LABEL) >= MIN_LABELS_TO_TRAIN
+
+
+def build_model(encoder: Encoder, labels: Sequence[LabelSpec], features: Features,
+                sample_labels: Sequence[str], random_state: int = 0) -> TrainedModel:
+    """`features[i]` is annotated with `sample_labels[i]`; every such label is in `labels`."""
+    names = [label.name for label in labels]
+    if len(set(names)) != len(names):
+        raise ValueError("label names must be unique")
+    unknown = set(sample_labels) - set(names)
+    if unknown:
+        raise ValueError(f"samples name unknown labels: {sorted(unknown)}")
+    if len(features) != len(sample_labels):
+        raise ValueError("one label per sample")
+    prior_owner = [lb.name for lb in labels for _ in prior_texts(lb.name, lb.description)]
+    priors = encoder.featurize([t for lb in labels for t in prior_texts(lb.name, lb.description)])
+    classes = sorted(names)
+    if len(classes) < 1:
+        raise ValueError("a model needs at least one label")
+    if not is_trainable(sample_labels) or len(classes) < 2:
+        head = zero_shot_head(prior_owner, priors.embeddings, classes)
+        return TrainedModel(head, None, None, None, None, None, 0, None, len(sample_labels))
+
+    from labelloop.training import HeadTrainer, Priors
+
+    trainer = HeadTrainer(random_state=random_state).fit(
+        features.embeddings, list(sample_labels), features.tokens,
+        Priors(priors.embeddings, priors.tokens, prior_owner))
+    cv = trainer.cv_
+    return TrainedModel(
+        head=trainer.head_,
+        cv_accuracy=cv.accuracy,
+        cv_per_label_accuracy=cv.per_label_accuracy,
+        cv_ece=cv.ece,
+        cv_predictions=cv.predictions,
+        cv_confidences=np.asarray(cv.proba.max(axis=1), dtype=float).tolist(),
+        n_folds=cv.n_folds,
+        C=float(trainer.C_),
+        sample_count=len(sample_labels),
+    )

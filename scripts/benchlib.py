@@ -1,0 +1,88 @@
+"""Shared by the benchmark scripts: datasets, cached embeddings, timing, table output."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "functions"))
+DATA = Path(os.environ.get("LABELLOOP_SHARED_DATA", ROOT.parent / "shared" / "data"))
+CACHE = ROOT / ".cache" / "embeddings"
+
+
+def load_dataset(name: str) -> tuple[list[str], list[str], list[str], list[str]]:
+    """(train texts, train labels, test texts, test labels).
+
+    banking77: the official train/test CSVs. clinc150: in-scope train/test of data_full.json
+    (out-of-scope excluded)."""
+    if name == "banking77":
+        def read(split):
+            with (DATA / "banking77" / f"{split}.csv").open(newline="") as f:
+                rows = list(csv.DictReader(f))
+            return [r["text"] for r in rows], [r["category"] for r in rows]
+        return (*read("train"), *read("test"))
+    if name == "clinc150":
+        full = json.loads((DATA / "clinc150" / "data_full.json").read_text())
+        tr, te = full["train"], full["test"]
+        return [t for t, _ in tr], [y for _, y in tr], [t for t, _ in te], [y for _, y in te]
+    raise ValueError(f"unknown dataset {name}")
+
+
+def embed_cached(encoder, texts: list[str], key: str) -> np.ndarray:
+    """Embeddings of texts, cached per encoder build (its model.onnx sha256) and key."""
+    from tqdm import tqdm
+
+    path = CACHE / encoder.manifest.files["model.onnx"][:16] / f"{key}.npy"
+    if path.exists():
+        cached = np.load(path)
+        if cached.shape[0] == len(texts):
+            return cached
+    out = np.empty((len(texts), encoder.dim), dtype=np.float32)
+    step = 512
+    for start in tqdm(range(0, len(texts), step), desc=f"embedding {key}", unit="chunk",
+                      file=sys.stderr):
+        out[start : start + step] = encoder.embed(texts[start : start + step])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, out)
+    return out
+
+
+def featurize_cached(encoder, texts: list[str], key: str):
+    """`Features` of texts: cached embeddings plus (cheap) wordpiece sets."""
+    from labelloop.encoder import Features
+
+    return Features(embed_cached(encoder, texts, key), encoder.wordpieces(texts))
+
+
+def timings(fn: Callable[[], object], repeat: int, warmup: int = 10) -> np.ndarray:
+    """Seconds per call, after warm-up."""
+    for _ in range(warmup):
+        fn()
+    out = np.empty(repeat)
+    for i in range(repeat):
+        start = time.perf_counter()
+        fn()
+        out[i] = time.perf_counter() - start
+    return out
+
+
+def print_table(headers: list[str], rows: list[list[object]]) -> None:
+    cells = [[f"{c:.4f}" if isinstance(c, float) else str(c) for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
+    print("  ".join("-" * w for w in widths))
+    for r in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+
+
+def emit_json(name: str, figures: dict) -> None:
+    """The last line of every benchmark: one JSON object with its figures."""
+    print(json.dumps({"benchmark": name, **figures}, sort_keys=False))

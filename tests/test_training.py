@@ -1,0 +1,117 @@
+"""Training the head: cross-validated C / lexical weight / temperature, and its reports."""
+
+import numpy as np
+import pytest
+
+from labelloop.head import log_softmax, softmax
+from labelloop.training import HeadTrainer, Priors, assign_folds, bag_of_tokens, fit_temperature
+
+
+def clusters(n_per_label: dict[str, int], dim: int = 16, spread: float = 0.6, seed: int = 0):
+    """Unit-norm points around one random direction per label, with word sets per label."""
+    rng = np.random.default_rng(seed)
+    X, y, tokens = [], [], []
+    for j, (label, n) in enumerate(n_per_label.items()):
+        center = rng.normal(size=dim)
+        for _ in range(n):
+            v = center / np.linalg.norm(center) + spread * rng.normal(size=dim) / np.sqrt(dim)
+            X.append(v / np.linalg.norm(v))
+            y.append(label)
+            # A label-specific word (id 1000 + j) most of the time, plus shared noise words.
+            words = set(rng.choice(50, size=4).tolist())
+            if rng.random() < 0.8:
+                words.add(1000 + j)
+            tokens.append(np.array(sorted(words), dtype=np.int32))
+    return np.array(X, dtype=np.float32), np.array(y), tokens
+
+
+def test_cross_validation_reports_every_sample_and_label():
+    X, y, tokens = clusters({"a": 12, "b": 12, "c": 12})
+    t = HeadTrainer().fit(X, y, tokens)
+    cv = t.cv_
+    assert cv.n_folds == 5
+    assert cv.proba.shape == (36, 3) and len(cv.predictions) == 36
+    np.testing.assert_allclose(cv.proba.sum(axis=1), 1.0, rtol=1e-6)
+    assert cv.accuracy == pytest.approx(np.mean(np.array(cv.predictions) == y))
+    assert set(cv.per_label_accuracy) == {"a", "b", "c"}
+    assert 0.0 <= cv.ece <= 1.0
+    assert cv.accuracy > 0.8  # well separated clusters
+    assert t.C_ in t.Cs and t.lexical_weight_ in t.lexical_weights and t.temperature_ > 0
+
+
+def test_labels_with_one_sample_do_not_break_cross_validation():
+    X, y, tokens = clusters({"a": 6, "b": 6, "lonely": 1})
+    prior_X, prior_y, prior_t = clusters({"a": 1, "b": 1, "lonely": 1}, seed=0)
+    t = HeadTrainer().fit(X, y, tokens, Priors(prior_X, prior_t, list(prior_y)))
+    assert list(t.classes_) == ["a", "b", "lonely"]
+    assert len(t.cv_.predictions) == 13
+    assert "lonely" in t.cv_.per_label_accuracy
+    # Held out, "lonely" is still predictable thanks to its prior.
+    assert t.predict(X[y == "lonely"], [tokens[12]])[0] in t.classes_
+
+
+def test_labels_known_only_from_priors_are_served():
+    X, y, tokens = clusters({"a": 5, "b": 5})
+    pX, py, pt = clusters({"a": 1, "b": 1, "new": 1}, seed=3)
+    t = HeadTrainer().fit(X, y, tokens, Priors(pX, pt, list(py)))
+    assert t.head_.classes == ("a", "b", "new")
+    assert t.predict_proba(X[:2], tokens[:2]).shape == (2, 3)
+
+
+def test_served_head_equals_the_fitted_sklearn_models():
+    X, y, tokens = clusters({"a": 10, "b": 10, "c": 10}, seed=2)
+    t = HeadTrainer(lexical_weights=(0.3,)).fit(X, y, tokens)
+    emb = t.embedding_model_.decision_function(X)
+    lex_tokens = [np.append(tok, 99999) for tok in tokens]  # an unseen id: norm only
+    from labelloop.training import _compact
+
+    bag = bag_of_tokens([_compact(tok, t.vocab_) for tok in lex_tokens], len(t.vocab_))
+    lex = t.lexical_model_.decision_function(bag)
+    expected = softmax((0.7 * log_softmax(emb) + 0.3 * log_softmax(lex)) / t.temperature_)
+    np.testing.assert_allclose(t.predict_proba(X, lex_tokens), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_two_labels_serve_both_classes():
+    X, y, tokens = clusters({"yes": 8, "no": 8}, seed=4)
+    t = HeadTrainer().fit(X, y, tokens)
+    p = t.predict_proba(X, tokens)
+    assert p.shape == (16, 2)
+    assert (t.head_.classes_[p.argmax(1)] == y).mean() > 0.8
+
+
+def test_embeddings_only_training_skips_the_lexical_model():
+    X, y, _ = clusters({"a": 6, "b": 6})
+    t = HeadTrainer().fit(X, y)
+    assert t.lexical_weight_ == 0 and not t.head_.uses_tokens
+
+
+def test_fit_temperature_recovers_a_known_temperature():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(scale=3.0, size=(4000, 5))
+    classes = np.array(list("abcde"))
+    p = softmax(logits / 2.5)
+    y = classes[[rng.choice(5, p=row) for row in p]]
+    temperature, nll = fit_temperature(logits, y, classes)
+    assert temperature == pytest.approx(2.5, rel=0.1)
+    assert nll < fit_temperature(logits, y, classes, lo=0.99, hi=1.01)[1]
+
+
+def test_folds_deal_each_label_round_robin():
+    y = np.array(["a"] * 10 + ["b"] * 5 + ["c"])
+    folds = assign_folds(y, 5, np.random.default_rng(0))
+    assert folds.max() == 4
+    for f in range(5):
+        assert set(y[folds == f]) >= {"a", "b"}
+        assert (y[folds == f] == "a").sum() == 2
+    np.testing.assert_array_equal(folds, assign_folds(y, 5, np.random.default_rng(0)))
+    assert assign_folds(np.array(["a", "a", "b", "b"]), 5, np.random.default_rng(0)).max() == 1
+
+
+def test_bad_input_is_rejected():
+    X, y, tokens = clusters({"a": 3, "b": 3})
+    with pytest.raises(ValueError, match="rows"):
+        HeadTrainer().fit(X[:-1], y)
+    with pytest.raises(ValueError, match="two labels"):
+        HeadTrainer().fit(X[:3], y[:3])
+    with pytest.raises(ValueError, match="tokens"):
+        HeadTrainer().fit(X, y, tokens[:-1])
