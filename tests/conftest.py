@@ -30,3 +30,121 @@ def encoder(encoder_dir):
 def reference():
     z = np.load(FIXTURES / "reference_embeddings.npz")
     return [str(t) for t in z["texts"]], z["embeddings"]
+
+
+# -- the API and the training worker in-process, against moto ---------------------------
+
+CONTEXT = type("Context", (), {
+    "function_name": "labelloop-test", "function_version": "$LATEST",
+    "invoked_function_arn": "arn:aws:lambda:us-east-1:000000000000:function:labelloop-test",
+    "memory_limit_in_mb": 1024, "aws_request_id": "test", "log_group_name": "test",
+    "log_stream_name": "test", "get_remaining_time_in_millis": staticmethod(lambda: 30000)})()
+
+
+class Api:
+    """Drives the real Lambda handlers with API Gateway v2 and SQS events."""
+
+    def __init__(self, env: dict, client_id: str, client_secret: str):
+        self.env = env
+        self.tokens: dict[str, str] = {}
+        self.default_client = (client_id, client_secret)
+
+    def token(self, client_id: str | None = None, client_secret: str | None = None) -> str:
+        cid, secret = (client_id, client_secret) if client_id else self.default_client
+        if cid not in self.tokens:
+            status, body, _ = self.call(
+                "POST", "/connect/token", form=f"client_id={cid}&client_secret={secret}"
+                "&grant_type=client_credentials", token=None)
+            assert status == 200, body
+            self.tokens[cid] = body["access_token"]
+        return self.tokens[cid]
+
+    def call(self, method: str, path: str, body=None, query: str = "", token: str | None = "",
+             form: str | None = None, raw: str | None = None):
+        from labelloop.handlers.api import handler
+
+        headers = {"content-type": "application/x-www-form-urlencoded" if form is not None
+                   else "application/json"}
+        if token == "":
+            token = self.token()
+        if token:
+            headers["authorization"] = f"Bearer {token}"
+        params = {}
+        for part in filter(None, query.split("&")):
+            k, _, v = part.partition("=")
+            params[k] = v
+        payload = form if form is not None else raw if raw is not None else (
+            None if body is None else json.dumps(body))
+        event = {
+            "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": query,
+            "headers": headers, "queryStringParameters": params or None,
+            "requestContext": {"http": {"method": method, "path": path, "protocol": "HTTP/1.1",
+                                        "sourceIp": "127.0.0.1", "userAgent": "pytest"},
+                               "requestId": "test", "routeKey": "$default",
+                               "stage": "$default", "timeEpoch": 0},
+            "body": payload, "isBase64Encoded": False}
+        resp = handler(event, CONTEXT)
+        text = resp.get("body") or ""
+        return resp["statusCode"], (json.loads(text) if text else None), resp.get("headers", {})
+
+    def train(self) -> list[dict]:
+        """Run the training worker on every queued message, as the event source mapping
+        would; returns the handler's responses."""
+        import boto3
+
+        from labelloop.handlers.training import handler
+
+        sqs, url, out = boto3.client("sqs"), self.env["LABELLOOP_TRAINING_QUEUE_URL"], []
+        while True:
+            msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                       AttributeNames=["All"]).get("Messages", [])
+            if not msgs:
+                return out
+            event = {"Records": [{
+                "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"], "attributes": m["Attributes"], "messageAttributes": {},
+                "md5OfBody": m["MD5OfBody"], "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:training",
+                "awsRegion": "us-east-1"} for m in msgs]}
+            result = handler(event, CONTEXT)
+            failed = {f["itemIdentifier"] for f in result["batchItemFailures"]}
+            for m in msgs:
+                if m["MessageId"] not in failed:
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+            out.append(result)
+            if failed:
+                return out
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    """A fresh moto account with labelloop's resources; the app's container points at it."""
+    import boto3
+    from moto import mock_aws
+
+    for k, v in {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test",
+                 "AWS_SECRET_ACCESS_KEY": "test", "POWERTOOLS_TRACE_DISABLED": "1",
+                 "LABELLOOP_TRAIN_DEBOUNCE_SECONDS": "0", "LABELLOOP_CACHE_SECONDS": "0"}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        from labelloop.resources import create_all
+
+        env = create_all(boto3.Session(), "test")
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        yield env
+
+
+@pytest.fixture
+def api(aws, encoder):
+    from labelloop import container
+    from labelloop.auth import register_client
+
+    d = container.Deps()
+    d.__dict__["encoder"] = encoder  # one ONNX session for the whole test session
+    container.reset(d)
+    register_client("client-a", "secret-a")
+    register_client("client-b", "secret-b")
+    yield Api(aws, "client-a", "secret-a")
+    container.reset(None)

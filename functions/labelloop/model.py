@@ -24,6 +24,9 @@ MIN_SAMPLES_PER_LABEL = 2
 class LabelSpec:
     name: str
     description: str | None = None
+    # Features of `prior_texts(name, description)`, when computed earlier (stored labels);
+    # otherwise `build_model` runs the encoder for them.
+    priors: Features | None = None
 
 
 @dataclass(frozen=True)
@@ -44,12 +47,30 @@ class TrainedModel:
         return self.head.zero_shot
 
 
+def label_priors(encoder: Encoder | None, labels: Sequence[LabelSpec]) -> list[Features]:
+    """Each label's prior features: stored ones as given, the rest encoded now."""
+    missing = [lb for lb in labels if lb.priors is None]
+    if missing and encoder is None:
+        raise ValueError("labels without stored priors need an encoder")
+    texts = [t for lb in missing for t in prior_texts(lb.name, lb.description)]
+    encoded = encoder.featurize(texts) if missing else None
+    out, at = [], 0
+    for lb in labels:
+        if lb.priors is not None:
+            out.append(lb.priors)
+            continue
+        n = len(prior_texts(lb.name, lb.description))
+        out.append(encoded.take(np.arange(at, at + n)))
+        at += n
+    return out
+
+
 def is_trainable(sample_labels: Sequence[str]) -> bool:
     counts = Counter(sample_labels)
     return sum(1 for n in counts.values() if n >= MIN_SAMPLES_PER_LABEL) >= MIN_LABELS_TO_TRAIN
 
 
-def build_model(encoder: Encoder, labels: Sequence[LabelSpec], features: Features,
+def build_model(encoder: Encoder | None, labels: Sequence[LabelSpec], features: Features,
                 sample_labels: Sequence[str], random_state: int = 0) -> TrainedModel:
     """`features[i]` is annotated with `sample_labels[i]`; every such label is in `labels`."""
     names = [label.name for label in labels]
@@ -60,8 +81,11 @@ def build_model(encoder: Encoder, labels: Sequence[LabelSpec], features: Feature
         raise ValueError(f"samples name unknown labels: {sorted(unknown)}")
     if len(features) != len(sample_labels):
         raise ValueError("one label per sample")
-    prior_owner = [lb.name for lb in labels for _ in prior_texts(lb.name, lb.description)]
-    priors = encoder.featurize([t for lb in labels for t in prior_texts(lb.name, lb.description)])
+    priors = label_priors(encoder, labels)
+    prior_owner = [lb.name for lb, f in zip(labels, priors, strict=True) for _ in range(len(f))]
+    priors = Features(
+        np.concatenate([f.embeddings for f in priors]) if priors else np.zeros((0, 1)),
+        [t for f in priors for t in f.tokens])
     classes = sorted(names)
     if len(classes) < 1:
         raise ValueError("a model needs at least one label")

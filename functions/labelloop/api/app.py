@@ -1,0 +1,284 @@
+"""Routes. Each one: authenticate (middleware), validate (pydantic), call one use case,
+present. Domain errors map to HTTP here, once."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+from urllib.parse import parse_qs, urlencode
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from labelloop.api import presenters as P
+from labelloop.api.schemas import (
+    AnnotationIn,
+    FunctionIn,
+    FunctionPatch,
+    InvokeIn,
+    LabelIn,
+    SampleIn,
+    TrainIn,
+)
+from labelloop.auth import issue_token, verify_token
+from labelloop.container import deps
+from labelloop.errors import BadRequest, DomainError, PayloadTooLarge
+from labelloop.ids import full
+from labelloop.usecases import functions as F
+from labelloop.usecases import invoke as I
+from labelloop.usecases import labels as L
+from labelloop.usecases import models as M
+from labelloop.usecases import samples as S
+
+logger = Logger(service="labelloop")
+app = APIGatewayHttpResolver(enable_validation=True)
+app.enable_swagger(path="/docs", title="labelloop API", version="1")
+PUBLIC = ("/connect/token", "/docs", "/openapi.json")
+FN = "/v1/functions/<function_id>"
+
+
+def _json(status: int, body, headers: dict | None = None) -> Response:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON,
+                    body=json.dumps(body), headers=headers)
+
+
+@app.exception_handler(DomainError)
+def _domain_error(err: DomainError) -> Response:
+    return _json(err.status, {"message": err.message, **err.extra})
+
+
+@app.exception_handler(RequestValidationError)
+def _invalid(err: RequestValidationError) -> Response:
+    """400 with the offending field named first, e.g. `annotation.labelName: …`."""
+    problems = []
+    for e in err.errors():
+        loc = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path")]
+        problems.append(f"{'.'.join(loc) or 'body'}: {e.get('msg', 'invalid')}")
+    return _json(400, {"message": "; ".join(problems) or "invalid request"})
+
+
+def _authenticate(app: APIGatewayHttpResolver, next_middleware) -> Response:
+    event = app.current_event
+    body = event.body or ""
+    if len(body) * (3 / 4 if event.is_base64_encoded else 1) > deps().settings.max_body_bytes:
+        raise PayloadTooLarge(f"body: larger than {deps().settings.max_body_bytes} bytes")
+    if event.path not in PUBLIC:
+        app.append_context(client=verify_token(event.headers.get("authorization")))
+    return next_middleware(app)
+
+
+app.use(middlewares=[_authenticate])
+
+
+def _client() -> str:
+    return app.context["client"]
+
+
+# -- auth ---------------------------------------------------------------------------------
+
+@app.post("/connect/token")
+def token():
+    """OAuth2 client-credentials grant; the body is form-encoded, as Nyckel's."""
+    event = app.current_event
+    raw = event.decoded_body or ""
+    form = {k: v[0] for k, v in parse_qs(raw).items()} if "=" in raw else {}
+    if not form and raw.strip().startswith("{"):
+        form = json.loads(raw)
+    if form.get("grant_type", "client_credentials") != "client_credentials":
+        raise BadRequest("grant_type: only client_credentials is supported")
+    for field in ("client_id", "client_secret"):
+        if not form.get(field):
+            raise BadRequest(f"{field}: required")
+    access, ttl = issue_token(form["client_id"], form["client_secret"])
+    return _json(200, {"access_token": access, "token_type": "Bearer", "expires_in": ttl})
+
+
+@app.get("/openapi.json")
+def openapi():
+    return Response(200, content_types.APPLICATION_JSON, app.get_openapi_json_schema())
+
+
+# -- functions ----------------------------------------------------------------------------
+
+@app.post("/v1/functions")
+def create_function(body: FunctionIn):
+    fn = F.create_function(deps(), _client(), body.name, body.input, body.output,
+                           body.storeInvokes, body.invokeRetentionDays)
+    return _json(200, P.function_json(fn))
+
+
+@app.get("/v1/functions")
+def list_functions():
+    return _json(200, [P.function_json(f) for f in F.list_functions(deps(), _client())])
+
+
+@app.get(FN)
+def get_function(function_id: str):
+    return _json(200, P.function_json(F.owned_function(deps(), _client(), function_id)))
+
+
+@app.put(FN)
+def update_function(function_id: str, body: FunctionPatch):
+    fn = F.update_function(deps(), _client(), function_id, name=body.name,
+                           store_invokes=body.storeInvokes,
+                           invoke_retention_days=body.invokeRetentionDays)
+    return _json(200, P.function_json(fn))
+
+
+@app.delete(FN)
+def delete_function(function_id: str):
+    F.delete_function(deps(), _client(), function_id)
+    return _json(200, {})
+
+
+@app.get("/v0.9/functions/<function_id>")
+def function_v09(function_id: str):
+    d = deps()
+    fn = F.owned_function(d, _client(), function_id)
+    zero_shot = d.serving.model(fn.id, fn.live).head.zero_shot if fn.live else None
+    return _json(200, {**P.function_json(fn), "state": F.function_state(d, fn, zero_shot)})
+
+
+@app.get("/v0.9/functions/<function_id>/metrics")
+def function_metrics(function_id: str):
+    return _json(200, F.metrics(deps(), _client(), function_id))
+
+
+# -- labels -------------------------------------------------------------------------------
+
+@app.post(FN + "/labels")
+def create_label(function_id: str, body: LabelIn):
+    lb = L.create_label(deps(), _client(), function_id, body.name, body.description,
+                        body.metadata)
+    return _json(200, P.label_json(lb))
+
+
+@app.get(FN + "/labels")
+def list_labels(function_id: str):
+    return _json(200, [P.label_json(lb) for lb in L.list_labels(deps(), _client(), function_id)])
+
+
+@app.get(FN + "/labels/<label_id>")
+def get_label(function_id: str, label_id: str):
+    return _json(200, P.label_json(L.get_label(deps(), _client(), function_id, label_id)))
+
+
+@app.put(FN + "/labels/<label_id>")
+def update_label(function_id: str, label_id: str, body: LabelIn):
+    lb = L.update_label(deps(), _client(), function_id, label_id, body.name, body.description,
+                        body.metadata)
+    return _json(200, P.label_json(lb))
+
+
+@app.delete(FN + "/labels/<label_id>")
+def delete_label(function_id: str, label_id: str):
+    L.delete_label(deps(), _client(), function_id, label_id)
+    return _json(200, {})
+
+
+# -- samples and annotations --------------------------------------------------------------
+
+def _label_ref(body: AnnotationIn) -> S.LabelRef:
+    return S.LabelRef(label_id=body.labelId, label_name=body.labelName)
+
+
+@app.post(FN + "/samples")
+def create_sample(function_id: str, body: SampleIn):
+    sv = S.create_sample(deps(), _client(), function_id, body.data, body.externalId,
+                         _label_ref(body.annotation) if body.annotation else None)
+    return _json(200, P.sample_json(sv))
+
+
+@app.get(FN + "/samples")
+def list_samples(
+    function_id: str,
+    batchSize: Annotated[int, Query(ge=1, le=S.MAX_PAGE)] = 100,
+    sortBy: Annotated[str, Query(pattern="^creation$")] = "creation",
+    sortOrder: Annotated[str, Query(pattern="^(ascending|descending)$")] = "descending",
+    after: Annotated[str | None, Query()] = None,
+    externalId: Annotated[str | None, Query()] = None,
+):
+    views, next_after = S.list_samples(deps(), _client(), function_id, batchSize,
+                                       sortOrder == "descending", after, externalId)
+    headers = {}
+    if next_after:
+        # Root-relative, as the SDK joins it to the server's base URL.
+        query = {"batchSize": batchSize, "sortBy": sortBy, "sortOrder": sortOrder,
+                 "after": full(next_after, "sample")}
+        if externalId is not None:
+            query["externalId"] = externalId
+        headers["Link"] = f'<{app.current_event.path}?{urlencode(query)}>; rel="next"'
+    return _json(200, [P.sample_json(v) for v in views], headers)
+
+
+@app.get(FN + "/samples/<sample_id>")
+def get_sample(function_id: str, sample_id: str):
+    return _json(200, P.sample_json(S.get_sample(deps(), _client(), function_id, sample_id)))
+
+
+@app.delete(FN + "/samples/<sample_id>")
+def delete_sample(function_id: str, sample_id: str):
+    S.delete_sample(deps(), _client(), function_id, sample_id)
+    return _json(200, {})
+
+
+@app.put(FN + "/samples/<sample_id>/annotation")
+def annotate(function_id: str, sample_id: str, body: AnnotationIn):
+    sv = S.annotate(deps(), _client(), function_id, sample_id, _label_ref(body))
+    return _json(200, P.sample_json(sv))
+
+
+@app.delete(FN + "/samples/<sample_id>/annotation")
+def clear_annotation(function_id: str, sample_id: str):
+    S.clear_annotation(deps(), _client(), function_id, sample_id)
+    return _json(200, {})
+
+
+# -- invoke -------------------------------------------------------------------------------
+
+@app.post(FN + "/invoke")
+def invoke(
+    function_id: str,
+    body: InvokeIn,
+    labelCount: Annotated[int | None, Query(ge=1)] = None,
+    includeMetadata: Annotated[bool, Query()] = False,
+    capture: Annotated[bool, Query()] = True,
+    modelId: Annotated[str | None, Query()] = None,
+    externalId: Annotated[str | None, Query()] = None,
+):
+    result = I.invoke(deps(), _client(), function_id, body.data, externalId, modelId)
+    return _json(200, P.invoke_json(result, labelCount, includeMetadata))
+
+
+# -- training and model versions ----------------------------------------------------------
+
+@app.post(FN + "/train")
+def train(function_id: str, body: TrainIn):
+    M.train(deps(), _client(), function_id, body.force)
+    return _json(200, {"queued": True, "force": body.force})
+
+
+@app.get(FN + "/models")
+def list_models(function_id: str):
+    versions, live = M.list_versions(deps(), _client(), function_id)
+    return _json(200, [P.model_version_json(v, live) for v in versions])
+
+
+@app.get(FN + "/models/<version>")
+def get_model(function_id: str, version: int):
+    d = deps()
+    fn = F.owned_function(d, _client(), function_id)
+    return _json(200, P.model_version_json(M.get_version(d, _client(), function_id, version),
+                                           fn.live))
+
+
+@app.post(FN + "/models/<version>/promote")
+def promote(function_id: str, version: int):
+    return _json(200, {"live": M.promote(deps(), _client(), function_id, version)})
+
+
+@app.post(FN + "/models/rollback")
+def rollback(function_id: str):
+    return _json(200, {"live": M.rollback(deps(), _client(), function_id)})

@@ -1,0 +1,72 @@
+"""Domain items → Nyckel-shaped JSON. Absent values are left out, never null: the Nyckel SDK
+fails on `"prediction": null`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from labelloop.domain import FunctionItem, LabelItem, ModelVersionItem
+from labelloop.ids import full
+from labelloop.usecases.invoke import InvokeResult
+from labelloop.usecases.samples import SampleView
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z")
+
+
+def _compact(d: dict) -> dict:
+    return {k: v for k, v in d.items() if v is not None}
+
+
+def function_json(fn: FunctionItem) -> dict:
+    return _compact({"id": full(fn.id, "function"), "name": fn.name, "input": fn.input,
+                     "output": fn.output, "createdAt": iso(fn.created_at),
+                     "storeInvokes": fn.store_invokes,
+                     "invokeRetentionDays": fn.invoke_retention_days,
+                     "liveModelVersion": fn.live})
+
+
+def label_json(lb: LabelItem) -> dict:
+    return _compact({"id": full(lb.id, "label"), "name": lb.name, "description": lb.description,
+                     "metadata": lb.metadata})
+
+
+def sample_json(sv: SampleView) -> dict:
+    s, p = sv.sample, sv.prediction
+    return _compact({
+        "id": full(s.id, "sample"), "data": s.data, "externalId": s.external_id,
+        "annotation": {"labelId": full(s.annotation, "label"),
+                       "createdAt": iso(s.annotated_at)} if s.annotation else None,
+        "prediction": {"labelId": full(p.label_id, "label"),
+                       "confidence": round(p.confidence, 6)} if p else None,
+        "origin": s.origin, "createdAt": iso(s.created_at)})
+
+
+def invoke_json(r: InvokeResult, label_count: int | None, include_metadata: bool) -> dict:
+    labels = r.view.labels
+
+    def one(lid: str, conf: float) -> dict:
+        out = {"labelName": labels[lid].name, "labelId": full(lid, "label"),
+               "confidence": round(conf, 6)}
+        if include_metadata and labels[lid].metadata:
+            out["labelMetadata"] = labels[lid].metadata
+        return out
+
+    ranked = r.prediction.ranked[:label_count] if label_count else r.prediction.ranked
+    return {**one(r.prediction.label_id, r.prediction.confidence),
+            "labelConfidences": [one(lid, c) for lid, c in ranked],
+            "modelVersion": r.model_version, "sampleId": full(r.sample_id, "sample")}
+
+
+def model_version_json(mv: ModelVersionItem, live: int | None) -> dict:
+    return _compact({
+        "version": mv.version, "live": mv.version == live, "createdAt": iso(mv.created_at),
+        "zeroShot": mv.zero_shot, "sampleCount": mv.sample_count,
+        "labelIds": [full(x, "label") for x in mv.label_ids],
+        "cvAccuracy": mv.cv_accuracy, "cvEce": mv.cv_ece, "folds": mv.n_folds or None,
+        "trainSeconds": mv.train_seconds, "reason": mv.reason or None,
+        "promoted": mv.promoted, "decision": mv.decision or None})

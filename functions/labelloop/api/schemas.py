@@ -1,0 +1,49 @@
+"""Request bodies. Extra keys are ignored, not rejected: the Nyckel SDK sends some (description,
+metadata, externalId: null, sampleSets)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class FunctionIn(Body):
+    name: str | None = Field(None, max_length=200)
+    input: str = "Text"
+    output: str = "Classification"
+    storeInvokes: bool | None = None
+    invokeRetentionDays: int | None = Field(None, ge=1, le=365)
+
+
+class FunctionPatch(Body):
+    name: str | None = Field(None, max_length=200)
+    storeInvokes: bool | None = None
+    invokeRetentionDays: int | None = Field(None, ge=1, le=365)
+
+
+class LabelIn(Body):
+    name: str
+    description: str | None = None
+    metadata: dict[str, str] | None = None
+
+
+class AnnotationIn(Body):
+    labelId: str | None = None
+    labelName: str | None = None
+
+
+class SampleIn(Body):
+    data: str
+    externalId: str | None = None
+    annotation: AnnotationIn | None = None
+
+
+class InvokeIn(Body):
+    data: str
+
+
+class TrainIn(Body):
+    force: bool = False

@@ -1,0 +1,86 @@
+"""The composition root: clients, store, encoder and caches, built lazily once per container.
+
+Nothing heavy happens at import time. Tests build their own `Deps` from settings (or reset the
+default one with `reset()`), so no module needs reloading.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+
+from labelloop.settings import Settings
+
+
+class Deps:
+    def __init__(self, settings: Settings | None = None):
+        self._settings = settings
+        self._lock = threading.Lock()
+
+    @cached_property
+    def settings(self) -> Settings:
+        return self._settings or Settings.from_env()
+
+    @cached_property
+    def session(self):
+        import boto3
+
+        return boto3.session.Session()
+
+    @cached_property
+    def store(self):
+        from botocore.config import Config
+
+        from labelloop.store import Store
+
+        # Invoke threads share these clients (boto3 clients are thread-safe; resources are
+        # not, so the store keeps to one resource object per container, used under the GIL).
+        cfg = Config(max_pool_connections=32, retries={"mode": "standard"})
+        s = self.settings
+        return Store(self.session.resource("dynamodb", config=cfg),
+                     self.session.client("s3", config=cfg), self.session.client("sqs", config=cfg),
+                     s.table, s.invokes_table, s.bucket, s.training_queue_url)
+
+    @cached_property
+    def signing_key(self) -> bytes:
+        sm = self.session.client("secretsmanager")
+        return sm.get_secret_value(SecretId=self.settings.signing_secret)["SecretString"].encode()
+
+    @cached_property
+    def encoder(self):
+        from labelloop.encoder import Encoder
+
+        return Encoder()
+
+    @cached_property
+    def serving(self):
+        from labelloop.serving import ServingCache
+
+        return ServingCache(self.store, self.settings.cache_seconds)
+
+    @cached_property
+    def writer(self):
+        """Runs the invoke record's write beside the encoder (see usecases.invoke)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        return ThreadPoolExecutor(max_workers=4, thread_name_prefix="labelloop-write")
+
+
+_default: Deps | None = None
+_default_lock = threading.Lock()
+
+
+def deps() -> Deps:
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = Deps()
+    return _default
+
+
+def reset(new: Deps | None = None) -> None:
+    """Replace the container's dependencies (tests, the local stack after moving endpoints)."""
+    global _default
+    with _default_lock:
+        _default = new

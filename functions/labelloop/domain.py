@@ -1,0 +1,106 @@
+"""Stored items: what the data-access module reads and writes (pydantic at the storage edge).
+
+Ids here are bare (no `function_` prefix); embeddings and wordpiece sets are stored as raw
+float32 / int32 bytes, computed once when a sample or label is created, so training never runs
+the encoder. Table layout: docs/storage.md.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from labelloop.encoder import Features
+
+
+class Item(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class ClientItem(Item):
+    id: str
+    secret_hash: str
+    created_at: float
+
+
+class FunctionItem(Item):
+    id: str
+    client: str
+    name: str
+    input: str = "Text"
+    output: str = "Classification"
+    created_at: float
+    # The `live` pointer: the model version that serves. The only mutable part of a model.
+    live: int | None = None
+    live_history: list[int] = Field(default_factory=list)  # promotions, oldest first
+    next_version: int = 0
+    # Training state: a queued request (debounce) and a run in progress.
+    train_pending: bool = False
+    train_requested_at: float | None = None
+    training_since: float | None = None
+    last_train_error: str | None = None
+    store_invokes: bool = True
+    invoke_retention_days: int = 30
+
+
+class LabelItem(Item):
+    id: str
+    function_id: str
+    name: str
+    description: str | None = None
+    metadata: dict[str, str] | None = None
+    created_at: float
+    # Features of the label's name/description texts (see labelloop.zeroshot.prior_texts).
+    prior_embeddings: bytes
+    prior_tokens: list[bytes]
+
+    def priors(self) -> Features:
+        emb = np.frombuffer(self.prior_embeddings, dtype=np.float32).reshape(
+            len(self.prior_tokens), -1)
+        return Features(emb, [np.frombuffer(t, dtype=np.int32) for t in self.prior_tokens])
+
+
+class SampleItem(Item):
+    id: str
+    function_id: str
+    data: str
+    external_id: str | None = None
+    data_hash: str
+    origin: str = "API"
+    annotation: str | None = None  # bare label id
+    annotated_at: float | None = None
+    created_at: float
+    embedding: bytes
+    tokens: bytes
+
+    def features(self) -> Features:
+        return Features(np.frombuffer(self.embedding, dtype=np.float32)[None, :],
+                        [np.frombuffer(self.tokens, dtype=np.int32)])
+
+
+class ModelVersionItem(Item):
+    function_id: str
+    version: int
+    created_at: float
+    artifact_key: str  # S3 prefix holding head.npz and model.json
+    zero_shot: bool
+    label_ids: list[str]
+    sample_count: int
+    cv_accuracy: float | None = None
+    cv_ece: float | None = None
+    n_folds: int = 0
+    train_seconds: float = 0.0
+    reason: str = ""  # why it was trained
+    # Promotion decision against the model that was live: promoted, and why.
+    promoted: bool = False
+    decision: str = ""
+
+
+class InvokeItem(Item):
+    function_id: str
+    sample_id: str  # bare; the invoke's sampleId, usable for feedback within the retention
+    data: str
+    external_id: str | None = None
+    model_version: int
+    created_at: float
+    expires_at: int  # epoch seconds (the table's TTL attribute)

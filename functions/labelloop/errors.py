@@ -1,0 +1,39 @@
+"""Domain errors. The data-access module turns DynamoDB failures into these (a failed
+condition becomes a Conflict); the HTTP layer maps each to a status code in one place."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    status = 400
+
+    def __init__(self, message: str, **extra):
+        super().__init__(message)
+        self.message = message
+        self.extra = extra  # extra response fields, e.g. existingSampleId
+
+
+class BadRequest(DomainError):
+    status = 400
+
+
+class Unauthorized(DomainError):
+    status = 401
+
+
+class NotFound(DomainError):
+    status = 404
+
+
+class Conflict(DomainError):
+    status = 409
+
+
+class PayloadTooLarge(DomainError):
+    status = 413
+
+
+class NotReady(DomainError):
+    """The function cannot answer yet (e.g. no labels, or its first model is training)."""
+
+    status = 409

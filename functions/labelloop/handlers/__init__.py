@@ -1,0 +1,1 @@
+"""Lambda entry points: thin, each hands its event to use cases."""

@@ -1,0 +1,37 @@
+"""Lambda entry point of the training worker (SQS training queue, partial batch responses).
+
+A failed run leaves its message on the queue to be retried and, after the queue's receive
+limit, parked in the DLQ; the function records the error for the API to show.
+"""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from labelloop.container import deps
+from labelloop.usecases import train
+from labelloop.usecases.common import TrainingMessage
+
+logger = Logger(service="labelloop-training")
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def _record(record: SQSRecord) -> None:
+    message = TrainingMessage.model_validate_json(record.body)
+    result = train.run(deps(), message)
+    logger.info("training run", extra={"functionId": message.functionId,
+                                       "reason": message.reason, "version": result.version,
+                                       "decision": result.decision and result.decision.reason})
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict, context: LambdaContext) -> dict:
+    return process_partial_response(event=event, record_handler=_record, processor=processor,
+                                    context=context)

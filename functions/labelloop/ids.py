@@ -1,0 +1,49 @@
+"""Ids: `<kind>_<bare>`, the bare part time-ordered so that sorting by id sorts by creation.
+
+The Nyckel SDK strips a prefix by splitting on "_" and keeping the second part when there are
+exactly two, so the bare part never contains "_". Every route accepts both forms.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+from labelloop.errors import NotFound
+
+_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
+_BARE = re.compile(r"^[0-9a-z]{6,40}$")
+KINDS = ("function", "label", "sample")
+
+
+def _b32(n: int, width: int) -> str:
+    out = []
+    for _ in range(width):
+        n, r = divmod(n, 32)
+        out.append(_ALPHABET[r])
+    return "".join(reversed(out))
+
+
+def new_bare() -> str:
+    """10 characters of milliseconds (sortable until the year 10889) + 12 random ones."""
+    return _b32(time.time_ns() // 1_000_000, 10) + _b32(int.from_bytes(os.urandom(8)), 12)
+
+
+def new_id(kind: str) -> str:
+    return f"{kind}_{new_bare()}"
+
+
+def bare(value: str, kind: str) -> str:
+    """The bare id of `value`, given with or without its `<kind>_` prefix; NotFound if it
+    cannot be an id of that kind (so a malformed id reads like a missing one)."""
+    s = value.strip()
+    if s.startswith(kind + "_"):
+        s = s[len(kind) + 1 :]
+    if not _BARE.match(s):
+        raise NotFound(f"{kind} {value!r} not found")
+    return s
+
+
+def full(bare_id: str, kind: str) -> str:
+    return f"{kind}_{bare_id}"

@@ -1,0 +1,150 @@
+"""What a warm container knows about a function, and how it turns features into predictions.
+
+The function item (with its `live` pointer) and labels are re-read at most every
+`cache_seconds`, so a promotion reaches every warm container within seconds; model versions are
+immutable, so each is read from S3 once per container and kept.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from labelloop.domain import FunctionItem, LabelItem, SampleItem
+from labelloop.encoder import Features
+from labelloop.head import Head
+
+MAX_MODELS = 64  # versions kept per container; each is a few hundred KB
+
+
+def artifact_prefix(fid: str, version: int) -> str:
+    return f"functions/{fid}/models/{version:08d}/"
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """model.json beside head.npz: what a version was trained on and how it did there."""
+
+    version: int
+    label_ids: list[str]
+    zero_shot: bool
+    # sample id -> the label it was trained with (the promotion rule compares on the rest)
+    trained: dict[str, str] = field(default_factory=dict)
+    # sample id -> [label id, confidence]: its cross-validated prediction
+    cv: dict[str, list] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        return json.dumps({"version": self.version, "labelIds": self.label_ids,
+                           "zeroShot": self.zero_shot, "trained": self.trained,
+                           "cv": self.cv}).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> ModelMeta:
+        d = json.loads(data)
+        return cls(d["version"], d["labelIds"], d["zeroShot"], d["trained"], d["cv"])
+
+
+@dataclass(frozen=True)
+class LiveModel:
+    version: int
+    head: Head
+    meta: ModelMeta
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label_id: str
+    confidence: float
+    ranked: list[tuple[str, float]]  # every current label, most confident first
+
+
+@dataclass(frozen=True)
+class View:
+    function: FunctionItem
+    labels: dict[str, LabelItem]  # by bare id
+    model: LiveModel | None
+    loaded_at: float
+
+    def predict(self, features: Features) -> list[Prediction]:
+        return predict(self.model, self.labels, features)
+
+    def sample_prediction(self, sample: SampleItem) -> Prediction | None:
+        """The live model's prediction of a stored sample: cross-validated for the samples it
+        was trained on (with the annotation they still have), its own for the rest."""
+        if self.model is None or self.model.head.zero_shot or not self.labels:
+            return None
+        meta = self.model.meta
+        cv = meta.cv.get(sample.id)
+        if cv and meta.trained.get(sample.id) == sample.annotation and cv[0] in self.labels:
+            return Prediction(cv[0], float(cv[1]), [(cv[0], float(cv[1]))])
+        return self.predict(sample.features())[0]
+
+
+def predict(model: LiveModel | None, labels: dict[str, LabelItem],
+            features: Features) -> list[Prediction]:
+    """Confidences over the labels that exist now: a label deleted since the model was trained
+    drops out and the rest are renormalised (its retrain is already queued)."""
+    if model is None:
+        return []
+    head = model.head
+    proba = head.predict_proba(features.embeddings,
+                               features.tokens if head.uses_tokens else None)
+    keep = np.array([c in labels for c in head.classes])
+    if not keep.any():
+        return []
+    classes = [c for c, k in zip(head.classes, keep, strict=True) if k]
+    proba = proba[:, keep]
+    proba /= np.maximum(proba.sum(axis=1, keepdims=True), 1e-12)
+    out = []
+    for row in proba:
+        order = np.argsort(-row, kind="stable")
+        ranked = [(classes[i], float(row[i])) for i in order]
+        out.append(Prediction(ranked[0][0], ranked[0][1], ranked))
+    return out
+
+
+class ServingCache:
+    def __init__(self, store, cache_seconds: float):
+        self._store = store
+        self._ttl = cache_seconds
+        self._views: dict[str, View] = {}
+        self._models: OrderedDict[tuple[str, int], LiveModel] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def view(self, fid: str) -> View:
+        v = self._views.get(fid)
+        if v is None or time.monotonic() - v.loaded_at > self._ttl:
+            fn = self._store.get_function(fid)
+            labels = {lb.id: lb for lb in self._store.list_labels(fid, consistent=False)}
+            model = self.model(fid, fn.live) if fn.live else None
+            v = View(fn, labels, model, time.monotonic())
+            self._views[fid] = v
+        return v
+
+    def invalidate(self, fid: str) -> None:
+        self._views.pop(fid, None)
+
+    def model(self, fid: str, version: int) -> LiveModel:
+        key = (fid, version)
+        with self._lock:
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key]
+        m = load_model(self._store, fid, version)
+        with self._lock:
+            self._models[key] = m
+            while len(self._models) > MAX_MODELS:
+                self._models.popitem(last=False)
+        return m
+
+
+def load_model(store, fid: str, version: int) -> LiveModel:
+    prefix = artifact_prefix(fid, version)
+    head = Head.from_bytes(store.get_artifact(prefix + "head.npz"))
+    meta = ModelMeta.from_json(store.get_artifact(prefix + "model.json"))
+    return LiveModel(version, head, meta)

@@ -1,0 +1,39 @@
+"""Each Lambda's environment, validated once per container (pydantic at the boundary).
+
+Resource names come from `labelloop.resources` (the env var of each resource); tuning knobs have
+defaults that work without configuration. `AWS_ENDPOINT_URL`, read by boto3 itself, points
+every client at an emulator locally.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    table: str = Field(alias="LABELLOOP_TABLE")
+    invokes_table: str = Field(alias="LABELLOOP_INVOKES_TABLE")
+    bucket: str = Field(alias="LABELLOOP_BUCKET")
+    training_queue_url: str = Field(alias="LABELLOOP_TRAINING_QUEUE_URL")
+    batch_queue_url: str = Field("", alias="LABELLOOP_BATCH_QUEUE_URL")
+    signing_secret: str = Field(alias="LABELLOOP_SIGNING_SECRET")
+    # Changes to samples/labels within this window coalesce into one training run.
+    train_debounce_seconds: int = Field(3, ge=0, le=900, alias="LABELLOOP_TRAIN_DEBOUNCE_SECONDS")
+    # How long a warm container trusts its cached function, labels and live pointer.
+    cache_seconds: float = Field(2.0, ge=0, le=300, alias="LABELLOOP_CACHE_SECONDS")
+    token_ttl_seconds: int = Field(3600, ge=60, le=86400, alias="LABELLOOP_TOKEN_TTL_SECONDS")
+    max_body_bytes: int = Field(256 * 1024, ge=1024, alias="LABELLOOP_MAX_BODY_BYTES")
+    default_invoke_retention_days: int = Field(
+        30, ge=1, le=365, alias="LABELLOOP_INVOKE_RETENTION_DAYS")
+    # A training run silent for longer than this is taken as dead (its Lambda timed out).
+    training_stale_seconds: int = Field(960, ge=60, alias="LABELLOOP_TRAINING_STALE_SECONDS")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        return cls.model_validate({k: v for k, v in env.items() if k.startswith("LABELLOOP_")})

@@ -1,0 +1,418 @@
+"""The one data-access module: every DynamoDB, S3 and SQS call of the app is made here.
+
+DynamoDB errors become domain errors at this edge (a failed condition is a `Conflict`, a
+missing item a `NotFound`). Items cross this edge as the pydantic models of
+`labelloop.domain`. Layout and access patterns: docs/storage.md.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.conditions import Attr, Key
+from botocore.exceptions import ClientError
+
+from labelloop.domain import (
+    ClientItem,
+    FunctionItem,
+    InvokeItem,
+    LabelItem,
+    ModelVersionItem,
+    SampleItem,
+)
+from labelloop.errors import Conflict, NotFound
+
+
+def _fn(fid: str) -> str:
+    return f"FN#{fid}"
+
+
+def _to_ddb(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {k: _to_ddb(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [_to_ddb(v) for v in value]
+    return value
+
+
+def _from_ddb(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _from_ddb(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_ddb(v) for v in value]
+    if hasattr(value, "value") and isinstance(value.value, bytes):  # boto3 Binary
+        return bytes(value.value)
+    return value
+
+
+def _strip(item: dict) -> dict:
+    return {k: v for k, v in _from_ddb(item).items()
+            if k not in ("pk", "sk", "gsi1pk", "gsi1sk")}
+
+
+def _failed_condition(err: ClientError) -> bool:
+    return err.response["Error"]["Code"] in ("ConditionalCheckFailedException",
+                                             "TransactionCanceledException")
+
+
+class Store:
+    def __init__(self, dynamodb, s3, sqs, table: str, invokes_table: str, bucket: str,
+                 training_queue_url: str):
+        self._ddb = dynamodb  # boto3 DynamoDB resource
+        self.table = dynamodb.Table(table)
+        self.invokes = dynamodb.Table(invokes_table)
+        self._s3 = s3
+        self._sqs = sqs
+        self.bucket = bucket
+        self.training_queue_url = training_queue_url
+
+    # -- clients ------------------------------------------------------------------------
+
+    def put_client(self, client: ClientItem) -> None:
+        self.table.put_item(Item=_to_ddb(
+            {"pk": f"CLIENT#{client.id}", "sk": "CLIENT", **client.model_dump()}))
+
+    def get_client(self, client_id: str) -> ClientItem | None:
+        item = self.table.get_item(Key={"pk": f"CLIENT#{client_id}", "sk": "CLIENT"}).get("Item")
+        return ClientItem.model_validate(_strip(item)) if item else None
+
+    # -- functions ----------------------------------------------------------------------
+
+    def put_function(self, fn: FunctionItem) -> None:
+        self.table.put_item(Item=_to_ddb({
+            "pk": _fn(fn.id), "sk": "FUNCTION", "gsi1pk": f"CLIENT#{fn.client}",
+            "gsi1sk": f"FN#{fn.id}", **fn.model_dump()}),
+            ConditionExpression=Attr("pk").not_exists())
+
+    def get_function(self, fid: str) -> FunctionItem:
+        item = self.table.get_item(Key={"pk": _fn(fid), "sk": "FUNCTION"},
+                                   ConsistentRead=True).get("Item")
+        if not item:
+            raise NotFound(f"function {fid!r} not found")
+        return FunctionItem.model_validate(_strip(item))
+
+    def list_functions(self, client: str) -> list[FunctionItem]:
+        items = self._query(self.table, index="gsi1",
+                            key=Key("gsi1pk").eq(f"CLIENT#{client}"))
+        return [FunctionItem.model_validate(_strip(i)) for i in items]
+
+    def update_function(self, fid: str, **fields) -> None:
+        names = {f"#{k}": k for k in fields}
+        self._update(self.table, {"pk": _fn(fid), "sk": "FUNCTION"},
+                     "SET " + ", ".join(f"#{k} = :{k}" for k in fields),
+                     names, {f":{k}": _to_ddb(v) for k, v in fields.items()},
+                     "attribute_exists(pk)", f"function {fid!r} not found", NotFound)
+
+    def delete_function(self, fid: str) -> None:
+        """Everything under the function: items, invoke records, model artifacts."""
+        for table in (self.table, self.invokes):
+            keys = [{"pk": i["pk"], "sk": i["sk"]} for i in self._query(
+                table, key=Key("pk").eq(_fn(fid)), projection="pk, sk")]
+            with table.batch_writer() as batch:
+                for k in keys:
+                    batch.delete_item(Key=k)
+        self._delete_prefix(f"functions/{fid}/")
+
+    # -- training state -----------------------------------------------------------------
+
+    def request_training(self, fid: str, now: float, stale_before: float) -> bool:
+        """Mark a training run as wanted. True if this call should enqueue it: nothing was
+        pending yet, or the pending request is so old that its message must have been lost."""
+        try:
+            self.table.update_item(
+                Key={"pk": _fn(fid), "sk": "FUNCTION"},
+                UpdateExpression="SET train_pending = :t, train_requested_at = :now",
+                ConditionExpression="attribute_exists(pk) AND (train_pending = :f OR "
+                                    "attribute_not_exists(train_pending) OR "
+                                    "train_requested_at < :stale)",
+                ExpressionAttributeValues={":t": True, ":f": False, ":now": _to_ddb(now),
+                                           ":stale": _to_ddb(stale_before)})
+            return True
+        except ClientError as err:
+            if _failed_condition(err):
+                return False
+            raise
+
+    def begin_training(self, fid: str, now: float) -> FunctionItem:
+        """Take the pending request: changes from now on queue a new run."""
+        attrs = self._update(
+            self.table, {"pk": _fn(fid), "sk": "FUNCTION"},
+            "SET train_pending = :f, training_since = :now REMOVE last_train_error", None,
+            {":f": False, ":now": _to_ddb(now)}, "attribute_exists(pk)",
+            f"function {fid!r} not found", NotFound, returns="ALL_NEW")
+        return FunctionItem.model_validate(_strip(attrs))
+
+    def end_training(self, fid: str, error: str | None = None) -> None:
+        expr = "REMOVE training_since" + (" SET last_train_error = :e" if error else "")
+        try:
+            self.table.update_item(
+                Key={"pk": _fn(fid), "sk": "FUNCTION"}, UpdateExpression=expr,
+                ConditionExpression="attribute_exists(pk)",
+                **({"ExpressionAttributeValues": {":e": error[:2000]}} if error else {}))
+        except ClientError as err:
+            if not _failed_condition(err):  # the function was deleted meanwhile: nothing to do
+                raise
+
+    def send_training_message(self, body: dict, delay_seconds: int) -> None:
+        self._sqs.send_message(QueueUrl=self.training_queue_url, MessageBody=json.dumps(body),
+                               DelaySeconds=min(max(delay_seconds, 0), 900))
+
+    # -- model versions -----------------------------------------------------------------
+
+    def next_model_version(self, fid: str) -> int:
+        attrs = self._update(self.table, {"pk": _fn(fid), "sk": "FUNCTION"},
+                             "ADD next_version :one", None, {":one": 1},
+                             "attribute_exists(pk)", f"function {fid!r} not found", NotFound,
+                             returns="UPDATED_NEW")
+        return int(attrs["next_version"])
+
+    def put_model_version(self, mv: ModelVersionItem) -> None:
+        self.table.put_item(Item=_to_ddb({"pk": _fn(mv.function_id),
+                                          "sk": f"MODEL#{mv.version:08d}", **mv.model_dump()}))
+
+    def get_model_version(self, fid: str, version: int) -> ModelVersionItem:
+        item = self.table.get_item(Key={"pk": _fn(fid), "sk": f"MODEL#{version:08d}"}).get("Item")
+        if not item:
+            raise NotFound(f"model version {version} not found")
+        return ModelVersionItem.model_validate(_strip(item))
+
+    def list_model_versions(self, fid: str) -> list[ModelVersionItem]:
+        items = self._query(self.table, key=Key("pk").eq(_fn(fid)) & Key("sk").begins_with(
+            "MODEL#"))
+        return [ModelVersionItem.model_validate(_strip(i)) for i in items]
+
+    def set_live(self, fid: str, version: int, expected: int | None,
+                 history: list[int]) -> None:
+        """Move the `live` pointer, if it still points where the caller saw it."""
+        cond = "attribute_not_exists(live)" if expected is None else "live = :expected"
+        values = {":v": version, ":h": history}
+        if expected is not None:
+            values[":expected"] = expected
+        self._update(self.table, {"pk": _fn(fid), "sk": "FUNCTION"},
+                     "SET live = :v, live_history = :h", None, values,
+                     f"attribute_exists(pk) AND {cond}",
+                     "the live model changed meanwhile; retry", Conflict)
+
+    def mark_promoted(self, fid: str, version: int, decision: str, promoted: bool) -> None:
+        self.table.update_item(Key={"pk": _fn(fid), "sk": f"MODEL#{version:08d}"},
+                               UpdateExpression="SET promoted = :p, decision = :d",
+                               ExpressionAttributeValues={":p": promoted, ":d": decision})
+
+    def put_artifact(self, key: str, body: bytes) -> None:
+        self._s3.put_object(Bucket=self.bucket, Key=key, Body=body)
+
+    def get_artifact(self, key: str) -> bytes:
+        try:
+            return self._s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except ClientError as err:
+            if err.response["Error"]["Code"] in ("NoSuchKey", "404"):
+                raise NotFound(f"model artifact {key!r} not found") from err
+            raise
+
+    # -- labels -------------------------------------------------------------------------
+
+    def create_label(self, label: LabelItem) -> None:
+        """The label and a name-claim item in one transaction: names are unique."""
+        name_key = {"pk": _fn(label.function_id), "sk": f"LABELNAME#{label.name}"}
+        try:
+            self._ddb.meta.client.transact_write_items(TransactItems=[
+                self._put(self.table, {**name_key, "label_id": label.id}),
+                self._put(self.table, {"pk": _fn(label.function_id), "sk": f"LABEL#{label.id}",
+                                       **label.model_dump()}),
+            ])
+        except ClientError as err:
+            if not _failed_condition(err):
+                raise
+            existing = self.table.get_item(Key=name_key, ConsistentRead=True).get("Item")
+            raise Conflict(f"a label named {label.name!r} exists",
+                           existingLabelId=existing["label_id"] if existing else None) from err
+
+    def get_label(self, fid: str, lid: str) -> LabelItem:
+        item = self.table.get_item(Key={"pk": _fn(fid), "sk": f"LABEL#{lid}"},
+                                   ConsistentRead=True).get("Item")
+        if not item:
+            raise NotFound(f"label {lid!r} not found")
+        return LabelItem.model_validate(_strip(item))
+
+    def list_labels(self, fid: str, consistent: bool = True) -> list[LabelItem]:
+        items = self._query(self.table, key=Key("pk").eq(_fn(fid)) & Key("sk").begins_with(
+            "LABEL#"), consistent=consistent)
+        return [LabelItem.model_validate(_strip(i)) for i in items]
+
+    def replace_label(self, old: LabelItem, new: LabelItem) -> None:
+        """Rewrite a label; a rename moves its name claim in the same transaction."""
+        fk = _fn(new.function_id)
+        ops = [self._put(self.table, {"pk": fk, "sk": f"LABEL#{new.id}", **new.model_dump()},
+                         condition="attribute_exists(pk)")]
+        if old.name != new.name:
+            ops.append(self._put(self.table, {"pk": fk, "sk": f"LABELNAME#{new.name}",
+                                              "label_id": new.id}))
+            ops.append({"Delete": {"TableName": self.table.name,
+                                   "Key": {"pk": fk, "sk": f"LABELNAME#{old.name}"}}})
+        try:
+            self._ddb.meta.client.transact_write_items(TransactItems=ops)
+        except ClientError as err:
+            if _failed_condition(err):
+                raise Conflict(f"a label named {new.name!r} exists") from err
+            raise
+
+    def delete_label(self, label: LabelItem) -> None:
+        fk = _fn(label.function_id)
+        with self.table.batch_writer() as batch:
+            batch.delete_item(Key={"pk": fk, "sk": f"LABEL#{label.id}"})
+            batch.delete_item(Key={"pk": fk, "sk": f"LABELNAME#{label.name}"})
+
+    # -- samples ------------------------------------------------------------------------
+
+    def create_sample(self, sample: SampleItem) -> None:
+        """The sample and its data-hash claim in one transaction: identical data posted twice,
+        even at once, ends as one sample; the loser gets a Conflict naming the winner."""
+        fk = _fn(sample.function_id)
+        hash_key = {"pk": fk, "sk": f"HASH#{sample.data_hash}"}
+        item = {"pk": fk, "sk": f"SAMPLE#{sample.id}", **sample.model_dump()}
+        if sample.external_id:
+            item |= {"gsi1pk": f"EXT#{sample.function_id}#{sample.external_id}",
+                     "gsi1sk": sample.id}
+        try:
+            self._ddb.meta.client.transact_write_items(TransactItems=[
+                self._put(self.table, {**hash_key, "sample_id": sample.id}),
+                self._put(self.table, item)])
+        except ClientError as err:
+            if not _failed_condition(err):
+                raise
+            existing = self.table.get_item(Key=hash_key, ConsistentRead=True).get("Item")
+            raise Conflict("a sample with the same data exists",
+                           existingSampleId=existing["sample_id"] if existing else None) from err
+
+    def get_sample(self, fid: str, sid: str) -> SampleItem:
+        item = self.table.get_item(Key={"pk": _fn(fid), "sk": f"SAMPLE#{sid}"},
+                                   ConsistentRead=True).get("Item")
+        if not item:
+            raise NotFound(f"sample {sid!r} not found")
+        return SampleItem.model_validate(_strip(item))
+
+    def page_samples(self, fid: str, limit: int, descending: bool, after: str | None,
+                     external_id: str | None = None) -> tuple[list[SampleItem], str | None]:
+        """One page in creation order; returns the samples and the id to continue after."""
+        if external_id is not None:
+            kwargs = {"IndexName": "gsi1",
+                      "KeyConditionExpression": Key("gsi1pk").eq(f"EXT#{fid}#{external_id}")}
+            if after:
+                kwargs["ExclusiveStartKey"] = {"pk": _fn(fid), "sk": f"SAMPLE#{after}",
+                                               "gsi1pk": f"EXT#{fid}#{external_id}",
+                                               "gsi1sk": after}
+        else:
+            kwargs = {"KeyConditionExpression": Key("pk").eq(_fn(fid)) & Key("sk").begins_with(
+                "SAMPLE#")}
+            if after:
+                kwargs["ExclusiveStartKey"] = {"pk": _fn(fid), "sk": f"SAMPLE#{after}"}
+        resp = self.table.query(Limit=limit, ScanIndexForward=not descending, **kwargs)
+        samples = [SampleItem.model_validate(_strip(i)) for i in resp.get("Items", [])]
+        more = "LastEvaluatedKey" in resp and len(samples) == limit
+        return samples, (samples[-1].id if more and samples else None)
+
+    def iter_samples(self, fid: str, projection: str | None = None) -> Iterator[dict]:
+        """All samples of a function as plain dicts (for counts and training)."""
+        for item in self._query(self.table, key=Key("pk").eq(_fn(fid)) & Key("sk").begins_with(
+                "SAMPLE#"), projection=projection):
+            yield _strip(item)
+
+    def delete_sample(self, sample: SampleItem) -> None:
+        fk = _fn(sample.function_id)
+        with self.table.batch_writer() as batch:
+            batch.delete_item(Key={"pk": fk, "sk": f"SAMPLE#{sample.id}"})
+            batch.delete_item(Key={"pk": fk, "sk": f"HASH#{sample.data_hash}"})
+
+    def set_annotation(self, fid: str, sid: str, label_id: str | None,
+                       only_if_label: str | None = None) -> None:
+        """Annotate (or clear, with None). `only_if_label` clears only an annotation that
+        still names that label (label deletion racing a re-annotation)."""
+        key = {"pk": _fn(fid), "sk": f"SAMPLE#{sid}"}
+        cond = "attribute_exists(pk)" + (" AND annotation = :old" if only_if_label else "")
+        values: dict = {":old": only_if_label} if only_if_label else {}
+        if label_id is None:
+            expr = "REMOVE annotation, annotated_at"
+        else:
+            expr = "SET annotation = :l, annotated_at = :t"
+            values |= {":l": label_id, ":t": _to_ddb(time.time())}
+        try:
+            self.table.update_item(Key=key, UpdateExpression=expr, ConditionExpression=cond,
+                                   **({"ExpressionAttributeValues": values} if values else {}))
+        except ClientError as err:
+            if not _failed_condition(err):
+                raise
+            if only_if_label is None:
+                raise NotFound(f"sample {sid!r} not found") from err
+
+    # -- invokes ------------------------------------------------------------------------
+
+    def put_invoke(self, record: InvokeItem) -> None:
+        self.invokes.put_item(Item=_to_ddb({"pk": _fn(record.function_id),
+                                            "sk": f"INVOKE#{record.sample_id}",
+                                            **record.model_dump()}))
+
+    def get_invoke(self, fid: str, sid: str, now: float) -> InvokeItem | None:
+        """None when absent or expired (DynamoDB deletes expired items late, moto never)."""
+        item = self.invokes.get_item(Key={"pk": _fn(fid), "sk": f"INVOKE#{sid}"}).get("Item")
+        if not item or int(item["expires_at"]) <= now:
+            return None
+        return InvokeItem.model_validate(_strip(item))
+
+    # -- helpers ------------------------------------------------------------------------
+
+    @staticmethod
+    def _query(table, key, index: str | None = None, projection: str | None = None,
+               consistent: bool = False) -> Iterator[dict]:
+        kwargs: dict = {"KeyConditionExpression": key}
+        if index:
+            kwargs["IndexName"] = index
+        elif consistent:
+            kwargs["ConsistentRead"] = True
+        if projection:  # placeholders: `data`, `name` and many more are reserved words
+            names = [n.strip() for n in projection.split(",")]
+            kwargs["ProjectionExpression"] = ", ".join(f"#p{i}" for i in range(len(names)))
+            kwargs["ExpressionAttributeNames"] = {f"#p{i}": n for i, n in enumerate(names)}
+        while True:
+            resp = table.query(**kwargs)
+            yield from resp.get("Items", [])
+            if "LastEvaluatedKey" not in resp:
+                return
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    @staticmethod
+    def _put(table, item: dict, condition: str = "attribute_not_exists(pk)") -> dict:
+        # The resource's client serialises Python values itself.
+        return {"Put": {"TableName": table.name, "ConditionExpression": condition,
+                        "Item": _to_ddb(item)}}
+
+    @staticmethod
+    def _update(table, key: dict, expr: str, names: dict | None, values: dict, condition: str,
+                message: str, error: type, returns: str = "NONE") -> dict:
+        kwargs: dict = {"Key": key, "UpdateExpression": expr, "ConditionExpression": condition,
+                        "ExpressionAttributeValues": values, "ReturnValues": returns}
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
+        try:
+            return table.update_item(**kwargs).get("Attributes", {})
+        except ClientError as err:
+            if _failed_condition(err):
+                raise error(message) from err
+            raise
+
+    def _delete_prefix(self, prefix: str) -> None:
+        pages = self._s3.get_paginator("list_object_versions").paginate(
+            Bucket=self.bucket, Prefix=prefix)
+        for page in pages:
+            objs = [{"Key": v["Key"], "VersionId": v["VersionId"]}
+                    for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+            for i in range(0, len(objs), 1000):
+                self._s3.delete_objects(Bucket=self.bucket,
+                                        Delete={"Objects": objs[i:i + 1000], "Quiet": True})

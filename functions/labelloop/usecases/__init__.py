@@ -1,0 +1,1 @@
+"""Use cases: what the API and the workers do, written against `Deps` (never boto3)."""

@@ -1,0 +1,50 @@
+"""Pieces every use case shares: ownership checks and the debounced training request."""
+
+from __future__ import annotations
+
+import time
+
+from pydantic import BaseModel, ConfigDict
+
+from labelloop.container import Deps
+from labelloop.domain import FunctionItem
+from labelloop.errors import NotFound
+from labelloop.ids import bare
+
+
+class TrainingMessage(BaseModel):
+    """The training queue's message body."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    functionId: str
+    reason: str = ""
+    force: bool = False
+
+
+def owned_function(d: Deps, client: str, function_id: str) -> FunctionItem:
+    """The function, if this client owns it. Another client's function reads as missing."""
+    fid = bare(function_id, "function")
+    fn = d.store.get_function(fid)
+    if fn.client != client:
+        raise NotFound(f"function {function_id!r} not found")
+    return fn
+
+
+def is_training(d: Deps, fn: FunctionItem, now: float | None = None) -> bool:
+    now = time.time() if now is None else now
+    running = fn.training_since is not None and (
+        now - fn.training_since < d.settings.training_stale_seconds)
+    return fn.train_pending or running
+
+
+def request_training(d: Deps, fid: str, reason: str, force: bool = False) -> None:
+    """Queue a training run after the debounce window, unless one is queued already: a burst
+    of changes (an import of thousands of samples) trains once, after the burst."""
+    now = time.time()
+    stale = now - max(10 * d.settings.train_debounce_seconds, 300)
+    if d.store.request_training(fid, now, stale) or force:
+        body = TrainingMessage(functionId=fid, reason=reason, force=force)
+        d.store.send_training_message(body.model_dump(),
+                                      0 if force else d.settings.train_debounce_seconds)
+    d.serving.invalidate(fid)

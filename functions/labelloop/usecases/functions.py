@@ -1,0 +1,84 @@
+"""Use cases: classification functions."""
+
+from __future__ import annotations
+
+import time
+
+from labelloop.container import Deps
+from labelloop.domain import FunctionItem
+from labelloop.errors import BadRequest
+from labelloop.ids import full, new_bare
+from labelloop.usecases.common import is_training, owned_function
+
+INPUTS = ("Text",)  # image functions come with the image encoder
+OUTPUTS = ("Classification",)
+
+
+def create_function(d: Deps, client: str, name: str | None, input: str, output: str,
+                    store_invokes: bool | None = None,
+                    invoke_retention_days: int | None = None) -> FunctionItem:
+    if input not in INPUTS:
+        raise BadRequest(f"input: {input!r} is not supported (supported: {', '.join(INPUTS)})")
+    if output not in OUTPUTS:
+        raise BadRequest(f"output: {output!r} is not supported (supported: "
+                         f"{', '.join(OUTPUTS)})")
+    fn = FunctionItem(
+        id=new_bare(), client=client, name=(name or "").strip() or "NewFunction", input=input,
+        output=output, created_at=time.time(),
+        store_invokes=True if store_invokes is None else store_invokes,
+        invoke_retention_days=invoke_retention_days or d.settings.default_invoke_retention_days)
+    d.store.put_function(fn)
+    return fn
+
+
+def list_functions(d: Deps, client: str) -> list[FunctionItem]:
+    return sorted(d.store.list_functions(client), key=lambda f: f.id)
+
+
+def update_function(d: Deps, client: str, function_id: str, **changes) -> FunctionItem:
+    fn = owned_function(d, client, function_id)
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if "name" in changes:
+        changes["name"] = changes["name"].strip() or fn.name
+    if changes:
+        d.store.update_function(fn.id, **changes)
+        d.serving.invalidate(fn.id)
+    return fn.model_copy(update=changes)
+
+
+def delete_function(d: Deps, client: str, function_id: str) -> None:
+    fn = owned_function(d, client, function_id)
+    d.store.delete_function(fn.id)
+    d.serving.invalidate(fn.id)
+
+
+def function_state(d: Deps, fn: FunctionItem, zero_shot_live: bool | None) -> str:
+    """Nyckel's v0.9 state: Browsing once a trained model serves, Annotating before that."""
+    if fn.live is not None and zero_shot_live is False:
+        return "Browsing"
+    return "Training" if is_training(d, fn) and fn.live is None else "Annotating"
+
+
+def metrics(d: Deps, client: str, function_id: str) -> dict:
+    """What the SDK reads to decide `has_trained_model()`: not training, and every sample
+    predicted by the live model (true of every stored sample once a trained model is live,
+    since predictions come from the stored embeddings)."""
+    fn = owned_function(d, client, function_id)
+    labels = {lb.id for lb in d.store.list_labels(fn.id)}
+    model = d.serving.model(fn.id, fn.live) if fn.live else None  # fresh, not the 2 s view
+    total, counts = 0, {}
+    for s in d.store.iter_samples(fn.id, projection="annotation"):
+        total += 1
+        lid = s.get("annotation")
+        if lid in labels:
+            counts[lid] = counts.get(lid, 0) + 1
+    trained = model is not None and not model.head.zero_shot
+    return {
+        "isTraining": is_training(d, fn),
+        "sampleCount": total,
+        "predictionCount": total if trained else 0,
+        "annotatedLabelCounts": {full(k, "label"): n for k, n in counts.items()},
+        "labelCount": len(labels),
+        "liveModelVersion": fn.live,
+        "lastTrainingError": fn.last_train_error,
+    }

@@ -1,0 +1,159 @@
+"""Use cases: samples and annotations (the training data), and feedback on invokes."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from labelloop.container import Deps
+from labelloop.domain import FunctionItem, SampleItem
+from labelloop.encoder import Features
+from labelloop.errors import BadRequest, Conflict, NotFound
+from labelloop.ids import bare, full, new_bare
+from labelloop.serving import Prediction
+from labelloop.usecases.common import owned_function, request_training
+
+MAX_PAGE = 1000
+MAX_EXTERNAL_ID = 1024
+
+
+@dataclass(frozen=True)
+class SampleView:
+    sample: SampleItem
+    prediction: Prediction | None
+
+
+@dataclass(frozen=True)
+class LabelRef:
+    """An annotation as the API names it: by label id or by label name."""
+
+    label_id: str | None = None
+    label_name: str | None = None
+
+
+def _text(data) -> str:
+    if not isinstance(data, str):
+        raise BadRequest("data: must be a string for Text functions")
+    if not data.strip():
+        raise BadRequest("data: must not be empty")
+    return data
+
+
+def _resolve_label(d: Deps, fn: FunctionItem, ref: LabelRef, field: str) -> str:
+    labels = d.store.list_labels(fn.id)
+    if ref.label_id:
+        lid = bare(ref.label_id, "label") if ref.label_id else None
+        if any(lb.id == lid for lb in labels):
+            return lid
+        raise BadRequest(f"{field}.labelId: no label {ref.label_id!r} in this function")
+    if ref.label_name is not None:
+        name = ref.label_name.strip()
+        for lb in labels:
+            if lb.name == name:
+                return lb.id
+        raise BadRequest(f"{field}.labelName: no label named {name!r} in this function "
+                         "(create it first with POST .../labels)")
+    raise BadRequest(f"{field}: give labelId or labelName")
+
+
+def _new_sample(fn: FunctionItem, sid: str, text: str, features: Features,
+                external_id: str | None, label_id: str | None, origin: str) -> SampleItem:
+    now = time.time()
+    return SampleItem(
+        id=sid, function_id=fn.id, data=text, external_id=external_id,
+        data_hash=hashlib.sha256(text.encode()).hexdigest(), origin=origin,
+        annotation=label_id, annotated_at=now if label_id else None, created_at=now,
+        embedding=np.ascontiguousarray(features.embeddings[0], dtype=np.float32).tobytes(),
+        tokens=np.asarray(features.tokens[0], dtype=np.int32).tobytes())
+
+
+def create_sample(d: Deps, client: str, function_id: str, data, external_id: str | None = None,
+                  annotation: LabelRef | None = None) -> SampleView:
+    fn = owned_function(d, client, function_id)
+    text = _text(data)
+    if external_id is not None and len(external_id) > MAX_EXTERNAL_ID:
+        raise BadRequest(f"externalId: at most {MAX_EXTERNAL_ID} characters")
+    label_id = _resolve_label(d, fn, annotation, "annotation") if annotation else None
+    features = d.encoder.featurize_one(text)
+    sample = _new_sample(fn, new_bare(), text, features, external_id, label_id, "API")
+    try:
+        d.store.create_sample(sample)
+    except Conflict as err:
+        if err.extra.get("existingSampleId"):
+            err.extra["existingSampleId"] = full(err.extra["existingSampleId"], "sample")
+        raise
+    if label_id:
+        request_training(d, fn.id, "samples annotated")
+    view = d.serving.view(fn.id)
+    return SampleView(sample, view.sample_prediction(sample))
+
+
+def get_sample(d: Deps, client: str, function_id: str, sample_id: str) -> SampleView:
+    fn = owned_function(d, client, function_id)
+    sample = d.store.get_sample(fn.id, bare(sample_id, "sample"))
+    return SampleView(sample, d.serving.view(fn.id).sample_prediction(sample))
+
+
+def list_samples(d: Deps, client: str, function_id: str, batch_size: int, descending: bool,
+                 after: str | None, external_id: str | None = None
+                 ) -> tuple[list[SampleView], str | None]:
+    fn = owned_function(d, client, function_id)
+    if not 1 <= batch_size <= MAX_PAGE:
+        raise BadRequest(f"batchSize: between 1 and {MAX_PAGE}")
+    after_id = bare(after, "sample") if after else None
+    samples, next_after = d.store.page_samples(fn.id, batch_size, descending, after_id,
+                                               external_id)
+    view = d.serving.view(fn.id)
+    return [SampleView(s, view.sample_prediction(s)) for s in samples], next_after
+
+
+def delete_sample(d: Deps, client: str, function_id: str, sample_id: str) -> None:
+    fn = owned_function(d, client, function_id)
+    sample = d.store.get_sample(fn.id, bare(sample_id, "sample"))
+    d.store.delete_sample(sample)
+    if sample.annotation:
+        request_training(d, fn.id, "annotated sample deleted")
+
+
+def annotate(d: Deps, client: str, function_id: str, sample_id: str,
+             ref: LabelRef) -> SampleView:
+    """Annotate a sample; an invoke's sampleId (within the invoke retention) works too: the
+    application's correction turns the invoke into an annotated sample."""
+    fn = owned_function(d, client, function_id)
+    sid = bare(sample_id, "sample")
+    label_id = _resolve_label(d, fn, ref, "annotation")
+    try:
+        d.store.set_annotation(fn.id, sid, label_id)
+        sample = d.store.get_sample(fn.id, sid)
+    except NotFound:
+        sample = _sample_from_invoke(d, fn, sid, label_id)
+    request_training(d, fn.id, "samples annotated")
+    return SampleView(sample, d.serving.view(fn.id).sample_prediction(sample))
+
+
+def _sample_from_invoke(d: Deps, fn: FunctionItem, sid: str, label_id: str) -> SampleItem:
+    record = d.store.get_invoke(fn.id, sid, time.time())
+    if record is None:
+        raise NotFound(f"sample {full(sid, 'sample')!r} not found (nor an invoke within the "
+                       f"function's {fn.invoke_retention_days}-day invoke retention)")
+    sample = _new_sample(fn, sid, record.data, d.encoder.featurize_one(record.data),
+                         record.external_id, label_id, "InvokeFeedback")
+    try:
+        d.store.create_sample(sample)
+    except Conflict as err:
+        # The same text is already a sample: annotate that one instead.
+        existing = err.extra.get("existingSampleId")
+        if not existing:
+            raise
+        d.store.set_annotation(fn.id, existing, label_id)
+        return d.store.get_sample(fn.id, existing)
+    return sample
+
+
+def clear_annotation(d: Deps, client: str, function_id: str, sample_id: str) -> None:
+    fn = owned_function(d, client, function_id)
+    d.store.set_annotation(fn.id, bare(sample_id, "sample"), None)
+    request_training(d, fn.id, "annotation removed")

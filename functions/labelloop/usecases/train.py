@@ -1,0 +1,136 @@
+"""Use case: one training run (the training queue's worker).
+
+Reads the labels and annotated samples with their stored features (the encoder never runs
+here), trains a candidate, writes it as an immutable model version (S3: head.npz + model.json;
+DynamoDB: the version's metrics), and moves the `live` pointer unless the promotion rule says
+the candidate is worse:
+
+- compared on the same items: the candidate's cross-validated predictions vs. the live model's
+  predictions on the annotated samples the live model was not trained on (new ones, and ones
+  whose annotation changed);
+- promoted unless its accuracy there is lower by more than one standard error of the paired
+  difference; leaving zero-shot, a changed label set, and `force` always promote.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from labelloop.container import Deps
+from labelloop.domain import FunctionItem, ModelVersionItem
+from labelloop.encoder import Features
+from labelloop.errors import Conflict, NotFound
+from labelloop.model import LabelSpec, TrainedModel, build_model
+from labelloop.serving import LiveModel, ModelMeta, artifact_prefix, predict
+from labelloop.usecases.common import TrainingMessage
+
+
+@dataclass(frozen=True)
+class Decision:
+    promote: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class RunResult:
+    version: int | None
+    decision: Decision | None
+
+
+def run(d: Deps, message: TrainingMessage) -> RunResult:
+    try:
+        fn = d.store.begin_training(message.functionId, time.time())
+    except NotFound:
+        return RunResult(None, None)  # deleted since: nothing to train
+    try:
+        result = _train(d, fn, message)
+    except Exception as err:
+        d.store.end_training(fn.id, error=f"{type(err).__name__}: {err}")
+        raise
+    d.store.end_training(fn.id)
+    d.serving.invalidate(fn.id)  # the local stack shares this container with the API
+    return result
+
+
+def _train(d: Deps, fn: FunctionItem, message: TrainingMessage) -> RunResult:
+    labels = d.store.list_labels(fn.id)
+    if not labels:
+        return RunResult(None, None)
+    label_ids = {lb.id for lb in labels}
+    ids, annotations, emb, tokens = [], [], [], []
+    for s in d.store.iter_samples(fn.id, projection="id, annotation, embedding, tokens"):
+        if s.get("annotation") in label_ids:
+            ids.append(s["id"])
+            annotations.append(s["annotation"])
+            emb.append(np.frombuffer(s["embedding"], dtype=np.float32))
+            tokens.append(np.frombuffer(s["tokens"], dtype=np.int32))
+    features = Features(np.stack(emb) if emb else np.zeros((0, 1), np.float32), tokens)
+
+    started = time.perf_counter()
+    # Classes are label ids, so a rename never invalidates a model.
+    specs = [LabelSpec(lb.id, priors=lb.priors()) for lb in labels]
+    model = build_model(None, specs, features, annotations)
+    took = time.perf_counter() - started
+
+    version = d.store.next_model_version(fn.id)
+    meta = ModelMeta(version=version, label_ids=sorted(label_ids), zero_shot=model.zero_shot,
+                     trained=dict(zip(ids, annotations, strict=True)), cv=_cv(model, ids))
+    prefix = artifact_prefix(fn.id, version)
+    d.store.put_artifact(prefix + "head.npz", model.head.to_bytes())
+    d.store.put_artifact(prefix + "model.json", meta.to_json())
+    live = d.serving.model(fn.id, fn.live) if fn.live else None
+    decision = decide(model, meta, features, live, message.force)
+    d.store.put_model_version(ModelVersionItem(
+        function_id=fn.id, version=version, created_at=time.time(), artifact_key=prefix,
+        zero_shot=model.zero_shot, label_ids=meta.label_ids, sample_count=len(ids),
+        cv_accuracy=model.cv_accuracy, cv_ece=model.cv_ece, n_folds=model.n_folds,
+        train_seconds=round(took, 3), reason=message.reason, promoted=False,
+        decision=decision.reason))
+    if decision.promote:
+        try:
+            d.store.set_live(fn.id, version, fn.live, [*fn.live_history, version])
+        except Conflict:
+            # Moved by hand meanwhile: the user's choice stands; this run is recorded only.
+            return RunResult(version, Decision(False, "live moved by hand during training"))
+        d.store.mark_promoted(fn.id, version, decision.reason, True)
+    return RunResult(version, decision)
+
+
+def _cv(model: TrainedModel, ids: list[str]) -> dict[str, list]:
+    if model.cv_predictions is None:
+        return {}
+    return {sid: [label, round(float(conf), 6)] for sid, label, conf in
+            zip(ids, model.cv_predictions, model.cv_confidences, strict=True)}
+
+
+def decide(model: TrainedModel, meta: ModelMeta, features: Features, live: LiveModel | None,
+           force: bool) -> Decision:
+    if force:
+        return Decision(True, "forced")
+    if live is None:
+        return Decision(True, "first model")
+    if live.head.zero_shot and not model.zero_shot:
+        return Decision(True, "leaves zero-shot")
+    if set(live.meta.label_ids) != set(meta.label_ids):
+        return Decision(True, "label set changed")
+    if model.zero_shot:
+        return Decision(True, "too few annotated samples left to train: zero-shot")
+    new = [i for i, (sid, label) in enumerate(meta.trained.items())
+           if live.meta.trained.get(sid) != label]
+    if not new:
+        return Decision(True, "no new annotations to compare on")
+    truth = np.array([list(meta.trained.values())[i] for i in new])
+    candidate = np.array([model.cv_predictions[i] for i in new]) == truth
+    labels_now = {lid: None for lid in meta.label_ids}
+    live_pred = predict(live, labels_now, features.take(np.array(new)))
+    incumbent = np.array([p.label_id for p in live_pred]) == truth
+    diff = candidate.astype(float) - incumbent.astype(float)
+    se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 1.0
+    summary = (f"on {len(new)} new annotations: candidate {candidate.mean():.3f}, "
+               f"live v{live.version} {incumbent.mean():.3f}, standard error {se:.3f}")
+    if diff.mean() < -se:
+        return Decision(False, "worse by more than one standard error " + summary)
+    return Decision(True, summary)
