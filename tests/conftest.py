@@ -148,3 +148,20 @@ def api(aws, encoder):
     register_client("client-b", "secret-b")
     yield Api(aws, "client-a", "secret-a")
     container.reset(None)
+
+
+@pytest.fixture(scope="module")
+def local_stack(tmp_path_factory, encoder_dir):
+    """The real local stack on port 5000 (the SDK's requirement), per test module: moto's
+    in-process mock (the `aws` fixture) must not run while its pollers talk to the server."""
+    import os
+
+    from labelloop.local.stack import LocalStack
+
+    saved = {k: os.environ.get(k) for k in ("LABELLOOP_TRAIN_DEBOUNCE_SECONDS",)}
+    os.environ["LABELLOOP_TRAIN_DEBOUNCE_SECONDS"] = "1"
+    stack = LocalStack(tmp_path_factory.mktemp("local-stack"), port=5000, stage="test")
+    with stack:
+        yield stack
+    for k, v in saved.items():
+        os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)

@@ -1,0 +1,403 @@
+"""`labelloop` subcommands that drive a running service (the local stack or a deployment) over
+its HTTP API: functions, import, train, invoke, models, promote, rollback."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from labelloop.client import ApiError, Client, Unreachable
+
+DEFAULT_URL = "http://127.0.0.1:5000"
+CREDENTIALS_FILE = "credentials.json"
+IMPORT_WORKERS = 8
+SHOWN_ERRORS = 5
+
+
+class CliError(Exception):
+    """A problem the user can fix (bad input file, missing credentials): one line, no trace."""
+
+
+@dataclass(frozen=True)
+class Row:
+    line: int
+    text: str
+    label: str | None = None
+    external_id: str | None = None
+
+
+# -- parsers ------------------------------------------------------------------------------
+
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+    conn = argparse.ArgumentParser(add_help=False)
+    g = conn.add_argument_group("connection")
+    g.add_argument("--url", help=f"service URL (default: $LABELLOOP_URL or {DEFAULT_URL})")
+    g.add_argument("--client-id", metavar="ID", help="default: $LABELLOOP_CLIENT_ID, else "
+                   f"<data dir>/{CREDENTIALS_FILE} (data dir: $LABELLOOP_DATA_DIR or ./.labelloop)")
+    g.add_argument("--client-secret", metavar="SECRET",
+                   help="default: $LABELLOOP_CLIENT_SECRET, else as above")
+
+    fns = subparsers.add_parser("functions", help="create, list or delete functions")
+    fsub = fns.add_subparsers(dest="functions_command", required=True)
+    p = fsub.add_parser("create", parents=[conn], help="create a function; prints its id")
+    p.add_argument("name")
+    p.add_argument("--labels", type=Path, metavar="CSV", help="CSV with columns name[,description]")
+    p.set_defaults(func=_guarded(functions_create))
+    p = fsub.add_parser("list", parents=[conn], help="list your functions")
+    p.set_defaults(func=_guarded(functions_list))
+    p = fsub.add_parser("delete", parents=[conn], help="delete a function and all its data")
+    p.add_argument("function_id")
+    p.set_defaults(func=_guarded(functions_delete))
+
+    p = subparsers.add_parser(
+        "import", parents=[conn], help="add samples from a CSV or JSONL file",
+        description="Add samples from a CSV (columns text[,label][,externalId]) or JSONL file "
+                    '({"text" or "data", "label"?, "externalId"?} per line). Missing labels '
+                    "are created first; samples already there are counted, not errors.")
+    p.add_argument("function_id")
+    p.add_argument("file", type=Path, help="a .csv, or .jsonl/.ndjson file")
+    p.set_defaults(func=_guarded(import_samples))
+
+    p = subparsers.add_parser("train", parents=[conn], help="queue a training run")
+    p.add_argument("function_id")
+    p.add_argument("--force", action="store_true",
+                   help="train even if nothing changed, and promote the result regardless")
+    p.add_argument("--wait", action="store_true",
+                   help="wait for training to finish, then print the live model")
+    p.add_argument("--timeout", type=float, default=600, metavar="S",
+                   help="with --wait: give up after S seconds (default 600)")
+    p.set_defaults(func=_guarded(train))
+
+    p = subparsers.add_parser("invoke", parents=[conn], help="classify texts")
+    p.add_argument("function_id")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("text", nargs="?", help="the text to classify")
+    src.add_argument("--file", type=Path, help="classify every non-empty line of FILE")
+    p.add_argument("--json", action="store_true", help="print the raw responses, one per line")
+    p.set_defaults(func=_guarded(invoke))
+
+    p = subparsers.add_parser("models", parents=[conn], help="list a function's model versions")
+    p.add_argument("function_id")
+    p.set_defaults(func=_guarded(models))
+
+    p = subparsers.add_parser("promote", parents=[conn], help="make a model version live")
+    p.add_argument("function_id")
+    p.add_argument("version", type=int, help="a version number, as `models` lists them")
+    p.set_defaults(func=_guarded(promote))
+
+    p = subparsers.add_parser("rollback", parents=[conn],
+                              help="go back to the previously live model version")
+    p.add_argument("function_id")
+    p.set_defaults(func=_guarded(rollback))
+
+
+def _guarded(command: Callable[[argparse.Namespace, Client], None]
+             ) -> Callable[[argparse.Namespace], None]:
+    """Connect, run, and turn expected failures into `error: …` and exit status 1."""
+    def run(args: argparse.Namespace) -> None:
+        try:
+            command(args, connect(args))
+        except ApiError as err:
+            _fail(f"{err.status} {err.message}")
+        except (Unreachable, CliError) as err:
+            _fail(str(err))
+    return run
+
+
+def _fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def connect(args: argparse.Namespace) -> Client:
+    # Resolved at run time, not as parser defaults, so the environment of the call counts.
+    url = args.url or os.environ.get("LABELLOOP_URL") or DEFAULT_URL
+    cid = args.client_id or os.environ.get("LABELLOOP_CLIENT_ID")
+    secret = args.client_secret or os.environ.get("LABELLOOP_CLIENT_SECRET")
+    if not (cid and secret):
+        path = Path(os.environ.get("LABELLOOP_DATA_DIR") or ".labelloop") / CREDENTIALS_FILE
+        saved = _read_credentials(path)
+        cid, secret = cid or saved.get("client_id"), secret or saved.get("client_secret")
+        if not (cid and secret):
+            raise CliError("no client credentials: pass --client-id and --client-secret, set "
+                           f"LABELLOOP_CLIENT_ID and LABELLOOP_CLIENT_SECRET, or start the "
+                           f"local stack, which writes {path}")
+    return Client(url, cid, secret)
+
+
+def _read_credentials(path: Path) -> dict:
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as err:
+        raise CliError(f"{path}: unreadable ({err})") from None
+    return saved if isinstance(saved, dict) else {}
+
+
+# -- functions ----------------------------------------------------------------------------
+
+def functions_create(args: argparse.Namespace, client: Client) -> None:
+    # Read the labels before creating anything: a bad file leaves no half-made function.
+    labels = read_labels(args.labels) if args.labels else []
+    fn = client.create_function(args.name)
+    for name, description in labels:
+        client.create_label(fn["id"], name, description)
+    print(fn["id"])
+    if labels:
+        print(f"created {fn['id']} with {len(labels)} labels", file=sys.stderr)
+
+
+def functions_list(args: argparse.Namespace, client: Client) -> None:
+    rows = [[f["id"], f.get("name", ""), _version(f.get("liveModelVersion")),
+             f.get("createdAt", "")] for f in client.list_functions()]
+    _print_table(["id", "name", "live", "created"], rows)
+
+
+def functions_delete(args: argparse.Namespace, client: Client) -> None:
+    client.delete_function(args.function_id)
+    print(f"deleted {args.function_id}")
+
+
+def read_labels(path: Path) -> list[tuple[str, str | None]]:
+    reader, f = _csv_reader(path, required=("name",))
+    with f:
+        labels, seen = [], set()
+        for row in reader:
+            name = (row.get("name") or "").strip()
+            if not name:
+                raise CliError(f"{path}:{reader.line_num}: empty label name")
+            if name in seen:
+                raise CliError(f"{path}:{reader.line_num}: label {name!r} is listed twice")
+            seen.add(name)
+            labels.append((name, (row.get("description") or "").strip() or None))
+    if not labels:
+        raise CliError(f"{path}: no labels")
+    return labels
+
+
+# -- import -------------------------------------------------------------------------------
+
+def import_samples(args: argparse.Namespace, client: Client) -> None:
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    from tqdm import tqdm
+
+    rows = read_samples(args.file)
+    fid = args.function_id
+    existing = {lb["name"] for lb in client.list_labels(fid)}
+    missing = list(dict.fromkeys(r.label for r in rows if r.label and r.label not in existing))
+    for name in missing:
+        client.create_label(fid, name)
+    if missing:
+        print(f"created {len(missing)} labels: {', '.join(missing)}", file=sys.stderr)
+
+    counts = {"created": 0, "duplicate": 0, "failed": 0}
+    errors: list[tuple[int, str]] = []
+    with ThreadPoolExecutor(IMPORT_WORKERS) as pool, \
+            tqdm(total=len(rows), unit="sample", desc="import", disable=None) as bar:
+        futures = {pool.submit(_post_sample, client, fid, r): r for r in rows}
+        for future in as_completed(futures):
+            outcome, message = future.result()
+            counts[outcome] += 1
+            if message:
+                errors.append((futures[future].line, message))
+            bar.update()
+    print(f"{args.file}: {counts['created']} created, {counts['duplicate']} already there, "
+          f"{counts['failed']} failed")
+    for line, message in sorted(errors)[:SHOWN_ERRORS]:
+        print(f"  {args.file}:{line}: {message}")
+    if counts["failed"]:
+        sys.exit(1)
+
+
+def _post_sample(client: Client, fid: str, row: Row) -> tuple[str, str | None]:
+    try:
+        client.create_sample(fid, row.text, row.label, row.external_id)
+    except ApiError as err:
+        # Only a duplicate names the existing sample; other 409s (e.g. not ready) are failures.
+        if err.status == 409 and isinstance(err.body, dict) and err.body.get("existingSampleId"):
+            return "duplicate", None
+        return "failed", f"{err.status} {err.message}"
+    except Unreachable as err:
+        return "failed", str(err)
+    return "created", None
+
+
+def read_samples(path: Path) -> list[Row]:
+    """Every row of a CSV or JSONL file, all checked before anything is sent."""
+    if not path.is_file():
+        raise CliError(f"{path}: no such file")
+    jsonl = path.suffix.lower() in (".jsonl", ".ndjson")
+    rows, bad = [], []
+    for item in (_jsonl_rows(path) if jsonl else _csv_rows(path)):
+        (bad if isinstance(item, str) else rows).append(item)
+    if bad:
+        more = f" (and {len(bad) - SHOWN_ERRORS} more)" if len(bad) > SHOWN_ERRORS else ""
+        raise CliError("bad rows, nothing imported" + more + ":\n  " +
+                       "\n  ".join(bad[:SHOWN_ERRORS]))
+    if not rows:
+        raise CliError(f"{path}: no samples")
+    return rows
+
+
+def _csv_rows(path: Path):
+    reader, f = _csv_reader(path, required=("text",))
+    with f:
+        for row in reader:
+            where = f"{path}:{reader.line_num}"
+            if not (row.get("text") or "").strip():
+                yield f"{where}: empty text"
+            else:
+                yield Row(reader.line_num, row["text"], (row.get("label") or "").strip() or None,
+                          (row.get("externalId") or "").strip() or None)
+
+
+def _jsonl_rows(path: Path):
+    with path.open(encoding="utf-8-sig") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{n}"
+            try:
+                obj = json.loads(line)
+            except ValueError as err:
+                yield f"{where}: invalid JSON ({err})"
+                continue
+            if not isinstance(obj, dict):
+                yield f"{where}: expected an object with a \"text\" field"
+                continue
+            text = obj.get("text", obj.get("data"))
+            label, ext = obj.get("label"), obj.get("externalId")
+            if not isinstance(text, str) or not text.strip():
+                yield f"{where}: \"text\" (or \"data\") must be a non-empty string"
+            elif label is not None and not isinstance(label, str):
+                yield f"{where}: \"label\" must be a string"
+            elif ext is not None and not isinstance(ext, str):
+                yield f"{where}: \"externalId\" must be a string"
+            else:
+                yield Row(n, text, (label or "").strip() or None, ext or None)
+
+
+def _csv_reader(path: Path, required: tuple[str, ...]):
+    try:
+        # utf-8-sig: spreadsheet exports often start with a byte-order mark.
+        f = path.open(newline="", encoding="utf-8-sig")
+    except OSError as err:
+        raise CliError(f"{path}: {err.strerror or err}") from None
+    reader = csv.DictReader(f)
+    header = reader.fieldnames or []
+    missing = [c for c in required if c not in header]
+    if missing:
+        f.close()
+        raise CliError(f"{path}:1: the header needs column(s) {', '.join(missing)} "
+                       f"(found: {', '.join(header) or 'nothing'})")
+    return reader, f
+
+
+# -- training and models ------------------------------------------------------------------
+
+def train(args: argparse.Namespace, client: Client) -> None:
+    client.train(args.function_id, force=args.force)
+    if not args.wait:
+        print(f"training queued for {args.function_id}")
+        return
+    metrics = _wait_for_training(client, args.function_id, args.timeout)
+    if metrics.get("lastTrainingError"):
+        raise CliError(f"training failed: {metrics['lastTrainingError']}")
+    versions = sorted(client.list_models(args.function_id), key=lambda m: m["version"])
+    live = next((m for m in versions if m.get("live")), None)
+    if live is None:
+        raise CliError("training finished but no model is live (does the function have labels?)")
+    quality = ("zero-shot" if live.get("zeroShot") else
+               f"cv accuracy {_num(live.get('cvAccuracy'))}, "
+               f"{live.get('sampleCount', 0)} samples")
+    print(f"live model: v{live['version']} ({quality})")
+    newest = versions[-1]
+    if newest is not live and not newest.get("promoted"):
+        print(f"not promoted: v{newest['version']}: {newest.get('decision', '')}")
+
+
+def _wait_for_training(client: Client, fid: str, timeout: float) -> dict:
+    from tqdm import tqdm
+
+    deadline = time.monotonic() + timeout
+    # No total to show: the bar is a spinner with elapsed time, on a terminal only.
+    with tqdm(desc="training", bar_format="{desc}: {elapsed}", disable=None) as bar:
+        while True:
+            metrics = client.metrics(fid)
+            if not metrics.get("isTraining"):
+                return metrics
+            if time.monotonic() >= deadline:
+                raise CliError(f"still training after {timeout:g} s (it goes on; check with "
+                               f"`labelloop models {fid}`)")
+            bar.update()
+            time.sleep(0.5)
+
+
+def models(args: argparse.Namespace, client: Client) -> None:
+    rows = [[str(m["version"]), "*" if m.get("live") else "", "yes" if m.get("zeroShot") else "",
+             str(m.get("sampleCount", "")), _num(m.get("cvAccuracy")), _num(m.get("cvEce")),
+             "yes" if m.get("promoted") else "no", m.get("decision", "")]
+            for m in sorted(client.list_models(args.function_id), key=lambda m: m["version"])]
+    if not rows:
+        print("no model versions yet")
+        return
+    _print_table(["version", "live", "zero-shot", "samples", "cv acc", "ECE", "promoted",
+                  "decision"], rows)
+
+
+def promote(args: argparse.Namespace, client: Client) -> None:
+    print(f"live model: v{client.promote(args.function_id, args.version)['live']}")
+
+
+def rollback(args: argparse.Namespace, client: Client) -> None:
+    print(f"rolled back: live model is now v{client.rollback(args.function_id)['live']}")
+
+
+# -- invoke -------------------------------------------------------------------------------
+
+def invoke(args: argparse.Namespace, client: Client) -> None:
+    if args.file:
+        try:
+            lines = args.file.read_text(encoding="utf-8-sig").splitlines()
+        except OSError as err:
+            raise CliError(f"{args.file}: {err.strerror or err}") from None
+        texts = [t.strip() for t in lines if t.strip()]
+    else:
+        texts = [args.text]
+    width = 0 if args.json else max((len(lb["name"]) for lb in
+                                     client.list_labels(args.function_id)), default=0)
+    for text in texts:
+        result = client.invoke(args.function_id, text, label_count=3)
+        if args.json:
+            print(json.dumps(result), flush=True)
+            continue
+        runners_up = ", ".join(f"{c['labelName']} {c['confidence']:.2f}"
+                               for c in result.get("labelConfidences", [])[1:3])
+        print(f"{result['labelName']:<{width}}  {result['confidence']:.2f}  {text}")
+        if runners_up:
+            print(f"{'':<{width}}  next: {runners_up}", flush=True)
+
+
+# -- output -------------------------------------------------------------------------------
+
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def _version(v: int | None) -> str:
+    return "-" if v is None else f"v{v}"
+
+
+def _print_table(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())

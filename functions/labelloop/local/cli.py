@@ -1,0 +1,37 @@
+"""`labelloop local`: the whole app on this machine, state kept in a data directory."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+
+def run(args: argparse.Namespace) -> None:
+    from labelloop.local.stack import LocalStack
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("botocore").setLevel(logging.WARNING)  # a line per client otherwise
+    on_ready = None
+    if args.example:
+        from labelloop.local.example import run_example
+
+        def on_ready(stack: LocalStack) -> None:
+            run_example(stack.url, stack.client_id, stack.client_secret)
+
+    LocalStack(args.data_dir, port=args.port).run_forever(on_ready)
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "local", help="run the API and workers locally on moto (state kept in --data-dir)",
+        description=__doc__)
+    p.add_argument("--port", type=int, default=5000,
+                   help="API port (default 5000: the nyckel SDK only pages on :5000)")
+    p.add_argument("--data-dir", type=Path, default=Path(".labelloop"),
+                   help="where state and client credentials are kept (default ./.labelloop)")
+    p.add_argument("--example", action="store_true",
+                   help="once serving, create (first time only), train and invoke the example "
+                        "function from scripts/data")
+    p.set_defaults(func=run)
+    return p

@@ -1,0 +1,191 @@
+"""The whole app on one machine: moto, the API behind a local gateway, and the queue workers."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import secrets
+import string
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from labelloop.local import REGION, wait_for_signal
+
+API_HANDLER = "labelloop.handlers.api.handler"
+# Queue (by the env var that carries its URL) -> the handler its event source mapping invokes.
+QUEUE_HANDLERS: dict[str, str] = {
+    "LABELLOOP_TRAINING_QUEUE_URL": "labelloop.handlers.training.handler",
+}
+CREDENTIALS_FILE = "credentials.json"
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+
+
+class Credentials(BaseModel):
+    client_id: str
+    client_secret: str
+
+
+def resolve(dotted: str) -> Callable:
+    """`package.module.attribute` -> the attribute, importing the module."""
+    module, _, name = dotted.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def load_credentials(data_dir: Path) -> Credentials:
+    """From LABELLOOP_CLIENT_ID/SECRET if set, else made once and kept in the data dir."""
+    client_id = os.environ.get("LABELLOOP_CLIENT_ID")
+    client_secret = os.environ.get("LABELLOOP_CLIENT_SECRET")
+    if client_id or client_secret:
+        if not (client_id and client_secret):
+            raise ValueError("set both LABELLOOP_CLIENT_ID and LABELLOOP_CLIENT_SECRET, or neither")
+        return Credentials(client_id=client_id, client_secret=client_secret)
+    path = data_dir / CREDENTIALS_FILE
+    if path.exists():
+        return Credentials.model_validate_json(path.read_text())
+    creds = Credentials(
+        client_id="client-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(12)),
+        client_secret=secrets.token_urlsafe(32))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(creds.model_dump_json(indent=2))
+    return creds
+
+
+class LocalStack:
+    """Start, use (`url`, `client_id`, `client_secret`), stop; or `run_forever()`.
+
+    The stack sets its environment in `os.environ` (the handlers run in this process) and puts
+    back what was there on stop.
+    """
+
+    def __init__(self, data_dir: Path, port: int = 5000, stage: str = "local", *,
+                 api_handler: str = API_HANDLER, queue_handlers: Mapping[str, str] | None = None,
+                 retry_seconds: int = 2):
+        self.data_dir = Path(data_dir).resolve()
+        self.port = port
+        self.stage = stage
+        self._api_handler = api_handler
+        self._queue_handlers = dict(QUEUE_HANDLERS if queue_handlers is None else queue_handlers)
+        self._retry_seconds = retry_seconds
+        self.env: dict[str, str] = {}
+        self._saved_env: dict[str, str | None] = {}
+        self._credentials: Credentials | None = None
+        self.moto = None
+        self.gateway = None
+        self.pollers: list = []
+
+    @property
+    def url(self) -> str:
+        return self.gateway.url
+
+    @property
+    def client_id(self) -> str:
+        return self._credentials.client_id
+
+    @property
+    def client_secret(self) -> str:
+        return self._credentials.client_secret
+
+    def _set_env(self, values: Mapping[str, str]) -> None:
+        for key, value in values.items():
+            self._saved_env.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
+        self.env.update(values)
+
+    def start(self) -> LocalStack:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        import boto3
+
+        from labelloop.local.aws import MotoServer
+        from labelloop.local.gateway import Gateway
+        from labelloop.local.poller import QueuePoller
+        from labelloop.resources import RESOURCES, create_all
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.moto = MotoServer(self.data_dir).start()
+        self._set_env({
+            "AWS_ENDPOINT_URL": self.moto.endpoint, "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": REGION,
+            "POWERTOOLS_TRACE_DISABLED": "1", "POWERTOOLS_SERVICE_NAME": "labelloop"})
+        self._set_env(create_all(boto3.Session(), self.stage))
+        # The app's modules are imported only now: they may read their settings at import time.
+        from labelloop import container
+        from labelloop.auth import register_client
+
+        container.reset(None)  # the next request builds its clients against this stack
+
+        self._credentials = load_credentials(self.data_dir)
+        register_client(self._credentials.client_id, self._credentials.client_secret)
+        self.gateway = Gateway(resolve(self._api_handler), self.port,
+                               function_name=f"labelloop-{self.stage}-api").start()
+        specs = {q.env: q for q in RESOURCES.queues}
+        for env_var, handler in self._queue_handlers.items():
+            spec = specs[env_var]
+            self.pollers.append(QueuePoller(
+                os.environ[env_var], resolve(handler), batch_size=spec.batch_size,
+                retry_seconds=self._retry_seconds,
+                function_name=f"labelloop-{self.stage}-{spec.name}").start())
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Wait until every queue is drained and no worker runs."""
+        return all(p.wait_idle(timeout) for p in self.pollers)
+
+    def stop(self) -> None:
+        """Intake first, then the final snapshot (milliseconds), then the slower shutdowns."""
+        if self.gateway is not None:
+            self.gateway.close()
+        for poller in self.pollers:
+            poller.close()
+        if self.moto is not None:
+            self.moto.stop()
+        if self.gateway is not None:
+            self.gateway.stop()
+        for poller in self.pollers:
+            poller.stop()
+        self.moto, self.gateway, self.pollers = None, None, []
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env.clear()
+        from labelloop import container
+
+        container.reset(None)
+
+    def run_forever(self, on_ready: Callable[[LocalStack], object] | None = None) -> None:
+        """Serve until SIGINT or SIGTERM, then stop; the data is on disk when this returns.
+        `on_ready` runs once the stack serves (the README's example)."""
+        self.start()
+        try:
+            print(f"labelloop local stack ({self.stage})\n"
+                  f"  API            {self.url}\n"
+                  f"  client id      {self.client_id}\n"
+                  f"  client secret  {self.client_secret}\n"
+                  f"  data           {self.data_dir}\n"
+                  f"  AWS (moto)     {self.moto.endpoint}\n"
+                  "Ctrl-C to stop.", flush=True)
+            if on_ready is not None:
+                on_ready(self)
+                print(f"\nserving on {self.url} (client id {self.client_id}); Ctrl-C to stop.",
+                      flush=True)
+            wait_for_signal()
+            print("stopping: saving state", flush=True)
+        finally:
+            self.stop()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+

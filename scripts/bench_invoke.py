@@ -1,0 +1,145 @@
+"""Invoke latency: through the Lambda handler and over loopback HTTP, ÷ the raw encoder.
+
+    .venv/bin/python scripts/bench_invoke.py [--repeat 300] [--cold 5]
+
+Starts the local stack (moto server, real handlers) on a free port, creates and trains the
+example function through the API, then measures for one ~20-token text, interleaved round by
+round so that machine load hits every variant alike:
+
+- raw encoder: tokenize + ONNX run + pooling (`Encoder.featurize_one`), the baseline;
+- handler: an API Gateway v2 event → `labelloop.handlers.api.handler` → response, in-process
+  (auth, cached function view, encoder, head, the invoke record's write to moto);
+- HTTP: a POST over a kept-alive loopback connection through the local gateway.
+
+Cold start: a fresh interpreter importing the handler and serving its first invoke, against a
+fresh interpreter importing onnxruntime and creating the same session (medians of --cold runs).
+Prints a table, then one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+
+from benchlib import emit_json, print_table
+from labelloop.client import Client
+from labelloop.local import LambdaContext
+from labelloop.local.example import EXAMPLES, run_example
+from labelloop.local.stack import LocalStack
+
+TEXT = "I was charged twice for the same order on my credit card last week, please refund me"
+
+COLD_HANDLER = """
+import json, sys, time
+t0 = time.perf_counter()
+from labelloop.handlers.api import handler
+from labelloop.local import LambdaContext
+event = json.loads(sys.argv[1])
+resp = handler(event, LambdaContext("cold"))
+assert resp["statusCode"] == 200, resp
+print(time.perf_counter() - t0)
+"""
+COLD_BASELINE = """
+import sys, time
+t0 = time.perf_counter()
+import onnxruntime as ort
+opts = ort.SessionOptions()
+opts.intra_op_num_threads = 1
+ort.InferenceSession(sys.argv[1], opts, providers=["CPUExecutionProvider"])
+print(time.perf_counter() - t0)
+"""
+
+
+def invoke_event(fid: str, token: str) -> dict:
+    path = f"/v1/functions/{fid}/invoke"
+    return {"version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
+            "headers": {"authorization": f"Bearer {token}",
+                        "content-type": "application/json"},
+            "requestContext": {"http": {"method": "POST", "path": path, "protocol": "HTTP/1.1",
+                                        "sourceIp": "127.0.0.1", "userAgent": "bench"},
+                               "requestId": "bench", "routeKey": "$default",
+                               "stage": "$default", "timeEpoch": 0},
+            "body": json.dumps({"data": TEXT}), "isBase64Encoded": False}
+
+
+def cold(script: str, arg: str, runs: int) -> float:
+    out = [float(subprocess.run([sys.executable, "-c", script, arg], capture_output=True,
+                                text=True, check=True, env=os.environ).stdout.split()[-1])
+           for _ in range(runs)]
+    return float(np.median(out))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=300)
+    ap.add_argument("--cold", type=int, default=5)
+    args = ap.parse_args()
+    os.environ.setdefault("LABELLOOP_TRAIN_DEBOUNCE_SECONDS", "0")
+    with tempfile.TemporaryDirectory() as tmp, LocalStack(Path(tmp), port=0, stage="bench") as s:
+        print(f"local stack at {s.url}; training the example function …", flush=True)
+        fid = run_example(s.url, s.client_id, s.client_secret, EXAMPLES)
+        token = Client(s.url, s.client_id, s.client_secret)._bearer()
+        from labelloop.container import deps
+        from labelloop.handlers.api import handler
+
+        encoder = deps().encoder  # the handler's own session: same model, same threads
+        event, ctx = invoke_event(fid, token), LambdaContext("bench")
+        url = urlparse(s.url)
+        conn = http.client.HTTPConnection(url.hostname, url.port)
+        headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+        body = json.dumps({"data": TEXT})
+
+        def over_http():
+            conn.request("POST", f"/v1/functions/{fid}/invoke", body, headers)
+            resp = conn.getresponse()
+            assert resp.status == 200, resp.read()
+            resp.read()
+
+        variants = {"raw encoder": lambda: encoder.featurize_one(TEXT),
+                    "handler": lambda: handler(event, ctx),
+                    "HTTP loopback": over_http}
+        times = {k: [] for k in variants}
+        for _ in range(20):  # warm-up
+            for fn in variants.values():
+                fn()
+        for _ in range(args.repeat):
+            for name, fn in variants.items():
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+        tokens = len(encoder._tokenizer.encode(TEXT).ids)
+        print(f"measuring cold starts ({args.cold} runs each) …", flush=True)
+        cold_handler = cold(COLD_HANDLER, json.dumps(event), args.cold)
+        cold_base = cold(COLD_BASELINE, str(encoder.model_dir / "model.onnx"), args.cold)
+
+    stats = {k: (np.percentile(v, 50) * 1e3, np.percentile(v, 95) * 1e3)
+             for k, v in times.items()}
+    base50, base95 = stats["raw encoder"]
+    rows = [[k, p50, p95, p50 / base50, p95 / base95] for k, (p50, p95) in stats.items()]
+    rows.append(["cold start (s)", cold_handler, float("nan"), cold_handler / cold_base,
+                 float("nan")])
+    print_table(["what", "p50 ms", "p95 ms", "p50 ÷ encoder", "p95 ÷ encoder"], rows)
+    print(f"baseline: raw encoder (tokenize + run + pool), {tokens} tokens, same run; "
+          f"cold baseline: onnxruntime import + session {cold_base:.3f} s")
+    emit_json("invoke", {
+        "tokens": tokens, "repeat": args.repeat,
+        **{k.replace(" ", "_").lower(): {"p50_ms": round(p50, 3), "p95_ms": round(p95, 3),
+                                         "p50_ratio": round(p50 / base50, 3),
+                                         "p95_ratio": round(p95 / base95, 3)}
+           for k, (p50, p95) in stats.items()},
+        "cold_start": {"handler_s": round(cold_handler, 3), "baseline_s": round(cold_base, 3),
+                       "ratio": round(cold_handler / cold_base, 3)}})
+
+
+if __name__ == "__main__":
+    main()

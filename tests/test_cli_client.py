@@ -1,0 +1,139 @@
+"""The API client subcommands end to end, in process, against a real local stack."""
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).resolve().parents[1] / "scripts" / "data"
+LABELS = [line.split(",", 1)[0] for line in
+          (DATA / "example_labels.csv").read_text().splitlines()[1:] if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, encoder_dir):
+    from labelloop.local.stack import LocalStack
+
+    mp = pytest.MonkeyPatch()
+    # Train as soon as asked; the CLI must find its credentials only through the data dir.
+    mp.setenv("LABELLOOP_TRAIN_DEBOUNCE_SECONDS", "0")
+    mp.setenv("LABELLOOP_ENCODER_DIR", str(encoder_dir))
+    for var in ("LABELLOOP_CLIENT_ID", "LABELLOOP_CLIENT_SECRET", "LABELLOOP_URL"):
+        mp.delenv(var, raising=False)
+    data_dir = tmp_path_factory.mktemp("stack")
+    with LocalStack(data_dir, port=0) as s:  # port 0: a free one
+        mp.setenv("LABELLOOP_DATA_DIR", str(data_dir))
+        mp.setenv("LABELLOOP_URL", s.url)
+        yield s
+    mp.undo()
+
+
+@pytest.fixture
+def cli(stack, capsys):
+    """Run `labelloop ARGS…`; returns (exit status, stdout, stderr)."""
+    from labelloop.cli_client import add_parsers
+
+    parser = argparse.ArgumentParser(prog="labelloop")
+    add_parsers(parser.add_subparsers(dest="command", required=True))
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        args = parser.parse_args([str(a) for a in argv])
+        try:
+            args.func(args)
+            status = 0
+        except SystemExit as stop:
+            status = stop.code
+        out, err = capsys.readouterr()
+        return status, out, err
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def state() -> dict:
+    return {}
+
+
+def test_functions_create_with_labels_and_list(cli, state):
+    status, out, _ = cli("functions", "create", "support", "--labels", DATA / "example_labels.csv")
+    assert status == 0
+    state["fid"] = fid = out.strip()
+    assert fid.startswith("function_")
+    status, out, _ = cli("functions", "list")
+    assert status == 0 and fid in out and "support" in out
+
+
+def test_import_then_reimport_is_all_duplicates(cli, state):
+    n = len((DATA / "example_samples.csv").read_text().strip().splitlines()) - 1
+    status, out, _ = cli("import", state["fid"], DATA / "example_samples.csv")
+    assert status == 0, out
+    assert f"{n} created, 0 already there, 0 failed" in out
+    status, out, _ = cli("import", state["fid"], DATA / "example_samples.csv")
+    assert status == 0, out
+    assert f"0 created, {n} already there, 0 failed" in out
+
+
+def test_import_bad_row_names_file_and_line(cli, state, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine", "label": "billing"}\n\n{"label": "billing"}\nnot json\n')
+    status, _, err = cli("import", state["fid"], bad)
+    assert status == 1
+    assert f"{bad}:3: " in err and f"{bad}:4: invalid JSON" in err and "nothing imported" in err
+
+
+def test_train_wait_invoke_and_models(cli, state):
+    fid = state["fid"]
+    status, out, _ = cli("train", fid, "--wait", "--timeout", "60")
+    assert status == 0
+    assert re.search(r"live model: v\d+ \(cv accuracy \d\.\d{3}, 30 samples\)", out), out
+
+    queries = [q for q in (DATA / "example_queries.txt").read_text().splitlines() if q.strip()]
+    query = queries[0]
+    status, out, _ = cli("invoke", fid, query)
+    assert status == 0
+    assert out.split()[0] in LABELS and "next:" in out
+    status, out, _ = cli("invoke", fid, "--json", "--file", DATA / "example_queries.txt")
+    results = [json.loads(line) for line in out.splitlines()]
+    assert status == 0 and len(results) == len(queries)
+    assert all(r["labelName"] in LABELS and r["modelVersion"] for r in results)
+
+    status, out, _ = cli("models", fid)
+    assert status == 0
+    header, *rows = out.splitlines()
+    assert header.split()[:3] == ["version", "live", "zero-shot"]
+    live = [r for r in rows if r.split()[1] == "*"]
+    assert len(live) == 1
+
+
+def test_rollback_to_the_first_live_version_then_fails(cli, state):
+    """Each rollback goes one promotion back; with one version left live there is nowhere to
+    go, and the API's message reaches the user."""
+    for _ in range(20):
+        status, out, err = cli("rollback", state["fid"])
+        if status:
+            break
+        assert out.startswith("rolled back: live model is now v")
+    assert status == 1 and out == ""
+    assert err == "error: 409 no earlier live version to roll back to\n"
+
+
+def test_promote_and_errors(cli, state):
+    fid = state["fid"]
+    newest = max(int(row.split()[0]) for row in cli("models", fid)[1].splitlines()[1:])
+    status, out, _ = cli("promote", fid, newest)
+    assert (status, out) == (0, f"live model: v{newest}\n")
+    status, _, err = cli("promote", fid, 999)
+    assert status == 1 and err.startswith("error: 404 ")
+    status, _, err = cli("models", "function_doesnotexist")
+    assert status == 1 and err.startswith("error: 404 ") and "Traceback" not in err
+    status, _, err = cli("models", fid, "--client-secret", "wrong")
+    assert (status, err) == (1, "error: 401 invalid client_id or client_secret\n")
+
+
+def test_delete(cli, state):
+    status, out, _ = cli("functions", "delete", state["fid"])
+    assert status == 0
+    status, out, _ = cli("functions", "list")
+    assert state["fid"] not in out

@@ -1,0 +1,63 @@
+"""The official `nyckel` SDK, unchanged, against the local stack on port 5000 (the SDK pages
+only through URLs containing ":5000")."""
+
+from __future__ import annotations
+
+import time
+
+import nyckel
+import pytest
+
+SAMPLES = [("I was charged twice this month", "billing"),
+           ("Can I get a refund for the annual plan?", "billing"),
+           ("Please send me an invoice with our VAT number", "billing"),
+           ("The app crashes when I open settings", "bug"),
+           ("The save button does nothing", "bug"),
+           ("Export to PDF produces an empty file", "bug")]
+
+
+def wait_trained(func, timeout: float = 90) -> None:
+    deadline = time.time() + timeout
+    while not func.has_trained_model():
+        assert time.time() < deadline, "the function did not train in time"
+        time.sleep(0.5)
+
+
+def test_the_nyckel_sdk_drives_the_local_stack(local_stack):
+    creds = nyckel.Credentials(local_stack.client_id, local_stack.client_secret,
+                               server_url=local_stack.url)
+    func = nyckel.TextClassificationFunction.create("support-sdk", creds)
+    assert not func.has_trained_model()
+    ids = func.create_samples(SAMPLES)
+    assert len(ids) == len(SAMPLES) and len(set(ids)) == len(SAMPLES)
+    # A duplicate returns the existing id (409 with existingSampleId).
+    assert func.create_samples([SAMPLES[0]]) == [ids[0]]
+    assert sorted(lb.name for lb in func.list_labels()) == ["billing", "bug"]
+    wait_trained(func)
+
+    predictions = func.invoke(["my invoice shows the wrong amount", "the app keeps crashing"])
+    assert [p.label_name for p in predictions] == ["billing", "bug"]
+    assert all(0.5 < p.confidence <= 1 for p in predictions)
+
+    samples = func.list_samples()
+    assert sorted(s.data for s in samples) == sorted(t for t, _ in SAMPLES)
+    assert all(s.prediction is not None for s in samples)
+    sample = func.read_sample(ids[3])
+    assert sample.data == SAMPLES[3][0] and sample.annotation.label_name == "bug"
+
+    sample.annotation = nyckel.ClassificationAnnotation(label_name="billing")
+    func.update_annotation(sample)
+    assert func.read_sample(ids[3]).annotation.label_name == "billing"
+    sample.annotation = None
+    func.update_annotation(sample)
+    assert func.read_sample(ids[3]).annotation is None
+
+    func.delete_samples(ids[:2])
+    assert len(func.list_samples()) == len(SAMPLES) - 2
+    label = func.list_labels()[0]
+    label.description = "updated"
+    func.update_label(label)
+    assert func.read_label(label.id).description == "updated"
+    func.delete()
+    with pytest.raises(ValueError):
+        nyckel.TextClassificationFunction(func.function_id, creds)
