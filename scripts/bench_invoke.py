@@ -2,14 +2,17 @@
 
     .venv/bin/python scripts/bench_invoke.py [--repeat 300] [--cold 5]
 
-Starts the local stack (moto server, real handlers) on a free port, creates and trains the
-example function through the API, then measures for one ~20-token text, interleaved round by
-round so that machine load hits every variant alike:
+Starts the local stack (`labelloop local`: moto server, real handlers) as its own process on a
+free port, as DynamoDB and S3 are remote in production (in-process, moto's request handling and
+snapshots would compete with the encoder for this process's GIL); creates and trains the example
+function through the API, then measures for one ~20-token text, interleaved round by round so
+that machine load hits every variant alike:
 
 - raw encoder: tokenize + ONNX run + pooling (`Encoder.featurize_one`), the baseline;
-- handler: an API Gateway v2 event → `labelloop.handlers.api.handler` → response, in-process
-  (auth, cached function view, encoder, head, the invoke record's write to moto);
-- HTTP: a POST over a kept-alive loopback connection through the local gateway.
+- handler: an API Gateway v2 event → `labelloop.handlers.api.handler` → response, in this
+  process (auth, cached function view, encoder, head, the invoke record's write to moto);
+- HTTP: a POST over a kept-alive loopback connection through the local stack's gateway (its
+  handler shares its process with moto, as `labelloop local` runs).
 
 Cold start: a fresh interpreter importing the handler and serving its first invoke, against a
 fresh interpreter importing onnxruntime and creating the same session (medians of --cold runs).
@@ -25,17 +28,19 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlparse
 
+import boto3
 import numpy as np
 
 from benchlib import emit_json, print_table
 from labelloop.client import Client
 from labelloop.local import LambdaContext
 from labelloop.local.example import EXAMPLES, run_example
-from labelloop.local.stack import LocalStack
+from labelloop.resources import create_all
 
 TEXT = "I was charged twice for the same order on my credit card last week, please refund me"
 
@@ -79,48 +84,91 @@ def cold(script: str, arg: str, runs: int) -> float:
     return float(np.median(out))
 
 
+def start_stack(data_dir: Path) -> tuple[subprocess.Popen, dict[str, str]]:
+    """`labelloop local` in its own process; returns it and what it printed (url, moto, …)."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "labelloop.cli", "local", "--port", str(port),
+                             "--data-dir", str(data_dir)], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    keys = {"API": "url", "client id": "client_id", "client secret": "client_secret",
+            "AWS (moto)": "moto"}
+    found: dict[str, str] = {}
+    while len(found) < len(keys):
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError("labelloop local exited before serving")
+        for label, key in keys.items():
+            if line.strip().startswith(label):
+                found[key] = line.strip()[len(label):].strip()
+    # Keep reading: a full pipe would block the stack on its next log line.
+    threading.Thread(target=proc.stdout.read, daemon=True).start()
+    return proc, found
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=300)
     ap.add_argument("--cold", type=int, default=5)
     args = ap.parse_args()
     os.environ.setdefault("LABELLOOP_TRAIN_DEBOUNCE_SECONDS", "0")
-    with tempfile.TemporaryDirectory() as tmp, LocalStack(Path(tmp), port=0, stage="bench") as s:
-        print(f"local stack at {s.url}; training the example function …", flush=True)
-        fid = run_example(s.url, s.client_id, s.client_secret, EXAMPLES)
-        token = Client(s.url, s.client_id, s.client_secret)._bearer()
-        from labelloop.container import deps
-        from labelloop.handlers.api import handler
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, s = start_stack(Path(tmp))
+        try:
+            run(args, s)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
 
-        encoder = deps().encoder  # the handler's own session: same model, same threads
-        event, ctx = invoke_event(fid, token), LambdaContext("bench")
-        url = urlparse(s.url)
-        conn = http.client.HTTPConnection(url.hostname, url.port)
-        headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
-        body = json.dumps({"data": TEXT})
 
-        def over_http():
-            conn.request("POST", f"/v1/functions/{fid}/invoke", body, headers)
-            resp = conn.getresponse()
-            assert resp.status == 200, resp.read()
-            resp.read()
+def run(args: argparse.Namespace, s: dict[str, str]) -> None:
+    print(f"local stack at {s['url']}; training the example function …", flush=True)
+    fid = run_example(s["url"], s["client_id"], s["client_secret"], EXAMPLES)
+    token = Client(s["url"], s["client_id"], s["client_secret"])._bearer()
+    # This process's handler talks to the stack's moto, like a second Lambda container.
+    os.environ.update(AWS_ENDPOINT_URL=s["moto"], AWS_ACCESS_KEY_ID="local",
+                      AWS_SECRET_ACCESS_KEY="local", AWS_DEFAULT_REGION="us-east-1",
+                      POWERTOOLS_TRACE_DISABLED="1")
+    os.environ.update(create_all(boto3.Session(), "local"))
+    from labelloop.container import deps
+    from labelloop.handlers.api import handler
 
-        variants = {"raw encoder": lambda: encoder.featurize_one(TEXT),
-                    "handler": lambda: handler(event, ctx),
-                    "HTTP loopback": over_http}
-        times = {k: [] for k in variants}
-        for _ in range(20):  # warm-up
-            for fn in variants.values():
-                fn()
-        for _ in range(args.repeat):
-            for name, fn in variants.items():
-                t0 = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - t0)
-        tokens = len(encoder._tokenizer.encode(TEXT).ids)
-        print(f"measuring cold starts ({args.cold} runs each) …", flush=True)
-        cold_handler = cold(COLD_HANDLER, json.dumps(event), args.cold)
-        cold_base = cold(COLD_BASELINE, str(encoder.model_dir / "model.onnx"), args.cold)
+    encoder = deps().encoder  # the handler's own session: same model, same threads
+    event, ctx = invoke_event(fid, token), LambdaContext("bench")
+    url = urlparse(s["url"])
+    conn = http.client.HTTPConnection(url.hostname, url.port)
+    headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+    body = json.dumps({"data": TEXT})
+
+    def over_http():
+        conn.request("POST", f"/v1/functions/{fid}/invoke", body, headers)
+        resp = conn.getresponse()
+        assert resp.status == 200, resp.read()
+        resp.read()
+
+    variants = {"raw encoder": lambda: encoder.featurize_one(TEXT),
+                "handler": lambda: handler(event, ctx),
+                "HTTP loopback": over_http}
+    times = {k: [] for k in variants}
+    for _ in range(20):  # warm-up
+        for fn in variants.values():
+            fn()
+    for _ in range(args.repeat):
+        for name, fn in variants.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    tokens = len(encoder._tokenizer.encode(TEXT).ids)
+    print(f"measuring cold starts ({args.cold} runs each) …", flush=True)
+    cold_handler = cold(COLD_HANDLER, json.dumps(event), args.cold)
+    cold_base = cold(COLD_BASELINE, str(encoder.model_dir / "model.onnx"), args.cold)
 
     stats = {k: (np.percentile(v, 50) * 1e3, np.percentile(v, 95) * 1e3)
              for k, v in times.items()}
