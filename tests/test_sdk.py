@@ -7,13 +7,7 @@ import time
 
 import nyckel
 import pytest
-
-SAMPLES = [("I was charged twice this month", "billing"),
-           ("Can I get a refund for the annual plan?", "billing"),
-           ("Please send me an invoice with our VAT number", "billing"),
-           ("The app crashes when I open settings", "bug"),
-           ("The save button does nothing", "bug"),
-           ("Export to PDF produces an empty file", "bug")]
+from test_api import SAMPLES
 
 
 def wait_trained(func, timeout: float = 90) -> None:
