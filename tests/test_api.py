@@ -179,6 +179,8 @@ def test_bad_input_gets_a_4xx_naming_the_field(api):
         ("POST", f"/v1/functions/{fid}/samples", {"data": "  "}, 400, "data"),
         ("POST", f"/v1/functions/{fid}/samples", {"data": "x", "annotation": {
             "labelName": "nope"}}, 400, "annotation.labelName"),
+        ("POST", f"/v1/functions/{fid}/samples", {"data": "x", "annotation": {
+            "labelId": "label_no_such"}}, 400, "annotation.labelId"),
         ("POST", f"/v1/functions/{fid}/labels", {"name": ""}, 400, "name"),
         ("POST", "/v1/functions", {"input": "Audio"}, 400, "input"),
         ("POST", f"/v1/functions/{fid}/invoke", {}, 400, "data"),

@@ -85,7 +85,10 @@ def token():
     raw = event.decoded_body or ""
     form = {k: v[0] for k, v in parse_qs(raw).items()} if "=" in raw else {}
     if not form and raw.strip().startswith("{"):
-        form = json.loads(raw)
+        try:
+            form = json.loads(raw)
+        except ValueError as err:
+            raise BadRequest("body: expected form-encoded client credentials") from err
     if form.get("grant_type", "client_credentials") != "client_credentials":
         raise BadRequest("grant_type: only client_credentials is supported")
     for field in ("client_id", "client_secret"):

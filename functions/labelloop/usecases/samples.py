@@ -45,7 +45,10 @@ def _text(data) -> str:
 def _resolve_label(d: Deps, fn: FunctionItem, ref: LabelRef, field: str) -> str:
     labels = d.store.list_labels(fn.id)
     if ref.label_id:
-        lid = bare(ref.label_id, "label") if ref.label_id else None
+        try:
+            lid = bare(ref.label_id, "label")
+        except NotFound:
+            lid = None
         if any(lb.id == lid for lb in labels):
             return lid
         raise BadRequest(f"{field}.labelId: no label {ref.label_id!r} in this function")
