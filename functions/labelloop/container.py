@@ -15,7 +15,6 @@ from labelloop.settings import Settings
 class Deps:
     def __init__(self, settings: Settings | None = None):
         self._settings = settings
-        self._lock = threading.Lock()
 
     @cached_property
     def settings(self) -> Settings:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 
 from pydantic import BaseModel, ConfigDict
 
 from labelloop.container import Deps
 from labelloop.domain import FunctionItem
-from labelloop.errors import NotFound
-from labelloop.ids import bare
+from labelloop.errors import Conflict, NotFound
+from labelloop.ids import bare, full
 
 
 class TrainingMessage(BaseModel):
@@ -20,6 +21,17 @@ class TrainingMessage(BaseModel):
     functionId: str
     reason: str = ""
     force: bool = False
+
+
+@contextmanager
+def prefixed_conflict(key: str, kind: str):
+    """The store names existing items by bare id; the API shows them prefixed."""
+    try:
+        yield
+    except Conflict as err:
+        if err.extra.get(key):
+            err.extra[key] = full(err.extra[key], kind)
+        raise
 
 
 def owned_function(d: Deps, client: str, function_id: str) -> FunctionItem:

@@ -17,7 +17,7 @@ from labelloop.container import Deps
 from labelloop.domain import InvokeItem
 from labelloop.errors import BadRequest, NotFound, NotReady
 from labelloop.ids import bare, new_bare
-from labelloop.serving import LiveModel, Prediction, View
+from labelloop.serving import LiveModel, Prediction, View, predict
 from labelloop.usecases.samples import MAX_EXTERNAL_ID, _text
 
 
@@ -62,8 +62,7 @@ def invoke(d: Deps, client: str, function_id: str, data, external_id: str | None
             expires_at=math.ceil(now + 86400 * view.function.invoke_retention_days))
         pending = d.writer.submit(d.store.put_invoke, record)
     features = d.encoder.featurize_one(text)
-    predictions = view.predict(features) if model is view.model else View(
-        view.function, view.labels, model, view.loaded_at).predict(features)
+    predictions = predict(model, view.labels, features)
     if pending is not None:
         pending.result()  # done by now; a failed write fails the invoke rather than vanish
     if not predictions:

@@ -8,9 +8,9 @@ import numpy as np
 
 from labelloop.container import Deps
 from labelloop.domain import LabelItem
-from labelloop.errors import BadRequest, Conflict
-from labelloop.ids import bare, full, new_bare
-from labelloop.usecases.common import owned_function, request_training
+from labelloop.errors import BadRequest
+from labelloop.ids import bare, new_bare
+from labelloop.usecases.common import owned_function, prefixed_conflict, request_training
 from labelloop.zeroshot import prior_texts
 
 MAX_NAME = 200
@@ -42,12 +42,8 @@ def create_label(d: Deps, client: str, function_id: str, name: str | None,
     label = _with_priors(d, id=new_bare(), function_id=fn.id, name=name,
                          description=description, metadata=metadata or None,
                          created_at=time.time())
-    try:
+    with prefixed_conflict("existingLabelId", "label"):
         d.store.create_label(label)
-    except Conflict as err:
-        if err.extra.get("existingLabelId"):
-            err.extra["existingLabelId"] = full(err.extra["existingLabelId"], "label")
-        raise
     request_training(d, fn.id, "labels changed")
     return label
 

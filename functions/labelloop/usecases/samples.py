@@ -14,7 +14,7 @@ from labelloop.encoder import Features
 from labelloop.errors import BadRequest, Conflict, NotFound
 from labelloop.ids import bare, full, new_bare
 from labelloop.serving import Prediction
-from labelloop.usecases.common import owned_function, request_training
+from labelloop.usecases.common import owned_function, prefixed_conflict, request_training
 
 MAX_PAGE = 1000
 MAX_EXTERNAL_ID = 1024
@@ -43,7 +43,16 @@ def _text(data) -> str:
 
 
 def _resolve_label(d: Deps, fn: FunctionItem, ref: LabelRef, field: str) -> str:
-    labels = d.store.list_labels(fn.id)
+    """From the cached view (no query per sample during an import); a miss re-reads once, as
+    the label may have been created a moment ago through another container."""
+    try:
+        return _find_label(d.serving.view(fn.id).labels.values(), ref, field)
+    except BadRequest:
+        d.serving.invalidate(fn.id)
+        return _find_label(d.store.list_labels(fn.id), ref, field)  # consistent read
+
+
+def _find_label(labels, ref: LabelRef, field: str) -> str:
     if ref.label_id:
         try:
             lid = bare(ref.label_id, "label")
@@ -82,12 +91,8 @@ def create_sample(d: Deps, client: str, function_id: str, data, external_id: str
     label_id = _resolve_label(d, fn, annotation, "annotation") if annotation else None
     features = d.encoder.featurize_one(text)
     sample = _new_sample(fn, new_bare(), text, features, external_id, label_id, "API")
-    try:
+    with prefixed_conflict("existingSampleId", "sample"):
         d.store.create_sample(sample)
-    except Conflict as err:
-        if err.extra.get("existingSampleId"):
-            err.extra["existingSampleId"] = full(err.extra["existingSampleId"], "sample")
-        raise
     if label_id:
         request_training(d, fn.id, "samples annotated")
     view = d.serving.view(fn.id)

@@ -122,7 +122,7 @@ def decide(model: TrainedModel, meta: ModelMeta, features: Features, live: LiveM
            if live.meta.trained.get(sid) != label]
     if not new:
         return Decision(True, "no new annotations to compare on")
-    truth = np.array([list(meta.trained.values())[i] for i in new])
+    truth = np.array(list(meta.trained.values()))[new]
     candidate = np.array([model.cv_predictions[i] for i in new]) == truth
     labels_now = {lid: None for lid in meta.label_ids}
     live_pred = predict(live, labels_now, features.take(np.array(new)))
