@@ -3,6 +3,7 @@
 import argparse
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -105,6 +106,27 @@ def test_train_wait_invoke_and_models(cli, state):
     assert header.split()[:3] == ["version", "live", "zero-shot"]
     live = [r for r in rows if r.split()[1] == "*"]
     assert len(live) == 1
+
+
+def test_invoke_record_is_written_after_the_response_with_its_prediction(stack, state):
+    """Over the local gateway the record is written once the response is out (as Lambda's
+    extension does): feedback sent at once still finds it, and it holds the prediction."""
+    from labelloop.client import Client
+    from labelloop.container import deps
+    from labelloop.ids import bare
+
+    client = Client(stack.url, stack.client_id, stack.client_secret)
+    fid = state["fid"]
+    out = client.invoke(fid, "my card was charged twice this month")
+    sample = client.annotate(fid, out["sampleId"], "billing")
+    assert sample["id"] == out["sampleId"] and sample["origin"] == "InvokeFeedback"
+    record = deps().store.get_invoke(bare(fid, "function"), bare(out["sampleId"], "sample"),
+                                     time.time())
+    assert record.label_id == bare(out["labelId"], "label")
+    assert record.confidence == pytest.approx(out["confidence"], abs=1e-6)
+    ranked = sorted((c["confidence"] for c in out["labelConfidences"]), reverse=True)
+    assert record.margin == pytest.approx(ranked[0] - ranked[1], abs=1e-5)
+    assert record.model_version == out["modelVersion"]
 
 
 def test_rollback_to_the_first_live_version_then_fails(cli, state):

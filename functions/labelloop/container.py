@@ -57,13 +57,6 @@ class Deps:
 
         return ServingCache(self.store, self.settings.cache_seconds)
 
-    @cached_property
-    def writer(self):
-        """Runs the invoke record's write beside the encoder (see usecases.invoke)."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        return ThreadPoolExecutor(max_workers=4, thread_name_prefix="labelloop-write")
-
 
 _default: Deps | None = None
 _default_lock = threading.Lock()

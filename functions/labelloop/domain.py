@@ -102,5 +102,8 @@ class InvokeItem(Item):
     data: str
     external_id: str | None = None
     model_version: int
+    label_id: str  # the prediction: label (bare id), its confidence, and top-1 minus top-2
+    confidence: float
+    margin: float
     created_at: float
     expires_at: int  # epoch seconds (the table's TTL attribute)

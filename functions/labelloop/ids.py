@@ -30,6 +30,14 @@ def new_bare() -> str:
     return _b32(time.time_ns() // 1_000_000, 10) + _b32(int.from_bytes(os.urandom(8)), 12)
 
 
+def created_at(bare_id: str) -> float:
+    """Epoch seconds at which `new_bare` made `bare_id` (its first 10 characters)."""
+    n = 0
+    for ch in bare_id[:10]:
+        n = n * 32 + _ALPHABET.index(ch)
+    return n / 1000
+
+
 def new_id(kind: str) -> str:
     return f"{kind}_{new_bare()}"
 

@@ -361,7 +361,8 @@ class Store:
 
     def get_invoke(self, fid: str, sid: str, now: float) -> InvokeItem | None:
         """None when absent or expired (DynamoDB deletes expired items late, moto never)."""
-        item = self.invokes.get_item(Key={"pk": _fn(fid), "sk": f"INVOKE#{sid}"}).get("Item")
+        item = self.invokes.get_item(Key={"pk": _fn(fid), "sk": f"INVOKE#{sid}"},
+                                     ConsistentRead=True).get("Item")
         if not item or int(item["expires_at"]) <= now:
             return None
         return InvokeItem.model_validate(_strip(item))

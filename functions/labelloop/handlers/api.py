@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from labelloop import afterwork
 from labelloop.api.app import app, logger
+
+# In Lambda, registers the extension that writes invoke records after the response: this must
+# happen during init (a no-op anywhere else).
+afterwork.start_in_lambda()
 
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict, context: LambdaContext) -> dict:
-    return app.resolve(event, context)
+    with afterwork.collect(context.aws_request_id):
+        return app.resolve(event, context)

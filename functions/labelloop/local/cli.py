@@ -19,7 +19,7 @@ def run(args: argparse.Namespace) -> None:
         def on_ready(stack: LocalStack) -> None:
             run_example(stack.url, stack.client_id, stack.client_secret)
 
-    LocalStack(args.data_dir, port=args.port).run_forever(on_ready)
+    LocalStack(args.data_dir, port=args.port, persist=not args.ephemeral).run_forever(on_ready)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -30,6 +30,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="API port (default 5000: the nyckel SDK only pages on :5000)")
     p.add_argument("--data-dir", type=Path, default=Path(".labelloop"),
                    help="where state and client credentials are kept (default ./.labelloop)")
+    p.add_argument("--ephemeral", action="store_true",
+                   help="keep the AWS state in memory only, lost on stop (credentials are still "
+                        "kept in --data-dir): no snapshot work, as for benchmarks")
     p.add_argument("--example", action="store_true",
                    help="once serving, create (first time only), train and invoke the example "
                         "function from scripts/data")

@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from labelloop.afterwork import Runner
 from labelloop.local import ACCOUNT_ID, LambdaContext
 
 log = logging.getLogger(__name__)
@@ -125,8 +126,10 @@ def to_response(result):
 class Gateway:
     """Serves `handler(event, context)` on http://127.0.0.1:<port> (0 picks a free port)."""
 
-    def __init__(self, handler: Callable, port: int = 0, function_name: str = "api"):
+    def __init__(self, handler: Callable, port: int = 0, function_name: str = "api",
+                 runner: Runner | None = None):
         self.handler = handler
+        self.runner = runner  # runs what each request deferred, once its response is sent
         self.function_name = function_name
         self._port = port
         self._server = None
@@ -149,12 +152,16 @@ class Gateway:
             except RequestEntityTooLarge:
                 response = _json_response(413, {"message": "Request Entity Too Large"})
             else:
-                response = self._invoke(event)
+                context = LambdaContext(self.function_name, timeout_seconds=TIMEOUT_SECONDS)
+                response = self._invoke(event, context)
+                if self.runner is not None:
+                    # The server calls close() once the body is out: as Lambda, which posts
+                    # the response before the extension runs the deferred work.
+                    response.call_on_close(lambda: self.runner.finish(context.aws_request_id))
         response.headers["Apigw-Requestid"] = request_id
         return response(environ, start_response)
 
-    def _invoke(self, event: dict):
-        context = LambdaContext(self.function_name, timeout_seconds=TIMEOUT_SECONDS)
+    def _invoke(self, event: dict, context: LambdaContext):
         try:
             result = self.handler(event, context)
         except Exception:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from labelloop import afterwork
 from labelloop.local import REGION, wait_for_signal
 
 API_HANDLER = "labelloop.handlers.api.handler"
@@ -62,8 +63,9 @@ class LocalStack:
 
     def __init__(self, data_dir: Path, port: int = 5000, stage: str = "local", *,
                  api_handler: str = API_HANDLER, queue_handlers: Mapping[str, str] | None = None,
-                 retry_seconds: int = 2):
+                 retry_seconds: int = 2, persist: bool = True):
         self.data_dir = Path(data_dir).resolve()
+        self.persist = persist
         self.port = port
         self.stage = stage
         self._api_handler = api_handler
@@ -75,6 +77,8 @@ class LocalStack:
         self.moto = None
         self.gateway = None
         self.pollers: list = []
+        self._runner_installed = False
+        self._previous_runner: afterwork.Runner | None = None
 
     @property
     def url(self) -> str:
@@ -111,7 +115,7 @@ class LocalStack:
         from labelloop.resources import RESOURCES, create_all
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.moto = MotoServer(self.data_dir).start()
+        self.moto = MotoServer(self.data_dir if self.persist else None).start()
         self._set_env({
             "AWS_ENDPOINT_URL": self.moto.endpoint, "AWS_ACCESS_KEY_ID": "local",
             "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": REGION,
@@ -125,8 +129,11 @@ class LocalStack:
 
         self._credentials = load_credentials(self.data_dir)
         register_client(self._credentials.client_id, self._credentials.client_secret)
+        runner = afterwork.Runner()
+        self._previous_runner = afterwork.install(runner)
+        self._runner_installed = True
         self.gateway = Gateway(resolve(self._api_handler), self.port,
-                               function_name=f"labelloop-{self.stage}-api").start()
+                               function_name=f"labelloop-{self.stage}-api", runner=runner).start()
         specs = {q.env: q for q in RESOURCES.queues}
         for env_var, handler in self._queue_handlers.items():
             spec = specs[env_var]
@@ -152,6 +159,9 @@ class LocalStack:
         for poller in self.pollers:
             poller.stop()
         self.moto, self.gateway, self.pollers = None, None, []
+        if self._runner_installed:
+            afterwork.install(self._previous_runner)
+            self._runner_installed = False
         for key, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -171,7 +181,8 @@ class LocalStack:
                   f"  API            {self.url}\n"
                   f"  client id      {self.client_id}\n"
                   f"  client secret  {self.client_secret}\n"
-                  f"  data           {self.data_dir}\n"
+                  f"  data           {self.data_dir}"
+                  f"{'' if self.persist else ' (credentials only: AWS state in memory)'}\n"
                   f"  AWS (moto)     {self.moto.endpoint}\n"
                   "Ctrl-C to stop.", flush=True)
             if on_ready is not None:

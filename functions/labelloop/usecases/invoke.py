@@ -1,10 +1,7 @@
 """Use case: invoke. The hot path: one cached view, one encoder run, one head, one write.
 
-The invoke record (full data, model version, expiry) is written by a worker thread while the
-encoder runs (onnxruntime releases the GIL), so storing adds no latency. The prediction is not
-part of that write, because it is not known until the encoder is done; it is a pure function of
-(data, model version) — static quantisation makes embeddings batch-invariant and versions are
-immutable — so whoever reads a record recomputes it exactly.
+The invoke record (full data, model version, prediction, expiry) is written after the response
+has gone out (`afterwork`), so storing adds no latency and the record can hold the prediction.
 """
 
 from __future__ import annotations
@@ -13,6 +10,7 @@ import math
 import time
 from dataclasses import dataclass
 
+from labelloop.afterwork import later
 from labelloop.container import Deps
 from labelloop.domain import InvokeItem
 from labelloop.errors import BadRequest, NotFound, NotReady
@@ -52,19 +50,17 @@ def invoke(d: Deps, client: str, function_id: str, data, external_id: str | None
     if external_id is not None and len(external_id) > MAX_EXTERNAL_ID:
         raise BadRequest(f"externalId: at most {MAX_EXTERNAL_ID} characters")
     model = _model(d, view, model_id)
-    sid = new_bare()
-    pending = None
-    if view.function.store_invokes:
-        now = time.time()
-        record = InvokeItem(
-            function_id=fid, sample_id=sid, data=text, external_id=external_id,
-            model_version=model.version, created_at=now,
-            expires_at=math.ceil(now + 86400 * view.function.invoke_retention_days))
-        pending = d.writer.submit(d.store.put_invoke, record)
     features = d.encoder.featurize_one(text)
     predictions = predict(model, view.labels, features)
-    if pending is not None:
-        pending.result()  # done by now; a failed write fails the invoke rather than vanish
     if not predictions:
         raise NotReady("the model's labels were all deleted; a retrain is queued")
-    return InvokeResult(predictions[0], model.version, sid, view)
+    best, sid = predictions[0], new_bare()
+    if view.function.store_invokes:
+        now = time.time()
+        runner_up = best.ranked[1][1] if len(best.ranked) > 1 else 0.0
+        later(d.store.put_invoke, InvokeItem(
+            function_id=fid, sample_id=sid, data=text, external_id=external_id,
+            model_version=model.version, label_id=best.label_id, confidence=best.confidence,
+            margin=best.confidence - runner_up, created_at=now,
+            expires_at=math.ceil(now + 86400 * view.function.invoke_retention_days)))
+    return InvokeResult(best, model.version, sid, view)

@@ -9,15 +9,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from labelloop.container import Deps
-from labelloop.domain import FunctionItem, SampleItem
+from labelloop.domain import FunctionItem, InvokeItem, SampleItem
 from labelloop.encoder import Features
 from labelloop.errors import BadRequest, Conflict, NotFound
-from labelloop.ids import bare, full, new_bare
+from labelloop.ids import bare, created_at, full, new_bare
 from labelloop.serving import Prediction
 from labelloop.usecases.common import owned_function, prefixed_conflict, request_training
 
 MAX_PAGE = 1000
 MAX_EXTERNAL_ID = 1024
+
+# How long after an invoke its record may still be on its way (see `_invoke_record`).
+INVOKE_RECORD_GRACE_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -143,7 +146,7 @@ def annotate(d: Deps, client: str, function_id: str, sample_id: str,
 
 
 def _sample_from_invoke(d: Deps, fn: FunctionItem, sid: str, label_id: str) -> SampleItem:
-    record = d.store.get_invoke(fn.id, sid, time.time())
+    record = _invoke_record(d, fn, sid)
     if record is None:
         raise NotFound(f"sample {full(sid, 'sample')!r} not found (nor an invoke within the "
                        f"function's {fn.invoke_retention_days}-day invoke retention)")
@@ -159,6 +162,17 @@ def _sample_from_invoke(d: Deps, fn: FunctionItem, sid: str, label_id: str) -> S
         d.store.set_annotation(fn.id, existing, label_id)
         return d.store.get_sample(fn.id, existing)
     return sample
+
+
+def _invoke_record(d: Deps, fn: FunctionItem, sid: str) -> InvokeItem | None:
+    """The invoke's record; for a just-made sampleId, waits for it a little: the record is
+    written after the invoke's response, so feedback sent at once can arrive first."""
+    while True:
+        record = d.store.get_invoke(fn.id, sid, time.time())
+        if (record is not None or not fn.store_invokes
+                or time.time() - created_at(sid) > INVOKE_RECORD_GRACE_SECONDS):
+            return record
+        time.sleep(0.05)
 
 
 def clear_annotation(d: Deps, client: str, function_id: str, sample_id: str) -> None:

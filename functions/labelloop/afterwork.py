@@ -1,0 +1,148 @@
+"""Work that runs after the response has gone out: the invoke path's writes.
+
+A use case hands work to `later(fn, *args)`; an entry point runs the request inside
+`collect(request_id)`. What happens to the collected work then depends on who runs the handler:
+
+- in Lambda, an internal extension (`LambdaExtension`: a thread of this process registered with
+  the Extensions API during init) runs it once the handler has returned, and only then tells
+  Lambda it is done with the invoke. The runtime posts the response as soon as the handler
+  returns, so the caller never waits for the work, and Lambda does not freeze or recycle the
+  environment before the work is done;
+- the local gateway runs it after it has sent the response (the same contract);
+- anywhere else (tests, scripts, the Python API) nothing is deferred: the work runs before
+  `collect` returns.
+
+A failure cannot reach a caller who already has its answer: it is logged with the work's name
+(botocore has already retried it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+log = logging.getLogger(__name__)
+
+Work = list[tuple[Callable, tuple]]
+_collecting: ContextVar[Work | None] = ContextVar("labelloop_afterwork", default=None)
+
+
+class Runner:
+    """Runs what requests collected, after their responses: `finish(request_id)` waits for the
+    request's handler to hand its work over (it may still be running), then runs it."""
+
+    def __init__(self):
+        self._handed: dict[str, Work] = {}
+        self._cond = threading.Condition()
+
+    def handoff(self, request_id: str, work: Work) -> None:
+        with self._cond:
+            self._handed[request_id] = work
+            self._cond.notify_all()
+
+    def finish(self, request_id: str, timeout: float = 30.0) -> int:
+        """Run the request's work; the number of items run (0 if none came within timeout)."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: request_id in self._handed, timeout):
+                log.error("no work handed over for request %s within %.0f s", request_id, timeout)
+                return 0
+            work = self._handed.pop(request_id)
+        run(work)
+        return len(work)
+
+
+_runner: Runner | None = None
+
+
+def install(runner: Runner | None) -> Runner | None:
+    """Make `runner` run collected work from now on (None: run it inline); returns the previous
+    one."""
+    global _runner
+    previous, _runner = _runner, runner
+    return previous
+
+
+def later(fn: Callable, *args) -> None:
+    """Run `fn(*args)` after the response, or now outside of `collect`."""
+    work = _collecting.get()
+    if work is None:
+        fn(*args)
+    else:
+        work.append((fn, args))
+
+
+@contextmanager
+def collect(request_id: str) -> Iterator[None]:
+    work: Work = []
+    token = _collecting.set(work)
+    try:
+        yield
+    finally:
+        _collecting.reset(token)
+        runner = _runner
+        if runner is None:
+            run(work)
+        else:
+            runner.handoff(request_id, work)
+
+
+def run(work: Work) -> None:
+    for fn, args in work:
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("after-response work %s failed",
+                          getattr(fn, "__qualname__", repr(fn)))
+
+
+class LambdaExtension:
+    """This process as an internal Lambda extension that runs each invoke's collected work.
+
+    Must start during init (at import of the handler module), before the runtime asks for its
+    first event: Lambda refuses registrations after that.
+    """
+
+    NAME = "labelloop-afterwork"
+
+    def __init__(self, runtime_api: str, runner: Runner):
+        self._base = f"http://{runtime_api}/2020-01-01/extension"
+        self._runner = runner
+        self._id = ""
+
+    def start(self) -> LambdaExtension:
+        request = urllib.request.Request(
+            f"{self._base}/register", data=json.dumps({"events": ["INVOKE"]}).encode(),
+            headers={"Lambda-Extension-Name": self.NAME}, method="POST")
+        with urllib.request.urlopen(request, timeout=5) as response:
+            self._id = response.headers["Lambda-Extension-Identifier"]
+        threading.Thread(target=self._loop, name=self.NAME, daemon=True).start()
+        return self
+
+    def _loop(self) -> None:
+        request = urllib.request.Request(f"{self._base}/event/next",
+                                         headers={"Lambda-Extension-Identifier": self._id})
+        while True:
+            # Asking for the next event is what tells Lambda this invoke's work is done.
+            with urllib.request.urlopen(request) as response:
+                event = json.load(response)
+            if event.get("eventType") == "INVOKE":
+                remaining = event.get("deadlineMs", 0) / 1000 - time.time()
+                self._runner.finish(event["requestId"], timeout=max(remaining, 0.1))
+
+
+def start_in_lambda() -> LambdaExtension | None:
+    """In a Lambda environment, register the extension and install its runner."""
+    runtime_api = os.environ.get("AWS_LAMBDA_RUNTIME_API")
+    if not runtime_api or _runner is not None:
+        return None
+    runner = Runner()
+    extension = LambdaExtension(runtime_api, runner).start()
+    install(runner)
+    return extension
