@@ -30,11 +30,15 @@ def new_bare() -> str:
     return _b32(time.time_ns() // 1_000_000, 10) + _b32(int.from_bytes(os.urandom(8)), 12)
 
 
-def created_at(bare_id: str) -> float:
-    """Epoch seconds at which `new_bare` made `bare_id` (its first 10 characters)."""
+def created_at(bare_id: str) -> float | None:
+    """Epoch seconds at which `new_bare` made `bare_id` (its first 10 characters); None if
+    they cannot be ours."""
     n = 0
     for ch in bare_id[:10]:
-        n = n * 32 + _ALPHABET.index(ch)
+        digit = _ALPHABET.find(ch)
+        if digit < 0:
+            return None
+        n = n * 32 + digit
     return n / 1000
 
 

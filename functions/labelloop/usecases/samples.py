@@ -167,10 +167,12 @@ def _sample_from_invoke(d: Deps, fn: FunctionItem, sid: str, label_id: str) -> S
 def _invoke_record(d: Deps, fn: FunctionItem, sid: str) -> InvokeItem | None:
     """The invoke's record; for a just-made sampleId, waits for it a little: the record is
     written after the invoke's response, so feedback sent at once can arrive first."""
+    made = created_at(sid)
+    fresh = fn.store_invokes and made is not None and (
+        0 <= time.time() - made <= INVOKE_RECORD_GRACE_SECONDS)
     while True:
         record = d.store.get_invoke(fn.id, sid, time.time())
-        if (record is not None or not fn.store_invokes
-                or time.time() - created_at(sid) > INVOKE_RECORD_GRACE_SECONDS):
+        if record is not None or not fresh or time.time() > made + INVOKE_RECORD_GRACE_SECONDS:
             return record
         time.sleep(0.05)
 
