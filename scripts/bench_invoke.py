@@ -8,7 +8,7 @@ handling would compete with the encoder for this process's GIL); ephemeral, beca
 moto's state to disk after every invoke is the local stack's durability, which in production
 costs the caller's machine nothing; creates and trains the example
 function through the API, then measures for one ~20-token text, interleaved round by round so
-that machine load hits every variant alike:
+that machine load hits every variant alike (in a shuffled order per round):
 
 - raw encoder: tokenize + ONNX run + pooling (`Encoder.featurize_one`), the baseline;
 - handler: an API Gateway v2 event → `labelloop.handlers.api.handler` → response, in this
@@ -171,14 +171,22 @@ def run(args: argparse.Namespace, s: dict[str, str]) -> None:
                 "handler + record write": handler_and_write,
                 "HTTP loopback": over_http}
     times = {k: [] for k in variants}
+    order = np.random.default_rng(0)
     for rnd in range(20 + args.repeat):  # 20 warm-up rounds
-        for name, fn in variants.items():
+        # A new order every round: whatever runs after an idle moment (or after another
+        # variant's leftovers) is then no one variant in particular.
+        for name in order.permutation(list(variants)):
+            fn = variants[name]
             t0 = time.perf_counter()
             fn()
             if rnd >= 20:
                 times[name].append(time.perf_counter() - t0)
             if name == "handler":  # its record, written after the response as in Lambda
                 assert runner.finish(ctx.aws_request_id) == 1
+            elif name == "HTTP loopback":
+                # The stack writes that invoke's record after responding: let it finish before
+                # the next timing, which it would otherwise slow down.
+                time.sleep(0.03)
     tokens = len(encoder._tokenizer.encode(TEXT).ids)
     print(f"measuring cold starts ({args.cold} runs each) …", flush=True)
     cold_handler = cold(COLD_HANDLER, json.dumps(event), args.cold)
