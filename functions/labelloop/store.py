@@ -93,11 +93,7 @@ class Store:
             ConditionExpression=Attr("pk").not_exists())
 
     def get_function(self, fid: str) -> FunctionItem:
-        item = self.table.get_item(Key={"pk": _fn(fid), "sk": "FUNCTION"},
-                                   ConsistentRead=True).get("Item")
-        if not item:
-            raise NotFound(f"function {fid!r} not found")
-        return FunctionItem.model_validate(_strip(item))
+        return self._get_one("FUNCTION", fid, FunctionItem, f"function {fid!r}")
 
     def list_functions(self, client: str) -> list[FunctionItem]:
         items = self._query(self.table, index="gsi1",
@@ -236,11 +232,7 @@ class Store:
                            existingLabelId=existing["label_id"] if existing else None) from err
 
     def get_label(self, fid: str, lid: str) -> LabelItem:
-        item = self.table.get_item(Key={"pk": _fn(fid), "sk": f"LABEL#{lid}"},
-                                   ConsistentRead=True).get("Item")
-        if not item:
-            raise NotFound(f"label {lid!r} not found")
-        return LabelItem.model_validate(_strip(item))
+        return self._get_one(f"LABEL#{lid}", fid, LabelItem, f"label {lid!r}")
 
     def list_labels(self, fid: str, consistent: bool = True) -> list[LabelItem]:
         items = self._query(self.table, key=Key("pk").eq(_fn(fid)) & Key("sk").begins_with(
@@ -293,11 +285,7 @@ class Store:
                            existingSampleId=existing["sample_id"] if existing else None) from err
 
     def get_sample(self, fid: str, sid: str) -> SampleItem:
-        item = self.table.get_item(Key={"pk": _fn(fid), "sk": f"SAMPLE#{sid}"},
-                                   ConsistentRead=True).get("Item")
-        if not item:
-            raise NotFound(f"sample {sid!r} not found")
-        return SampleItem.model_validate(_strip(item))
+        return self._get_one(f"SAMPLE#{sid}", fid, SampleItem, f"sample {sid!r}")
 
     def page_samples(self, fid: str, limit: int, descending: bool, after: str | None,
                      external_id: str | None = None) -> tuple[list[SampleItem], str | None]:
@@ -368,6 +356,14 @@ class Store:
         return InvokeItem.model_validate(_strip(item))
 
     # -- helpers ------------------------------------------------------------------------
+
+    def _get_one(self, sk: str, fid: str, model, what: str):
+        """The function's item under `sk` (read consistently), or NotFound naming `what`."""
+        item = self.table.get_item(Key={"pk": _fn(fid), "sk": sk},
+                                   ConsistentRead=True).get("Item")
+        if not item:
+            raise NotFound(f"{what} not found")
+        return model.model_validate(_strip(item))
 
     @staticmethod
     def _query(table, key, index: str | None = None, projection: str | None = None,
