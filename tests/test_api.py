@@ -117,13 +117,18 @@ def test_sample_listing_pages_with_root_relative_links(api):
 
 def test_feedback_on_an_invoke_becomes_training_data(api):
     fid = make_function(api)
+    # capture=false: this invoke is not captured, so the feedback creates its sample.
     out = api.call("POST", f"/v1/functions/{fid}/invoke", {"data": "the login page is blank"},
-                   query="externalId=ticket-7")[1]
+                   query="externalId=ticket-7&capture=false")[1]
     status, sample, _ = api.call("PUT", f"/v1/functions/{fid}/samples/{out['sampleId']}"
                                  "/annotation", {"labelName": "bug"})
     assert status == 200, sample
     assert sample["id"] == out["sampleId"] and sample["origin"] == "InvokeFeedback"
     assert sample["externalId"] == "ticket-7"
+    # The invoke's prediction is kept beside the annotation, and a correction is flagged.
+    assert sample["invokePrediction"]["labelId"] == out["labelId"]
+    assert sample["invokePrediction"]["modelVersion"] == out["modelVersion"]
+    assert sample["corrected"] is (out["labelName"] != "bug")
     assert api.call("GET", f"/v0.9/functions/{fid}/metrics")[1]["isTraining"] is True
     api.train()
     metrics = api.call("GET", f"/v0.9/functions/{fid}/metrics")[1]

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from labelloop.client import ApiError
+
 DATA = Path(__file__).resolve().parents[1] / "scripts" / "data"
 LABELS = [line.split(",", 1)[0] for line in
           (DATA / "example_labels.csv").read_text().splitlines()[1:] if line.strip()]
@@ -159,3 +161,146 @@ def test_delete(cli, state):
     assert status == 0
     status, out, _ = cli("functions", "list")
     assert state["fid"] not in out
+
+
+# -- review, capture policy, live accuracy ---------------------------------------------------
+
+UNSEEN = ["the exported PDF is missing its last page",
+          "do you have a discount for registered charities",
+          "my colleague cannot open the folder I shared with her",
+          "the mobile app closes whenever I rotate the screen"]
+
+
+@pytest.fixture(scope="module")
+def api(stack):
+    from labelloop.client import Client
+
+    return Client(stack.url, stack.client_id, stack.client_secret)
+
+
+def _queue(api, fid: str, n: int, strategy: str | None = None) -> list[dict]:
+    """The review queue once it holds n items: captures are written after the response."""
+    deadline = time.monotonic() + 20
+    while len(items := api.review_queue(fid, strategy)) < n:
+        assert time.monotonic() < deadline, f"{len(items)} of {n} captures after 20 s"
+        time.sleep(0.1)
+    return items
+
+
+def _review(cli, monkeypatch, keys: str, *argv: str) -> tuple[int, str, str, list[str]]:
+    """`labelloop review …` with `keys` piped in; also returns the item ids in shown order."""
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(keys))
+    status, out, err = cli("review", *argv)
+    return status, out, err, re.findall(r"^(sample_\S+)  \[", out, flags=re.M)
+
+
+def _sample(api, fid: str, sid: str) -> dict:
+    return api.request("GET", f"/v1/functions/{fid}/samples/{sid}")
+
+
+def test_review_keys_are_interpreted():
+    from labelloop.review_tui import Action, interpret
+
+    names = [f"l{i}" for i in range(1, 12)] + ["Spam"]
+    assert interpret("1", names) == Action("label", "l1")
+    assert interpret("0", names) == Action("label", "l10")
+    assert interpret("12", names) == Action("label", "Spam")
+    assert interpret("spam", names) == Action("label", "Spam")
+    assert [interpret(k, names).kind for k in "sduqS"] == [
+        "skip", "dismiss", "undo", "quit", "skip"]
+    assert interpret("13", names) == "no label 13 (1-12)"
+    assert interpret("x", names).startswith("unknown key")
+
+
+def test_capture_policy_set_and_show(cli, state):
+    status, out, _ = cli("functions", "create", "review", "--labels", DATA / "example_labels.csv")
+    state["rfid"] = fid = out.strip()
+    assert cli("import", fid, DATA / "example_samples.csv")[0] == 0
+    assert cli("train", fid, "--wait", "--timeout", "60")[0] == 0
+
+    status, out, _ = cli("capture", fid)
+    assert status == 0 and out.startswith("near-duplicate cosine: ")
+    assert re.search(r"^uncertainty\s+0/\d+\s+threshold=", out, flags=re.M), out
+    # Every invoke to uncertainty: its threshold 0 takes anything, the others take nothing.
+    status, out, _ = cli("capture", fid, "--set", "uncertainty.threshold=0",
+                         "--set", "uncertainty.quota=5", "--set", "random.quota=0",
+                         "--set", "rare_class.quota=0", "--near-duplicate-cosine", "0.99")
+    assert status == 0, out
+    assert out.startswith("near-duplicate cosine: 0.99\n")
+    assert re.search(r"^uncertainty\s+0/5\s+threshold=0\.0 measure=margin$", out, flags=re.M)
+    assert re.search(r"^random\s+0/0\s+rate=", out, flags=re.M)
+
+
+def test_capture_bad_setting_exits_2_naming_it(cli, state):
+    fid = state["rfid"]
+    status, out, err = cli("capture", fid, "--set", "uncertainty.quota=-1")
+    assert (status, out) == (2, "")
+    assert err.startswith("error: 400 ") and "uncertainty.quota" in err
+    status, _, err = cli("capture", fid, "--set", "uncertainty.colour=red")
+    assert status == 2 and "uncertainty.colour" in err
+    assert re.search(r"^uncertainty\s+0/5\s", cli("capture", fid)[1], flags=re.M)  # unchanged
+
+
+def test_review_annotate_skip_dismiss_undo(cli, state, api, monkeypatch):
+    fid = state["rfid"]
+    for text in UNSEEN:
+        api.invoke(fid, text)
+    assert {i["data"] for i in _queue(api, fid, 4)} == set(UNSEEN)
+    labels = api.list_labels(fid)
+
+    # Pages of 2: the second page is fetched past the skipped item, which is not shown again.
+    status, out, _, shown = _review(cli, monkeypatch, "1\ns\nd\nu\nq\n", fid,
+                                    "--batch-size", "2")
+    assert status == 0, out
+    assert len(set(shown)) == 4  # the fourth is on screen when the undo fails
+    annotated, skipped, dismissed, _ = shown
+    assert "cannot undo: " in out and "dismissed" in out
+    assert out.endswith("review: 1 annotated, 1 dismissed, 1 skipped\n")
+    sample = _sample(api, fid, annotated)
+    assert sample["annotation"]["labelId"] == labels[0]["id"]
+    assert "inReviewQueue" not in sample
+    with pytest.raises(ApiError) as gone:
+        _sample(api, fid, dismissed)
+    assert gone.value.status == 404
+    left = {i["id"] for i in api.review_queue(fid)}
+    assert skipped in left and len(left) == 2 and not left & {annotated, dismissed}
+
+    # Undoing an annotation clears it; the item has left the queue, and is shown once more.
+    status, out, _, shown = _review(cli, monkeypatch, "2\nu\nq\n", fid)
+    assert status == 0, out
+    first, second = shown[:2]
+    assert shown == [first, second, first] and {first, second} == left
+    assert f"undone: annotation of {first} cleared" in out
+    assert "(no longer in the review queue" in out
+    assert out.endswith("review: 0 annotated, 0 dismissed, 0 skipped\n")
+    assert "annotation" not in _sample(api, fid, first)
+    assert first not in {i["id"] for i in api.review_queue(fid)}
+
+    # Everything skipped: the queue runs out; the end of the input quits too.
+    status, out, _, shown = _review(cli, monkeypatch, "s\n" * 5, fid, "--batch-size", "1")
+    assert status == 0 and len(shown) == 1 and "the review queue is empty" in out
+    assert out.endswith("review: 0 annotated, 0 dismissed, 1 skipped\n")
+
+
+def test_accuracy_from_annotated_random_captures(cli, state, api, monkeypatch):
+    fid = state["rfid"]
+    status, out, _ = cli("accuracy", fid)
+    assert status == 0 and f"labelloop review {fid} --strategy random" in out
+    status, out, _ = cli("capture", fid, "--set", "random.rate=1.0", "--set", "random.quota=5",
+                         "--set", "uncertainty.quota=0")
+    assert status == 0 and re.search(r"^random\s+0/5\s+rate=1\.0$", out, flags=re.M), out
+
+    api.invoke(fid, "where can I download last year's receipts")
+    item, = _queue(api, fid, 1, "random")
+    assert item["captureReason"] == "random"
+    status, out, _, shown = _review(cli, monkeypatch, "1\nq\n", fid, "--strategy", "random")
+    assert status == 0 and shown == [item["id"]]
+
+    status, out, _ = cli("accuracy", fid)
+    assert status == 0
+    header, *rows = out.splitlines()
+    assert header.split() == ["version", "annotated", "accuracy", "95%", "interval"]
+    assert len(rows) == 1
+    assert re.fullmatch(r"v\d+\s+1\s+[01]\.000\s+0\.\d{3}-[01]\.\d{3}", rows[0]), rows

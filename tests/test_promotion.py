@@ -25,10 +25,10 @@ def live(trained: dict[str, str], label_ids=("a", "b"), zero_shot=False) -> Live
     return LiveModel(1, head, ModelMeta(1, list(label_ids), zero_shot, trained, {}))
 
 
-def candidate(truth: list[str], cv_pred: list[str]):
+def candidate(truth: list[str], cv_pred: list[str], fresh_pred: dict[int, str] | None = None):
     ids = [f"s{i}" for i in range(len(truth))]
-    model = TrainedModel(LIVE_HEAD, 0.9, None, 0.02, cv_pred, [0.9] * len(truth), 5, 10.0,
-                         len(truth))
+    model = TrainedModel(LIVE_HEAD, 0.9, None, 0.02, cv_pred, [0.9] * len(truth), fresh_pred,
+                         5, 10.0, len(truth))
     return model, ModelMeta(2, ["a", "b"], False, dict(zip(ids, truth, strict=True)), {})
 
 
@@ -71,3 +71,15 @@ def test_force_zero_shot_exit_and_label_changes_always_promote():
                   force=False).reason == "leaves zero-shot"
     other = live({}, label_ids=("a", "c"))
     assert decide(bad, meta, features(rows), other, force=False).reason == "label set changed"
+
+
+def test_predictions_with_all_older_data_replace_plain_cv_ones_on_new_annotations():
+    truth = ["a", "b"] * 10
+    rows = [A if t == "a" else B for t in truth]
+    wrong = ["b" if t == "a" else "a" for t in truth]
+    # Plain CV (models short of a fold of the older data) got 6 wrong; trained on all of it,
+    # the candidate gets them right: it is judged on the latter.
+    model, meta = candidate(truth, wrong[:6] + truth[6:], dict(enumerate(truth)))
+    assert decide(model, meta, features(rows), live({}), force=False).promote
+    model, meta = candidate(truth, truth, dict(enumerate(wrong[:6] + truth[6:])))
+    assert not decide(model, meta, features(rows), live({}), force=False).promote

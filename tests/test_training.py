@@ -115,3 +115,21 @@ def test_bad_input_is_rejected():
         HeadTrainer().fit(X[:3], y[:3])
     with pytest.raises(ValueError, match="tokens"):
         HeadTrainer().fit(X, y, tokens[:-1])
+
+
+def test_fresh_samples_are_predicted_by_models_with_all_older_data():
+    X, y, tokens = clusters({"a": 12, "b": 12, "c": 12}, spread=1.2)
+    fresh = np.zeros(len(y), dtype=bool)
+    fresh[[0, 13, 14, 30]] = True
+    t = HeadTrainer(lexical_weights=(0.3,)).fit(X, y, tokens, fresh=fresh)
+    assert set(t.fresh_predictions_) == {0, 13, 14, 30}
+    assert set(t.fresh_predictions_.values()) <= {"a", "b", "c"}
+    # One fresh sample: its prediction is exactly that of a model fitted on all the others.
+    one = np.zeros(len(y), dtype=bool)
+    one[5] = True
+    t1 = HeadTrainer(lexical_weights=(0.3,)).fit(X, y, tokens, fresh=one)
+    keep = ~one
+    ref = HeadTrainer(Cs=(t1.C_,), lexical_weights=(0.3,)).fit(
+        X[keep], y[keep], [tk for tk, k in zip(tokens, keep, strict=True) if k])
+    assert t1.fresh_predictions_[5] == ref.predict(X[one], [tokens[5]])[0]
+    assert HeadTrainer().fit(X, y, tokens).fresh_predictions_ == {}

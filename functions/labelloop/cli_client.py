@@ -1,11 +1,13 @@
 """`labelloop` subcommands that drive a running service (the local stack or a deployment) over
-its HTTP API: functions, import, train, invoke, models, promote, rollback."""
+its HTTP API: functions, import, train, invoke, models, promote, rollback, and the review side
+(review, accuracy, capture)."""
 
 from __future__ import annotations
 
 import argparse
 import csv
 import json
+import math
 import os
 import sys
 import time
@@ -97,6 +99,35 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("function_id")
     p.set_defaults(func=_guarded(rollback))
 
+    p = subparsers.add_parser(
+        "review", parents=[conn], help="review captured invokes from the keyboard",
+        description="Show the review queue one item at a time. Keys: a label's number (1-9, "
+                    "0 for the 10th; with more labels, a number or name and Enter), s skip, "
+                    "d dismiss, u undo, q quit. Piped input: one key or label per line.")
+    p.add_argument("function_id")
+    p.add_argument("--strategy", metavar="NAME",
+                   help="only items captured by this strategy (e.g. uncertainty, random)")
+    p.add_argument("--batch-size", type=_batch_size, default=50, metavar="N",
+                   help="items fetched at a time (default 50)")
+    p.set_defaults(func=_guarded(review))
+
+    p = subparsers.add_parser("accuracy", parents=[conn],
+                              help="live accuracy per model version, from random captures")
+    p.add_argument("function_id")
+    p.set_defaults(func=_guarded(accuracy))
+
+    p = subparsers.add_parser(
+        "capture", parents=[conn], help="show or change the capture policy",
+        description="Show the capture policy: per strategy, the slots used of its quota and "
+                    "its settings. --set changes settings first; the others keep their values.")
+    p.add_argument("function_id")
+    p.add_argument("--set", type=_setting, action="append", default=[],
+                   metavar="STRATEGY.KEY=VALUE",
+                   help="e.g. uncertainty.quota=50 or random.rate=0.05 (repeatable)")
+    p.add_argument("--near-duplicate-cosine", type=float, metavar="X",
+                   help="skip invokes this similar to a buffered or trained-on text")
+    p.set_defaults(func=_guarded(capture))
+
 
 def _guarded(command: Callable[[argparse.Namespace, Client], None]
              ) -> Callable[[argparse.Namespace], None]:
@@ -111,9 +142,9 @@ def _guarded(command: Callable[[argparse.Namespace, Client], None]
     return run
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, status: int = 1) -> None:
     print(f"error: {message}", file=sys.stderr)
-    sys.exit(1)
+    sys.exit(status)
 
 
 def connect(args: argparse.Namespace) -> Client:
@@ -385,6 +416,87 @@ def invoke(args: argparse.Namespace, client: Client) -> None:
         print(f"{result['labelName']:<{width}}  {result['confidence']:.2f}  {text}")
         if runners_up:
             print(f"{'':<{width}}  next: {runners_up}", flush=True)
+
+
+# -- review, live accuracy, capture policy -------------------------------------------------
+
+def review(args: argparse.Namespace, client: Client) -> None:
+    from contextlib import closing
+
+    from labelloop.review_tui import Review, key_entries, line_entries
+
+    labels = client.list_labels(args.function_id)
+    if not labels:
+        raise CliError(f"{args.function_id} has no labels to review with")
+    session = Review(client, args.function_id, labels, args.strategy, args.batch_size,
+                     out=lambda line: print(line, flush=True))
+    tty = sys.stdin.isatty()
+    entries = (key_entries(sys.stdin, typed=len(labels) > 10) if tty
+               else line_entries(sys.stdin))
+    with closing(entries):  # a terminal is restored even if the API fails meanwhile
+        session.run(entries)
+
+
+def accuracy(args: argparse.Namespace, client: Client) -> None:
+    rows = [[f"v{r['modelVersion']}", str(r["annotated"]), _num(r["accuracy"]),
+             "{:.3f}-{:.3f}".format(*r["interval95"])]
+            for r in sorted(client.live_accuracy(args.function_id),
+                            key=lambda r: r["modelVersion"])]
+    if not rows:
+        print("no live accuracy yet: it comes from annotated random captures. Annotate some:\n"
+              f"  labelloop review {args.function_id} --strategy random")
+        return
+    _print_table(["version", "annotated", "accuracy", "95% interval"], rows)
+
+
+def capture(args: argparse.Namespace, client: Client) -> None:
+    fid = args.function_id
+    if args.set or args.near_duplicate_cosine is not None:
+        strategies: dict[str, dict] = {}
+        for strategy, key, value in args.set:
+            strategies.setdefault(strategy, {})[key] = value
+        try:
+            policy = client.set_capture_policy(fid, strategies, args.near_duplicate_cosine)
+        except ApiError as err:
+            if err.status != 400:
+                raise
+            _fail(f"{err.status} {err.message}", status=2)  # a bad value: a usage error
+    else:
+        policy = client.capture_policy(fid)
+    print(f"near-duplicate cosine: {policy['nearDuplicateCosine']:g}")
+    rows = [[s["name"], f"{s.get('used', 0)}/{s.get('quota', '?')}",
+             " ".join(f"{k}={v}" for k, v in s.items() if k not in ("name", "used", "quota"))]
+            for s in policy.get("strategies", [])]
+    _print_table(["strategy", "used/quota", "settings"], rows)
+
+
+def _setting(text: str) -> tuple[str, str, int | float | str]:
+    """`strategy.key=value`; the value as an int, else a float, else as written."""
+    name, eq, raw = text.partition("=")
+    strategy, dot, key = name.strip().partition(".")
+    if not (eq and dot and strategy and key):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected STRATEGY.KEY=VALUE, "
+                                         "e.g. uncertainty.quota=50")
+    value: int | float | str = raw.strip()
+    for kind in (int, float):
+        try:
+            number = kind(raw)
+        except ValueError:
+            continue
+        if math.isfinite(number):  # "nan" and "inf" stay text (JSON has no such numbers)
+            value = number
+        break
+    return strategy, key.strip(), value
+
+
+def _batch_size(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= 1000:
+        raise argparse.ArgumentTypeError(f"{text!r}: a whole number from 1 to 1000")
+    return n
 
 
 # -- output -------------------------------------------------------------------------------

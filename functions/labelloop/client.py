@@ -184,9 +184,40 @@ class Client:
 
     # -- invoke, training, model versions -------------------------------------------------
 
-    def invoke(self, function_id: str, data: str, label_count: int | None = None) -> dict:
+    def invoke(self, function_id: str, data: str, label_count: int | None = None,
+               capture: bool = True) -> dict:
         return self.request("POST", f"/v1/functions/{_p(function_id)}/invoke", {"data": data},
-                            {"labelCount": label_count})
+                            {"labelCount": label_count,
+                             **({} if capture else {"capture": "false"})})
+
+    # -- review: the capture buffer, its policy, live accuracy ------------------------------
+
+    def review_queue(self, function_id: str, strategy: str | None = None,
+                     batch_size: int = 50) -> list[dict]:
+        return self.request("GET", f"/v1/functions/{_p(function_id)}/review", None,
+                            {"strategy": strategy, "batchSize": batch_size})
+
+    def annotate_many(self, function_id: str, annotations: list[dict]) -> list[dict]:
+        """[{"sampleId": …, "labelName" or "labelId": …}] → one result per item."""
+        return self.request("POST", f"/v1/functions/{_p(function_id)}/review/annotations",
+                            {"annotations": annotations})["results"]
+
+    def dismiss(self, function_id: str, sample_id: str) -> None:
+        self.request("POST",
+                     f"/v1/functions/{_p(function_id)}/review/{_p(sample_id)}/dismiss")
+
+    def capture_policy(self, function_id: str) -> dict:
+        return self.request("GET", f"/v1/functions/{_p(function_id)}/capture")
+
+    def set_capture_policy(self, function_id: str, strategies: dict[str, dict] | None = None,
+                           near_duplicate_cosine: float | None = None) -> dict:
+        body: dict[str, Any] = {"strategies": strategies or {}}
+        if near_duplicate_cosine is not None:
+            body["nearDuplicateCosine"] = near_duplicate_cosine
+        return self.request("PUT", f"/v1/functions/{_p(function_id)}/capture", body)
+
+    def live_accuracy(self, function_id: str) -> list[dict]:
+        return self.request("GET", f"/v1/functions/{_p(function_id)}/live-accuracy")
 
     def train(self, function_id: str, force: bool = False) -> dict:
         return self.request("POST", f"/v1/functions/{_p(function_id)}/train", {"force": force})

@@ -57,6 +57,12 @@ class Deps:
 
         return ServingCache(self.store, self.settings.cache_seconds)
 
+    @cached_property
+    def captures(self):
+        from labelloop.capture.state import CaptureCache
+
+        return CaptureCache(self.store, self.settings.cache_seconds)
+
 
 _default: Deps | None = None
 _default_lock = threading.Lock()

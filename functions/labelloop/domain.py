@@ -41,6 +41,8 @@ class FunctionItem(Item):
     last_train_error: str | None = None
     store_invokes: bool = True
     invoke_retention_days: int = 30
+    # Overrides of the capture defaults (labelloop.capture.decide.CapturePolicy, as a dict).
+    capture: dict = Field(default_factory=dict)
 
 
 class LabelItem(Item):
@@ -72,6 +74,25 @@ class SampleItem(Item):
     created_at: float
     embedding: bytes
     tokens: bytes
+    # For samples that come from an invoke (captured, or annotated as feedback): what the
+    # model predicted then, so that corrections can be found (`corrected`).
+    model_version: int | None = None
+    predicted_label_id: str | None = None
+    predicted_confidence: float | None = None
+    predicted_margin: float | None = None
+    # Captured samples: the strategy that took it (kept after review), and while the sample
+    # holds one of that strategy's slots in the capture buffer, `buffer` names it.
+    capture_reason: str | None = None
+    buffer: str | None = None
+    priority: float | None = None
+
+    @property
+    def corrected(self) -> bool | None:
+        """Whether the annotation differs from the invoke's prediction (None: nothing to
+        compare)."""
+        if self.annotation is None or self.predicted_label_id is None:
+            return None
+        return self.annotation != self.predicted_label_id
 
     def features(self) -> Features:
         return Features(np.frombuffer(self.embedding, dtype=np.float32)[None, :],

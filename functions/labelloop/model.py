@@ -38,6 +38,8 @@ class TrainedModel:
     cv_ece: float | None
     cv_predictions: list[str] | None  # per annotated sample, in input order
     cv_confidences: list[float] | None
+    # Sample index -> prediction, for the `fresh` samples (see HeadTrainer.fit).
+    fresh_predictions: dict[int, str] | None
     n_folds: int
     C: float | None
     sample_count: int
@@ -71,7 +73,8 @@ def is_trainable(sample_labels: Sequence[str]) -> bool:
 
 
 def build_model(encoder: Encoder | None, labels: Sequence[LabelSpec], features: Features,
-                sample_labels: Sequence[str], random_state: int = 0) -> TrainedModel:
+                sample_labels: Sequence[str], random_state: int = 0,
+                fresh: np.ndarray | None = None) -> TrainedModel:
     """`features[i]` is annotated with `sample_labels[i]`; every such label is in `labels`."""
     names = [label.name for label in labels]
     if len(set(names)) != len(names):
@@ -91,13 +94,14 @@ def build_model(encoder: Encoder | None, labels: Sequence[LabelSpec], features: 
         raise ValueError("a model needs at least one label")
     if not is_trainable(sample_labels) or len(classes) < 2:
         head = zero_shot_head(prior_owner, priors.embeddings, classes)
-        return TrainedModel(head, None, None, None, None, None, 0, None, len(sample_labels))
+        return TrainedModel(head, None, None, None, None, None, None, 0, None,
+                            len(sample_labels))
 
     from labelloop.training import HeadTrainer, Priors
 
     trainer = HeadTrainer(random_state=random_state).fit(
         features.embeddings, list(sample_labels), features.tokens,
-        Priors(priors.embeddings, priors.tokens, prior_owner))
+        Priors(priors.embeddings, priors.tokens, prior_owner), fresh=fresh)
     cv = trainer.cv_
     return TrainedModel(
         head=trainer.head_,
@@ -106,6 +110,7 @@ def build_model(encoder: Encoder | None, labels: Sequence[LabelSpec], features: 
         cv_ece=cv.ece,
         cv_predictions=cv.predictions,
         cv_confidences=np.asarray(cv.proba.max(axis=1), dtype=float).tolist(),
+        fresh_predictions=trainer.fresh_predictions_,
         n_folds=cv.n_folds,
         C=float(trainer.C_),
         sample_count=len(sample_labels),

@@ -71,9 +71,11 @@ RESOURCES = Resources(
     tables=(
         # Clients, functions, labels, samples, model versions: docs/storage.md.
         TableSpec(name="main", env="LABELLOOP_TABLE",
-                  indexes=(IndexSpec(name="gsi1", hash_key="gsi1pk", range_key="gsi1sk"),)),
+                  indexes=(IndexSpec(name="gsi1", hash_key="gsi1pk", range_key="gsi1sk"),
+                           # The capture buffer by strategy, in priority order.
+                           IndexSpec(name="gsi2", hash_key="gsi2pk", range_key="gsi2sk"))),
         # One record per invoke, kept for the function's invoke retention.
-        TableSpec(name="invokes", env="LABELLOOP_INVOKES_TABLE", ttl_attribute="expiresAt"),
+        TableSpec(name="invokes", env="LABELLOOP_INVOKES_TABLE", ttl_attribute="expires_at"),
     ),
     queues=(
         # Visibility covers the training Lambda's 15-minute ceiling.
@@ -95,6 +97,25 @@ def bucket_physical(stage: str, account: str, bucket: BucketSpec) -> str:
     return f"labelloop-{stage}-{bucket.name}-{account}"
 
 
+def _index_spec(i: IndexSpec) -> dict:
+    return {"IndexName": i.name, "Projection": {"ProjectionType": "ALL"},
+            "KeySchema": [{"AttributeName": i.hash_key, "KeyType": "HASH"},
+                          {"AttributeName": i.range_key, "KeyType": "RANGE"}]}
+
+
+def _add_missing_indexes(ddb, name: str, t: TableSpec) -> None:
+    """A local state saved by an older version lacks indexes added since: add them."""
+    have = {i["IndexName"] for i in ddb.describe_table(TableName=name)["Table"].get(
+        "GlobalSecondaryIndexes", [])}
+    for i in t.indexes:
+        if i.name not in have:
+            ddb.update_table(
+                TableName=name,
+                AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"}
+                                      for a in (i.hash_key, i.range_key)],
+                GlobalSecondaryIndexUpdates=[{"Create": _index_spec(i)}])
+
+
 def create_all(session, stage: str, account: str = "000000000000") -> dict[str, str]:
     """Create every resource (idempotently) with a boto3 session pointed at an emulator.
 
@@ -110,6 +131,7 @@ def create_all(session, stage: str, account: str = "000000000000") -> dict[str, 
         name = RESOURCES.physical(stage, t.name)
         env[t.env] = name
         if name in existing:
+            _add_missing_indexes(ddb, name, t)
             continue
         attrs = {t.hash_key, t.range_key} | {k for i in t.indexes for k in (i.hash_key,
                                                                              i.range_key)}
@@ -119,11 +141,8 @@ def create_all(session, stage: str, account: str = "000000000000") -> dict[str, 
                        {"AttributeName": t.range_key, "KeyType": "RANGE"}],
             AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"}
                                   for a in sorted(attrs)],
-            **({"GlobalSecondaryIndexes": [
-                {"IndexName": i.name, "Projection": {"ProjectionType": "ALL"},
-                 "KeySchema": [{"AttributeName": i.hash_key, "KeyType": "HASH"},
-                               {"AttributeName": i.range_key, "KeyType": "RANGE"}]}
-                for i in t.indexes]} if t.indexes else {}))
+            **({"GlobalSecondaryIndexes": [_index_spec(i) for i in t.indexes]}
+               if t.indexes else {}))
         if t.ttl_attribute:
             ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={
                 "Enabled": True, "AttributeName": t.ttl_attribute})

@@ -16,6 +16,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
+from labelloop.capture.decide import Slot
 from labelloop.domain import (
     ClientItem,
     FunctionItem,
@@ -55,7 +56,27 @@ def _from_ddb(value: Any) -> Any:
 
 def _strip(item: dict) -> dict:
     return {k: v for k, v in _from_ddb(item).items()
-            if k not in ("pk", "sk", "gsi1pk", "gsi1sk")}
+            if k not in ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk")}
+
+
+def _buf(fid: str, strategy: str) -> str:
+    return f"BUF#{fid}#{strategy}"
+
+
+def _priority_key(priority: float | None, sid: str) -> str:
+    # Priorities are in [0, 1]: fixed-point text sorts as the number does.
+    return f"{priority or 0.0:.9f}#{sid}"
+
+
+def _sample_item(sample: SampleItem) -> dict:
+    item = {"pk": _fn(sample.function_id), "sk": f"SAMPLE#{sample.id}", **sample.model_dump()}
+    if sample.external_id:
+        item |= {"gsi1pk": f"EXT#{sample.function_id}#{sample.external_id}",
+                 "gsi1sk": sample.id}
+    if sample.buffer:
+        item |= {"gsi2pk": _buf(sample.function_id, sample.buffer),
+                 "gsi2sk": _priority_key(sample.priority, sample.id)}
+    return item
 
 
 def _failed_condition(err: ClientError) -> bool:
@@ -269,27 +290,31 @@ class Store:
         even at once, ends as one sample; the loser gets a Conflict naming the winner."""
         fk = _fn(sample.function_id)
         hash_key = {"pk": fk, "sk": f"HASH#{sample.data_hash}"}
-        item = {"pk": fk, "sk": f"SAMPLE#{sample.id}", **sample.model_dump()}
-        if sample.external_id:
-            item |= {"gsi1pk": f"EXT#{sample.function_id}#{sample.external_id}",
-                     "gsi1sk": sample.id}
         try:
             self._ddb.meta.client.transact_write_items(TransactItems=[
-                self._put(self.table, {**hash_key, "sample_id": sample.id}),
-                self._put(self.table, item)])
+                # A claim left by a dismissed capture only stops captures, not samples.
+                self._put(self.table, {**hash_key, "sample_id": sample.id},
+                          condition="attribute_not_exists(pk) OR dismissed = :t",
+                          values={":t": True}),
+                self._put(self.table, _sample_item(sample))])
         except ClientError as err:
             if not _failed_condition(err):
                 raise
-            existing = self.table.get_item(Key=hash_key, ConsistentRead=True).get("Item")
-            raise Conflict("a sample with the same data exists",
-                           existingSampleId=existing["sample_id"] if existing else None) from err
+            raise self._duplicate(hash_key) from err
+
+    def _duplicate(self, hash_key: dict) -> Conflict:
+        existing = self.table.get_item(Key=hash_key, ConsistentRead=True).get("Item")
+        return Conflict("a sample with the same data exists",
+                        existingSampleId=existing.get("sample_id") if existing else None)
 
     def get_sample(self, fid: str, sid: str) -> SampleItem:
         return self._get_one(f"SAMPLE#{sid}", fid, SampleItem, f"sample {sid!r}")
 
     def page_samples(self, fid: str, limit: int, descending: bool, after: str | None,
-                     external_id: str | None = None) -> tuple[list[SampleItem], str | None]:
-        """One page in creation order; returns the samples and the id to continue after."""
+                     external_id: str | None = None, origin: str | None = None
+                     ) -> tuple[list[SampleItem], str | None]:
+        """One page in creation order; returns the samples and the id to continue after.
+        With `origin`, only samples of that origin (read on until the page is full)."""
         if external_id is not None:
             kwargs = {"IndexName": "gsi1",
                       "KeyConditionExpression": Key("gsi1pk").eq(f"EXT#{fid}#{external_id}")}
@@ -302,9 +327,18 @@ class Store:
                 "SAMPLE#")}
             if after:
                 kwargs["ExclusiveStartKey"] = {"pk": _fn(fid), "sk": f"SAMPLE#{after}"}
-        resp = self.table.query(Limit=limit, ScanIndexForward=not descending, **kwargs)
-        samples = [SampleItem.model_validate(_strip(i)) for i in resp.get("Items", [])]
-        more = "LastEvaluatedKey" in resp and len(samples) == limit
+        if origin is not None:
+            kwargs["FilterExpression"] = Attr("origin").eq(origin)
+        samples: list[SampleItem] = []
+        while True:
+            resp = self.table.query(Limit=limit - len(samples), ScanIndexForward=not descending,
+                                    **kwargs)
+            samples += [SampleItem.model_validate(_strip(i)) for i in resp.get("Items", [])]
+            last = resp.get("LastEvaluatedKey")
+            if last is None or len(samples) >= limit:
+                break
+            kwargs["ExclusiveStartKey"] = last
+        more = last is not None and len(samples) == limit
         return samples, (samples[-1].id if more and samples else None)
 
     def iter_samples(self, fid: str, projection: str | None = None) -> Iterator[dict]:
@@ -313,16 +347,33 @@ class Store:
                 "SAMPLE#"), projection=projection):
             yield _strip(item)
 
-    def delete_sample(self, sample: SampleItem) -> None:
+    def delete_sample(self, sample: SampleItem, keep_claim: bool = False) -> None:
+        """Delete a sample (and free its capture slot, if it holds one). `keep_claim` keeps
+        its data-hash claim, marked dismissed, so the same text is not captured again."""
         fk = _fn(sample.function_id)
-        with self.table.batch_writer() as batch:
-            batch.delete_item(Key={"pk": fk, "sk": f"SAMPLE#{sample.id}"})
-            batch.delete_item(Key={"pk": fk, "sk": f"HASH#{sample.data_hash}"})
+        key = {"pk": fk, "sk": f"SAMPLE#{sample.id}"}
+        hash_key = {"pk": fk, "sk": f"HASH#{sample.data_hash}"}
+        claim = ({"Update": {"TableName": self.table.name, "Key": hash_key,
+                             "UpdateExpression": "SET dismissed = :t",
+                             "ExpressionAttributeValues": {":t": True}}} if keep_claim else
+                 {"Delete": {"TableName": self.table.name, "Key": hash_key}})
+        if sample.buffer is None:
+            self._transact([{"Delete": {"TableName": self.table.name, "Key": key}}, claim])
+            return
+        self._transact([
+            {"Delete": {"TableName": self.table.name, "Key": key,
+                        "ConditionExpression": "#b = :b", "ExpressionAttributeNames": {
+                            "#b": "buffer"}, "ExpressionAttributeValues": {
+                            ":b": sample.buffer}}},
+            claim, self._release(fk, sample.buffer)],
+            on_condition=lambda: NotFound(f"sample {sample.id!r} changed meanwhile; retry"))
 
     def set_annotation(self, fid: str, sid: str, label_id: str | None,
-                       only_if_label: str | None = None) -> None:
+                       only_if_label: str | None = None, buffer: str | None = None) -> None:
         """Annotate (or clear, with None). `only_if_label` clears only an annotation that
-        still names that label (label deletion racing a re-annotation)."""
+        still names that label (label deletion racing a re-annotation). `buffer`: the sample
+        holds a slot of that capture strategy, which annotating frees in the same
+        transaction (exactly once: the condition is that it still holds it)."""
         key = {"pk": _fn(fid), "sk": f"SAMPLE#{sid}"}
         cond = "attribute_exists(pk)" + (" AND annotation = :old" if only_if_label else "")
         values: dict = {":old": only_if_label} if only_if_label else {}
@@ -331,6 +382,17 @@ class Store:
         else:
             expr = "SET annotation = :l, annotated_at = :t"
             values |= {":l": label_id, ":t": _to_ddb(time.time())}
+        if buffer is not None and label_id is not None:
+            self._transact([
+                {"Update": {"TableName": self.table.name, "Key": key,
+                            "UpdateExpression": expr + " REMOVE #b, gsi2pk, gsi2sk",
+                            "ConditionExpression": cond + " AND #b = :b",
+                            "ExpressionAttributeNames": {"#b": "buffer"},
+                            "ExpressionAttributeValues": _to_ddb(values | {":b": buffer})}},
+                self._release(_fn(fid), buffer)],
+                on_condition=lambda: Conflict(f"sample {sid!r} left the capture buffer "
+                                              "meanwhile; retry"))
+            return
         try:
             self.table.update_item(Key=key, UpdateExpression=expr, ConditionExpression=cond,
                                    **({"ExpressionAttributeValues": values} if values else {}))
@@ -339,6 +401,97 @@ class Store:
                 raise
             if only_if_label is None:
                 raise NotFound(f"sample {sid!r} not found") from err
+
+    # -- capture buffer -----------------------------------------------------------------
+
+    def capture_sample(self, sample: SampleItem, quota: int, replaces: Slot | None) -> None:
+        """Commit a capture atomically: the sample and its data-hash claim, plus either one
+        more slot of its strategy (only while fewer than `quota` are used) or the slot of
+        the item it replaces (only while that item still holds it: a slot is reused once).
+        Conflict if any condition fails (full, replaced already, duplicate data)."""
+        fk, strategy = _fn(sample.function_id), sample.buffer
+        ops = [self._put(self.table, {"pk": fk, "sk": f"HASH#{sample.data_hash}",
+                                      "sample_id": sample.id}),
+               self._put(self.table, _sample_item(sample))]
+        if replaces is None:
+            ops.append({"Update": {
+                "TableName": self.table.name, "Key": {"pk": fk, "sk": f"CAPTURE#{strategy}"},
+                "UpdateExpression": "ADD used :one",
+                "ConditionExpression": "attribute_not_exists(used) OR used < :quota",
+                "ExpressionAttributeValues": {":one": 1, ":quota": quota}}})
+        else:
+            ops += [{"Delete": {"TableName": self.table.name,
+                                "Key": {"pk": fk, "sk": f"SAMPLE#{replaces.sample_id}"},
+                                "ConditionExpression": "#b = :b",
+                                "ExpressionAttributeNames": {"#b": "buffer"},
+                                "ExpressionAttributeValues": {":b": strategy}}},
+                    {"Delete": {"TableName": self.table.name,
+                                "Key": {"pk": fk, "sk": f"HASH#{replaces.data_hash}"}}}]
+        self._transact(ops, on_condition=lambda: Conflict("capture lost a race"))
+
+    def capture_counters(self, fid: str) -> dict[str, int]:
+        """Slots used per strategy (consistent)."""
+        items = self._query(self.table, key=Key("pk").eq(_fn(fid)) & Key("sk").begins_with(
+            "CAPTURE#"), consistent=True)
+        return {i["sk"].removeprefix("CAPTURE#"): int(i.get("used", 0)) for i in items}
+
+    def lowest_buffered(self, fid: str, strategy: str) -> Slot | None:
+        items = self.table.query(IndexName="gsi2", Limit=1, ScanIndexForward=True,
+                                 KeyConditionExpression=Key("gsi2pk").eq(_buf(fid, strategy)),
+                                 ProjectionExpression="id, priority, data_hash").get("Items")
+        if not items:
+            return None
+        i = _from_ddb(items[0])
+        return Slot(i["id"], float(i["priority"]), i["data_hash"])
+
+    def page_buffer(self, fid: str, strategy: str, limit: int,
+                    after: SampleItem | None = None) -> list[SampleItem]:
+        """Buffered items of one strategy, most informative first."""
+        kwargs: dict = {"IndexName": "gsi2", "ScanIndexForward": False, "Limit": limit,
+                        "KeyConditionExpression": Key("gsi2pk").eq(_buf(fid, strategy))}
+        if after is not None:
+            kwargs["ExclusiveStartKey"] = {"pk": _fn(fid), "sk": f"SAMPLE#{after.id}",
+                                           "gsi2pk": _buf(fid, strategy),
+                                           "gsi2sk": _priority_key(after.priority, after.id)}
+        items = self.table.query(**kwargs).get("Items", [])
+        return [SampleItem.model_validate(_strip(i)) for i in items]
+
+    def iter_buffer(self, fid: str, strategy: str, projection: str | None = None
+                    ) -> Iterator[dict]:
+        for item in self._query(self.table, index="gsi2",
+                                key=Key("gsi2pk").eq(_buf(fid, strategy)),
+                                projection=projection):
+            yield _strip(item)
+
+    def rescore(self, sample: SampleItem, priority: float) -> None:
+        """A buffered item's priority under a new model (after a retrain); skipped if it left
+        the buffer meanwhile. The invoke's own prediction stays as it was answered."""
+        try:
+            self.table.update_item(
+                Key={"pk": _fn(sample.function_id), "sk": f"SAMPLE#{sample.id}"},
+                UpdateExpression="SET priority = :p, gsi2sk = :k",
+                ConditionExpression="#b = :b", ExpressionAttributeNames={"#b": "buffer"},
+                ExpressionAttributeValues=_to_ddb({
+                    ":p": priority, ":k": _priority_key(priority, sample.id),
+                    ":b": sample.buffer}))
+        except ClientError as err:
+            if not _failed_condition(err):
+                raise
+
+    def _release(self, fk: str, strategy: str) -> dict:
+        return {"Update": {"TableName": self.table.name,
+                           "Key": {"pk": fk, "sk": f"CAPTURE#{strategy}"},
+                           "UpdateExpression": "ADD used :minus",
+                           "ConditionExpression": "used > :zero",
+                           "ExpressionAttributeValues": {":minus": -1, ":zero": 0}}}
+
+    def _transact(self, ops: list[dict], on_condition=None) -> None:
+        try:
+            self._ddb.meta.client.transact_write_items(TransactItems=ops)
+        except ClientError as err:
+            if on_condition is not None and _failed_condition(err):
+                raise on_condition() from err
+            raise
 
     # -- invokes ------------------------------------------------------------------------
 
@@ -385,10 +538,13 @@ class Store:
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
     @staticmethod
-    def _put(table, item: dict, condition: str = "attribute_not_exists(pk)") -> dict:
+    def _put(table, item: dict, condition: str = "attribute_not_exists(pk)",
+             values: dict | None = None) -> dict:
         # The resource's client serialises Python values itself.
-        return {"Put": {"TableName": table.name, "ConditionExpression": condition,
-                        "Item": _to_ddb(item)}}
+        put = {"TableName": table.name, "ConditionExpression": condition, "Item": _to_ddb(item)}
+        if values:
+            put["ExpressionAttributeValues"] = values
+        return {"Put": put}
 
     @staticmethod
     def _update(table, key: dict, expr: str, names: dict | None, values: dict, condition: str,

@@ -70,7 +70,13 @@ class HeadTrainer(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X: np.ndarray, y: Sequence[str], tokens: Sequence[np.ndarray] | None = None,
-            priors: Priors | None = None) -> HeadTrainer:
+            priors: Priors | None = None, fresh: np.ndarray | None = None) -> HeadTrainer:
+        """`fresh` (optional, one bool per sample): samples the serving model has not seen.
+        Each then also gets a prediction from a model trained, at the chosen settings, on
+        every other sample except the fresh ones of its fold (`fresh_predictions_`): what
+        the candidate would have said with all the older data, for a fair comparison with
+        the serving model (plain CV predictions come from models that lack a fold of the
+        older data too)."""
         X = np.asarray(X, dtype=np.float32)
         y = np.asarray([str(v) for v in y])
         if len(X) != len(y):
@@ -133,6 +139,8 @@ class HeadTrainer(ClassifierMixin, BaseEstimator):
             predictions=pred.tolist(),
         )
         self.head_ = self._final_head(X, y, tokens, priors)
+        self.fresh_predictions_ = (self._fresh_predictions(X, y, tokens, priors, fresh, rng)
+                                   if fresh is not None and fresh.any() else {})
         return self
 
     def predict_proba(self, X: np.ndarray, tokens: Sequence[np.ndarray] | None = None):
@@ -174,6 +182,29 @@ class HeadTrainer(ClassifierMixin, BaseEstimator):
                 logits = np.stack([-logits / 2, logits / 2], axis=1)
             cols = np.searchsorted(self.classes_, model.classes_)
             out[:, cols] = np.maximum(log_softmax(logits), _LOG_FLOOR)
+        return out
+
+    def _fresh_predictions(self, X, y, tokens, priors, fresh: np.ndarray,
+                           rng: np.random.Generator) -> dict[int, str]:
+        idx = np.flatnonzero(fresh)
+        n_folds = min(self.max_folds, len(idx))
+        folds = rng.permutation(len(idx)) % n_folds
+        out: dict[int, str] = {}
+        for f in range(n_folds):
+            held = idx[folds == f]
+            keep = np.ones(len(y), dtype=bool)
+            keep[held] = False
+            Xa, ya, _ = self._with_priors(X[keep], y[keep], priors)
+            emb = LogisticRegression(C=self.C_, max_iter=self.max_iter).fit(Xa, ya)
+            scores = self._class_log_proba(emb, X[held])
+            if self.lexical_weight_ > 0:
+                lex = self._fit_lexical([tokens[i] for i in np.flatnonzero(keep)], y[keep],
+                                        priors)
+                scores = (1 - self.lexical_weight_) * scores + self.lexical_weight_ * (
+                    self._class_log_proba(lex, bag_of_tokens([tokens[i] for i in held],
+                                                             lex.n_features_in_)))
+            out.update(zip(held.tolist(), self.classes_[scores.argmax(1)].tolist(),
+                           strict=True))
         return out
 
     def _final_head(self, X, y, tokens, priors) -> Head:

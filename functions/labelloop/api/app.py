@@ -13,6 +13,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from labelloop.api import presenters as P
+from labelloop.api import review
 from labelloop.api.schemas import (
     AnnotationIn,
     FunctionIn,
@@ -39,9 +40,7 @@ PUBLIC = ("/connect/token", "/docs", "/openapi.json")
 FN = "/v1/functions/<function_id>"
 
 
-def _json(status: int, body, headers: dict | None = None) -> Response:
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON,
-                    body=json.dumps(body), headers=headers)
+_json = P.respond
 
 
 @app.exception_handler(DomainError)
@@ -70,6 +69,7 @@ def _authenticate(app: APIGatewayHttpResolver, next_middleware) -> Response:
 
 
 app.use(middlewares=[_authenticate])
+app.include_router(review.router)
 
 
 def _client() -> str:
@@ -202,9 +202,10 @@ def list_samples(
     sortOrder: Annotated[str, Query(pattern="^(ascending|descending)$")] = "descending",
     after: Annotated[str | None, Query()] = None,
     externalId: Annotated[str | None, Query()] = None,
+    origin: Annotated[str | None, Query(pattern="^(API|InvokeCapture|InvokeFeedback)$")] = None,
 ):
     views, next_after = S.list_samples(deps(), _client(), function_id, batchSize,
-                                       sortOrder == "descending", after, externalId)
+                                       sortOrder == "descending", after, externalId, origin)
     headers = {}
     if next_after:
         # Root-relative, as the SDK joins it to the server's base URL.
@@ -212,6 +213,8 @@ def list_samples(
                  "after": full(next_after, "sample")}
         if externalId is not None:
             query["externalId"] = externalId
+        if origin is not None:
+            query["origin"] = origin
         headers["Link"] = f'<{app.current_event.path}?{urlencode(query)}>; rel="next"'
     return _json(200, [P.sample_json(v) for v in views], headers)
 
@@ -251,7 +254,7 @@ def invoke(
     modelId: Annotated[str | None, Query()] = None,
     externalId: Annotated[str | None, Query()] = None,
 ):
-    result = I.invoke(deps(), _client(), function_id, body.data, externalId, modelId)
+    result = I.invoke(deps(), _client(), function_id, body.data, externalId, modelId, capture)
     return _json(200, P.invoke_json(result, labelCount, includeMetadata))
 
 

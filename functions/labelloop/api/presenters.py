@@ -3,12 +3,20 @@ fails on `"prediction": null`."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+
+from aws_lambda_powertools.event_handler import Response, content_types
 
 from labelloop.domain import FunctionItem, LabelItem, ModelVersionItem
 from labelloop.ids import full
 from labelloop.usecases.invoke import InvokeResult
 from labelloop.usecases.samples import SampleView
+
+
+def respond(status: int, body, headers: dict | None = None) -> Response:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON,
+                    body=json.dumps(body), headers=headers)
 
 
 def iso(ts: float | None) -> str | None:
@@ -43,7 +51,17 @@ def sample_json(sv: SampleView) -> dict:
                        "createdAt": iso(s.annotated_at)} if s.annotation else None,
         "prediction": {"labelId": full(p.label_id, "label"),
                        "confidence": round(p.confidence, 6)} if p else None,
-        "origin": s.origin, "createdAt": iso(s.created_at)})
+        "origin": s.origin, "createdAt": iso(s.created_at),
+        # Beyond Nyckel's shape (its SDK reads only the keys it knows):
+        "captureReason": s.capture_reason,
+        "inReviewQueue": True if s.buffer else None,
+        "priority": round(s.priority, 6) if s.buffer and s.priority is not None else None,
+        "invokePrediction": {"labelId": full(s.predicted_label_id, "label"),
+                             "confidence": round(s.predicted_confidence or 0.0, 6),
+                             "margin": round(s.predicted_margin or 0.0, 6),
+                             "modelVersion": s.model_version}
+        if s.predicted_label_id else None,
+        "corrected": s.corrected})
 
 
 def invoke_json(r: InvokeResult, label_count: int | None, include_metadata: bool) -> dict:
@@ -70,3 +88,14 @@ def model_version_json(mv: ModelVersionItem, live: int | None) -> dict:
         "cvAccuracy": mv.cv_accuracy, "cvEce": mv.cv_ece, "folds": mv.n_folds or None,
         "trainSeconds": mv.train_seconds, "reason": mv.reason or None,
         "promoted": mv.promoted, "decision": mv.decision or None})
+
+
+def capture_policy_json(policy, usage) -> dict:
+    return {"nearDuplicateCosine": policy.near_duplicate_cosine,
+            "strategies": [{"name": u.strategy, "used": u.used, **u.settings} for u in usage]}
+
+
+def live_accuracy_json(rows) -> list[dict]:
+    return [{"modelVersion": r.model_version, "annotated": r.annotated, "correct": r.correct,
+             "accuracy": round(r.accuracy, 4), "interval95": [round(r.low, 4), round(r.high, 4)]}
+            for r in rows]

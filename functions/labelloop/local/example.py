@@ -1,8 +1,12 @@
 """The README's main job, once the local stack is up: the example function from the files in
-scripts/data, created through the public API (once: a restart finds it), trained, invoked."""
+scripts/data, created through the public API (once: a restart finds it), trained, invoked; then
+the active-learning loop: simulated traffic is captured per strategy, a reviewer annotates the
+top of the review queue through the API, and the model retrains and goes live by itself."""
 
 from __future__ import annotations
 
+import csv
+import time
 from argparse import Namespace
 from pathlib import Path
 
@@ -30,4 +34,42 @@ def run_example(url: str, client_id: str, client_secret: str,
     print("\npredictions:", flush=True)
     commands.invoke(Namespace(function_id=fn["id"], text=None, json=False,
                               file=examples / "example_queries.txt"), client)
+    review_loop(client, fn["id"], examples / "example_traffic.csv")
     return fn["id"]
+
+
+def review_loop(client: Client, fid: str, traffic: Path, annotate: int = 5,
+                timeout: float = 120) -> None:
+    with traffic.open(newline="") as f:
+        rows = [(r["text"], r["label"]) for r in csv.DictReader(f)]
+    truth = dict(rows)
+    print(f"\ncapture: {len(rows)} invokes of simulated traffic ({traffic.name}) …", flush=True)
+    for text, _ in rows:
+        client.invoke(fid, text)
+    time.sleep(0.5)  # captures are written just after each response
+    for s in client.capture_policy(fid)["strategies"]:
+        print(f"  {s['name']:<12} {s['used']:>3} / {s['quota']} slots", flush=True)
+    queue = client.review_queue(fid, batch_size=annotate)
+    if not queue:
+        print("review queue empty (everything was reviewed in an earlier run)")
+        return
+    live = client.get_function(fid).get("liveModelVersion")
+    print(f"\nreview: annotating the top {len(queue)} of the queue through the API "
+          "(with the traffic file's labels, as a reviewer would):", flush=True)
+    for item in queue:
+        client.annotate(fid, item["id"], truth[item["data"]])
+        print(f"  {item['captureReason']:<12} {item['priority']:.2f}  "
+              f"{truth[item['data']]:<16} {item['data']}", flush=True)
+    print("\nretraining by itself (debounced) …", flush=True)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        newest = max(client.list_models(fid), key=lambda m: m["version"])
+        if newest["version"] > (live or 0) and not client.metrics(fid).get("isTraining"):
+            now = client.get_function(fid).get("liveModelVersion")
+            print(f"live model: v{live} -> v{now} ({newest.get('decision', '')})"
+                  if now != live else
+                  f"v{newest['version']} trained, not promoted: {newest.get('decision', '')}",
+                  flush=True)
+            return
+        time.sleep(0.5)
+    print("no new model version within the timeout", flush=True)

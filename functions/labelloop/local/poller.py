@@ -140,6 +140,13 @@ class QueuePoller:
         try:
             self._settle([m for m in messages if m["MessageId"] not in failed],
                          [m for m in messages if m["MessageId"] in failed])
+        except Exception:
+            if not self._stop.is_set():
+                raise
+            # The stack stopped under a running batch: its messages stay in the queue and
+            # come back after their visibility timeout, as in Lambda.
+            log.info("stopped before settling a batch of %d; it will be redelivered",
+                     len(messages))
         finally:
             with self._lock:
                 for message_id in ids:

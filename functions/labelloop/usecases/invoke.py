@@ -2,6 +2,7 @@
 
 The invoke record (full data, model version, prediction, expiry) is written after the response
 has gone out (`afterwork`), so storing adds no latency and the record can hold the prediction.
+The capture decision runs there too; it writes only when a strategy takes the invoke.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from labelloop.domain import InvokeItem
 from labelloop.errors import BadRequest, NotFound, NotReady
 from labelloop.ids import bare, new_bare
 from labelloop.serving import LiveModel, Prediction, View, predict
+from labelloop.usecases.capture import capture as capture_invoke
 from labelloop.usecases.samples import MAX_EXTERNAL_ID, _text
 
 
@@ -41,7 +43,7 @@ def _model(d: Deps, view: View, model_id: str | None) -> LiveModel:
 
 
 def invoke(d: Deps, client: str, function_id: str, data, external_id: str | None = None,
-           model_id: str | None = None) -> InvokeResult:
+           model_id: str | None = None, capture: bool = True) -> InvokeResult:
     fid = bare(function_id, "function")
     view = d.serving.view(fid)
     if view.function.client != client:
@@ -63,4 +65,8 @@ def invoke(d: Deps, client: str, function_id: str, data, external_id: str | None
             model_version=model.version, label_id=best.label_id, confidence=best.confidence,
             margin=best.confidence - runner_up, created_at=now,
             expires_at=math.ceil(now + 86400 * view.function.invoke_retention_days)))
+        # A function that stores no invokes captures none either (it keeps no invoke text).
+        # Invokes of a version chosen by modelId are experiments, not traffic: not captured.
+        if capture and model is view.model:
+            later(capture_invoke, d, view, model, best, features, sid, text, external_id)
     return InvokeResult(best, model.version, sid, view)

@@ -109,14 +109,14 @@ def get_sample(d: Deps, client: str, function_id: str, sample_id: str) -> Sample
 
 
 def list_samples(d: Deps, client: str, function_id: str, batch_size: int, descending: bool,
-                 after: str | None, external_id: str | None = None
-                 ) -> tuple[list[SampleView], str | None]:
+                 after: str | None, external_id: str | None = None,
+                 origin: str | None = None) -> tuple[list[SampleView], str | None]:
     fn = owned_function(d, client, function_id)
     if not 1 <= batch_size <= MAX_PAGE:
         raise BadRequest(f"batchSize: between 1 and {MAX_PAGE}")
     after_id = bare(after, "sample") if after else None
     samples, next_after = d.store.page_samples(fn.id, batch_size, descending, after_id,
-                                               external_id)
+                                               external_id, origin)
     view = d.serving.view(fn.id)
     return [SampleView(s, view.sample_prediction(s)) for s in samples], next_after
 
@@ -125,6 +125,8 @@ def delete_sample(d: Deps, client: str, function_id: str, sample_id: str) -> Non
     fn = owned_function(d, client, function_id)
     sample = d.store.get_sample(fn.id, bare(sample_id, "sample"))
     d.store.delete_sample(sample)
+    if sample.buffer is not None:
+        d.captures.invalidate(fn.id)
     if sample.annotation:
         request_training(d, fn.id, "annotated sample deleted")
 
@@ -137,12 +139,24 @@ def annotate(d: Deps, client: str, function_id: str, sample_id: str,
     sid = bare(sample_id, "sample")
     label_id = _resolve_label(d, fn, ref, "annotation")
     try:
-        d.store.set_annotation(fn.id, sid, label_id)
-        sample = d.store.get_sample(fn.id, sid)
+        sample = _annotate_stored(d, fn.id, sid, label_id)
     except NotFound:
         sample = _sample_from_invoke(d, fn, sid, label_id)
     request_training(d, fn.id, "samples annotated")
     return SampleView(sample, d.serving.view(fn.id).sample_prediction(sample))
+
+
+def _annotate_stored(d: Deps, fid: str, sid: str, label_id: str) -> SampleItem:
+    """Annotate a stored sample; a captured one leaves the buffer and frees its slot in the
+    same write. A reviewer racing another (both saw it buffered) retries as a plain edit."""
+    sample = d.store.get_sample(fid, sid)
+    try:
+        d.store.set_annotation(fid, sid, label_id, buffer=sample.buffer)
+    except Conflict:
+        d.store.set_annotation(fid, sid, label_id)
+    if sample.buffer is not None:
+        d.captures.invalidate(fid)
+    return d.store.get_sample(fid, sid)
 
 
 def _sample_from_invoke(d: Deps, fn: FunctionItem, sid: str, label_id: str) -> SampleItem:
@@ -151,7 +165,9 @@ def _sample_from_invoke(d: Deps, fn: FunctionItem, sid: str, label_id: str) -> S
         raise NotFound(f"sample {full(sid, 'sample')!r} not found (nor an invoke within the "
                        f"function's {fn.invoke_retention_days}-day invoke retention)")
     sample = _new_sample(fn, sid, record.data, d.encoder.featurize_one(record.data),
-                         record.external_id, label_id, "InvokeFeedback")
+                         record.external_id, label_id, "InvokeFeedback").model_copy(update={
+        "model_version": record.model_version, "predicted_label_id": record.label_id,
+        "predicted_confidence": record.confidence, "predicted_margin": record.margin})
     try:
         d.store.create_sample(sample)
     except Conflict as err:
@@ -159,8 +175,7 @@ def _sample_from_invoke(d: Deps, fn: FunctionItem, sid: str, label_id: str) -> S
         existing = err.extra.get("existingSampleId")
         if not existing:
             raise
-        d.store.set_annotation(fn.id, existing, label_id)
-        return d.store.get_sample(fn.id, existing)
+        return _annotate_stored(d, fn.id, existing, label_id)
     return sample
 
 

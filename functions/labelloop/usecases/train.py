@@ -3,11 +3,12 @@
 Reads the labels and annotated samples with their stored features (the encoder never runs
 here), trains a candidate, writes it as an immutable model version (S3: head.npz + model.json;
 DynamoDB: the version's metrics), and moves the `live` pointer unless the promotion rule says
-the candidate is worse:
+the candidate is worse (a promotion re-scores the capture buffer with the new model):
 
-- compared on the same items: the candidate's cross-validated predictions vs. the live model's
-  predictions on the annotated samples the live model was not trained on (new ones, and ones
-  whose annotation changed);
+- compared on the same items: the annotated samples the live model was not trained on (new
+  ones, and ones whose annotation changed). The live model's predictions there vs. the
+  candidate's from models trained on all the other samples but that item's fold of new ones
+  (all the data the live model had: a fair fight, unlike plain CV predictions);
 - promoted unless its accuracy there is lower by more than one standard error of the paired
   difference; leaving zero-shot, a changed label set, and `force` always promote.
 """
@@ -25,6 +26,7 @@ from labelloop.encoder import Features
 from labelloop.errors import Conflict, NotFound
 from labelloop.model import LabelSpec, TrainedModel, build_model
 from labelloop.serving import LiveModel, ModelMeta, artifact_prefix, predict
+from labelloop.usecases.capture import rescore
 from labelloop.usecases.common import TrainingMessage
 
 
@@ -72,7 +74,10 @@ def _train(d: Deps, fn: FunctionItem, message: TrainingMessage) -> RunResult:
     started = time.perf_counter()
     # Classes are label ids, so a rename never invalidates a model.
     specs = [LabelSpec(lb.id, priors=lb.priors()) for lb in labels]
-    model = build_model(None, specs, features, annotations)
+    live = d.serving.model(fn.id, fn.live) if fn.live else None
+    fresh = np.array([live is None or live.meta.trained.get(sid) != label
+                      for sid, label in zip(ids, annotations, strict=True)], dtype=bool)
+    model = build_model(None, specs, features, annotations, fresh=fresh)
     took = time.perf_counter() - started
 
     version = d.store.next_model_version(fn.id)
@@ -81,7 +86,6 @@ def _train(d: Deps, fn: FunctionItem, message: TrainingMessage) -> RunResult:
     prefix = artifact_prefix(fn.id, version)
     d.store.put_artifact(prefix + "head.npz", model.head.to_bytes())
     d.store.put_artifact(prefix + "model.json", meta.to_json())
-    live = d.serving.model(fn.id, fn.live) if fn.live else None
     decision = decide(model, meta, features, live, message.force)
     d.store.put_model_version(ModelVersionItem(
         function_id=fn.id, version=version, created_at=time.time(), artifact_key=prefix,
@@ -96,6 +100,7 @@ def _train(d: Deps, fn: FunctionItem, message: TrainingMessage) -> RunResult:
             # Moved by hand meanwhile: the user's choice stands; this run is recorded only.
             return RunResult(version, Decision(False, "live moved by hand during training"))
         d.store.mark_promoted(fn.id, version, decision.reason, True)
+        rescore(d, fn.id, d.serving.model(fn.id, version), {lb.id: lb for lb in labels})
     return RunResult(version, decision)
 
 
@@ -123,7 +128,8 @@ def decide(model: TrainedModel, meta: ModelMeta, features: Features, live: LiveM
     if not new:
         return Decision(True, "no new annotations to compare on")
     truth = np.array(list(meta.trained.values()))[new]
-    candidate = np.array([model.cv_predictions[i] for i in new]) == truth
+    fresh = model.fresh_predictions or {}
+    candidate = np.array([fresh.get(i, model.cv_predictions[i]) for i in new]) == truth
     labels_now = {lid: None for lid in meta.label_ids}
     live_pred = predict(live, labels_now, features.take(np.array(new)))
     incumbent = np.array([p.label_id for p in live_pred]) == truth

@@ -1,0 +1,92 @@
+"""Routes of the review side: the capture buffer as a queue, bulk annotation, dismissal, the
+capture policy, and live accuracy. Captured items are also ordinary samples
+(`GET .../samples?origin=InvokeCapture`), annotated with the ordinary `PUT .../annotation`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+from pydantic import Field
+
+from labelloop.api import presenters as P
+from labelloop.api.schemas import AnnotationIn, Body
+from labelloop.container import deps
+from labelloop.errors import DomainError
+from labelloop.usecases import capture as C
+from labelloop.usecases import samples as S
+
+router = APIGatewayHttpRouter()
+FN = "/v1/functions/<function_id>"
+MAX_BULK = 500
+
+
+class ReviewAnnotation(AnnotationIn):
+    sampleId: str
+
+
+class BulkAnnotationsIn(Body):
+    annotations: list[ReviewAnnotation] = Field(min_length=1, max_length=MAX_BULK)
+
+
+class CapturePolicyIn(Body):
+    # Per strategy, the settings to change, e.g. {"uncertainty": {"quota": 50}}.
+    strategies: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    nearDuplicateCosine: float | None = None
+
+
+def _client() -> str:
+    return router.context["client"]
+
+
+@router.get(FN + "/review")
+def review_queue(
+    function_id: str,
+    strategy: Annotated[str | None, Query()] = None,
+    batchSize: Annotated[int, Query(ge=1, le=S.MAX_PAGE)] = 50,
+):
+    d = deps()
+    items = C.review_queue(d, _client(), function_id, strategy, batchSize)
+    view = d.serving.view(items[0].function_id) if items else None
+    return P.respond(200, [P.sample_json(S.SampleView(i, view.sample_prediction(i)))
+                           for i in items])
+
+
+@router.post(FN + "/review/annotations")
+def annotate_many(function_id: str, body: BulkAnnotationsIn):
+    """Each item on its own: one bad item does not undo the others (its error is reported)."""
+    results = []
+    for a in body.annotations:
+        try:
+            sv = S.annotate(deps(), _client(), function_id, a.sampleId,
+                            S.LabelRef(label_id=a.labelId, label_name=a.labelName))
+            results.append({"sampleId": a.sampleId, "status": 200, "sample": P.sample_json(sv)})
+        except DomainError as err:
+            results.append({"sampleId": a.sampleId, "status": err.status,
+                            "message": err.message})
+    return P.respond(200, {"results": results})
+
+
+@router.post(FN + "/review/<sample_id>/dismiss")
+def dismiss(function_id: str, sample_id: str):
+    C.dismiss(deps(), _client(), function_id, sample_id)
+    return P.respond(200, {})
+
+
+@router.get(FN + "/capture")
+def get_capture(function_id: str):
+    return P.respond(200, P.capture_policy_json(*C.get_policy(deps(), _client(), function_id)))
+
+
+@router.put(FN + "/capture")
+def set_capture(function_id: str, body: CapturePolicyIn):
+    d = deps()
+    C.set_policy(d, _client(), function_id, body.strategies, body.nearDuplicateCosine)
+    return P.respond(200, P.capture_policy_json(*C.get_policy(d, _client(), function_id)))
+
+
+@router.get(FN + "/live-accuracy")
+def live_accuracy(function_id: str):
+    return P.respond(200, P.live_accuracy_json(C.live_accuracy(deps(), _client(),
+                                                               function_id)))

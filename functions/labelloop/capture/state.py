@@ -1,0 +1,102 @@
+"""What a warm container knows of each function's capture buffer, so that deciding costs no
+read and a prediction that is not taken costs no write.
+
+Buffer counters (and, for a full strategy, its least informative item) are re-read at most
+every `ttl` seconds and after every capture this container commits; the embeddings a capture
+must not near-duplicate (buffered items, and the live model's training samples, which are
+immutable per model version) are read only when a candidate needs them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from labelloop.capture.decide import BufferState, CapturePolicy
+from labelloop.capture.strategies import Strategy
+
+
+@dataclass
+class CaptureState:
+    raw_policy: dict  # as stored on the function: a change reloads the state
+    policy: CapturePolicy
+    strategies: list[Strategy]
+    buffers: dict[str, BufferState]
+    model_version: int | None
+    loaded_at: float
+    buffered: np.ndarray | None = None  # embeddings of buffered items (read on demand)
+    trained: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    label_counts: dict[str, int] = field(default_factory=dict)
+
+
+class CaptureCache:
+    def __init__(self, store, ttl: float, seed: int | None = None):
+        self._store = store
+        self._ttl = ttl
+        self._states: dict[str, CaptureState] = {}
+        # (function, model version) -> (trained embeddings, annotated samples per label)
+        self._trained: dict[tuple[str, int], tuple[np.ndarray, dict[str, int]]] = {}
+        self._lock = threading.Lock()
+        self.rng = np.random.default_rng(seed)  # used under `lock`
+
+    @property
+    def lock(self) -> threading.Lock:
+        return self._lock
+
+    def state(self, fid: str, policy: dict, model) -> CaptureState:
+        """`model`: the live model (`LiveModel`) or None (zero-shot with no model yet)."""
+        version = model.version if model is not None else None
+        st = self._states.get(fid)
+        if (st is None or time.monotonic() - st.loaded_at > self._ttl
+                or st.model_version != version or st.raw_policy != policy):
+            st = self._load(fid, policy, model)
+            self._states[fid] = st
+        return st
+
+    def invalidate(self, fid: str) -> None:
+        self._states.pop(fid, None)
+
+    def known_embeddings(self, fid: str, st: CaptureState) -> list[np.ndarray]:
+        """Buffered and trained-on embeddings: what a new capture must not near-duplicate."""
+        if st.buffered is None:
+            rows = [np.frombuffer(i["embedding"], dtype=np.float32)
+                    for s in st.strategies
+                    for i in self._store.iter_buffer(fid, s.name, "embedding")]
+            st.buffered = np.stack(rows) if rows else np.zeros((0, 0), np.float32)
+        return [st.buffered, st.trained]
+
+    def _load(self, fid: str, raw_policy: dict, model) -> CaptureState:
+        policy = CapturePolicy.model_validate(raw_policy)
+        strategies = policy.build()
+        used = self._store.capture_counters(fid)
+        buffers = {}
+        for s in strategies:
+            n = used.get(s.name, 0)
+            full = n >= s.quota > 0
+            buffers[s.name] = BufferState(n, self._store.lowest_buffered(fid, s.name)
+                                          if full else None)
+        trained, counts = self._trained_of(fid, model)
+        return CaptureState(dict(raw_policy), policy, strategies, buffers,
+                            model.version if model is not None else None, time.monotonic(),
+                            trained=trained, label_counts=counts)
+
+    def _trained_of(self, fid: str, model) -> tuple[np.ndarray, dict[str, int]]:
+        if model is None:
+            return np.zeros((0, 0), np.float32), {}
+        key = (fid, model.version)
+        if key not in self._trained:
+            trained = model.meta.trained
+            rows = [np.frombuffer(s["embedding"], dtype=np.float32)
+                    for s in self._store.iter_samples(fid, projection="id, embedding")
+                    if s["id"] in trained]
+            counts = Counter(trained.values())
+            for lid in model.meta.label_ids:
+                counts.setdefault(lid, 0)
+            emb = np.stack(rows).astype(np.float16) if rows else np.zeros((0, 0), np.float16)
+            self._trained = {k: v for k, v in self._trained.items() if k[0] != fid}
+            self._trained[key] = (emb, dict(counts))
+        return self._trained[key]

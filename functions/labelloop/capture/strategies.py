@@ -1,0 +1,114 @@
+"""Capture strategies: small pure scorers behind one interface, one registry.
+
+A strategy looks at one invoke's prediction (`Candidate`) and returns its priority in [0, 1]
+(higher = more worth a human's look) or None (not a candidate). It does no I/O; randomness
+comes from the injected `numpy.random.Generator`. Its quota (how many slots of the function's
+capture buffer it may hold) is configuration here and state in DynamoDB, committed atomically
+elsewhere (`labelloop.capture.decide`, `labelloop.store`).
+
+Adding a strategy: one class here and one entry in `STRATEGIES`; the contract tests in
+tests/test_capture_strategies.py run over every entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What strategies see of one invoke."""
+
+    label_id: str  # predicted label
+    confidence: float  # its confidence
+    margin: float  # top-1 minus top-2 confidence
+    # Annotated samples of the predicted label (the live model's training data), how many
+    # labels have fewer, how many labels there are, and the most any label has.
+    label_count: int
+    rarity_rank: int
+    label_total: int = 1
+    top_count: int = 0
+
+
+class Strategy(BaseModel):
+    """Base: a strategy's settings are its fields; `priority` is its scorer."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: ClassVar[str]
+    quota: int = Field(ge=0, le=10_000)
+
+    def priority(self, c: Candidate, rng: np.random.Generator) -> float | None:
+        raise NotImplementedError
+
+    def rescore(self, c: Candidate, old: float) -> float:
+        """A buffered item's priority under a new model (after a retrain). Unlike `priority`
+        it never declines: an item that no longer qualifies gets 0 and is replaced first."""
+        p = self.priority(c, np.random.default_rng(0))
+        return 0.0 if p is None else p
+
+
+class Uncertainty(Strategy):
+    """Stack-ranked uncertainty: takes predictions whose uncertainty reaches `threshold`; once
+    its slots are full, a new one replaces the least uncertain buffered item if it is more
+    uncertain, so the buffer converges to the most uncertain items.
+
+    Uncertainty is 1 - margin (top-1 minus top-2) by default, 1 - confidence with
+    `measure="least_confidence"`."""
+
+    name: ClassVar[str] = "uncertainty"
+    quota: int = Field(300, ge=0, le=10_000)
+    threshold: float = Field(0.5, ge=0.0, le=1.0)
+    measure: Literal["margin", "least_confidence"] = "margin"
+
+    def priority(self, c: Candidate, rng: np.random.Generator) -> float | None:
+        u = 1.0 - (c.margin if self.measure == "margin" else c.confidence)
+        u = min(max(u, 0.0), 1.0)
+        return u if u >= self.threshold else None
+
+
+class Random(Strategy):
+    """An unbiased fraction `rate` of invokes. The priority is a uniform random key: a full
+    buffer keeps the largest keys, i.e. a uniform sample of every invoke it was offered
+    (what live-accuracy estimates need)."""
+
+    name: ClassVar[str] = "random"
+    quota: int = Field(100, ge=0, le=10_000)
+    rate: float = Field(0.02, ge=0.0, le=1.0)
+
+    def priority(self, c: Candidate, rng: np.random.Generator) -> float | None:
+        # Both draws always happen, so one strategy's decisions never shift another's stream.
+        take, key = rng.random(), rng.random()
+        return float(key) if take < self.rate else None
+
+    def rescore(self, c: Candidate, old: float) -> float:
+        return old  # a random key means nothing about the model
+
+
+class RareClass(Strategy):
+    """The predicted label is among the rarest `fraction` of labels (at least one) by annotated
+    samples, and has fewer than the best-covered label (when all are equal, none is rare).
+    Rarer and less certain first."""
+
+    name: ClassVar[str] = "rare_class"
+    quota: int = Field(100, ge=0, le=10_000)
+    fraction: float = Field(0.2, gt=0.0, le=1.0)
+
+    def priority(self, c: Candidate, rng: np.random.Generator) -> float | None:
+        rare = max(1, round(self.fraction * c.label_total))
+        if c.rarity_rank >= rare or c.label_count >= c.top_count:
+            return None
+        return min(max((1.0 - c.margin / 2) / (1.0 + c.label_count), 0.0), 1.0)
+
+
+# Order matters: an invoke goes to the first strategy that takes it, and `random` comes first
+# so that its sample stays unbiased (nothing is taken away from it by the others).
+STRATEGIES: dict[str, type[Strategy]] = {
+    Random.name: Random,
+    Uncertainty.name: Uncertainty,
+    RareClass.name: RareClass,
+}

@@ -1,0 +1,196 @@
+"""Use cases: capturing invokes into the review buffer, re-scoring it after a retrain, the
+review queue (list, dismiss), the capture policy, and live accuracy from random captures.
+
+The capture runs after the invoke's response (`afterwork`), decides from cached buffer state
+(no read), and writes only for a candidate: one transaction that cannot overfill a quota.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+from pydantic import ValidationError
+
+from labelloop.capture.decide import CapturePolicy, decide, near_duplicate, rarity
+from labelloop.capture.strategies import STRATEGIES, Candidate
+from labelloop.container import Deps
+from labelloop.domain import SampleItem
+from labelloop.encoder import Features
+from labelloop.errors import BadRequest, Conflict
+from labelloop.ids import bare
+from labelloop.serving import LiveModel, Prediction, View, predict
+from labelloop.usecases.common import owned_function
+
+CAPTURE_ORIGIN = "InvokeCapture"
+
+
+def _margin(p: Prediction) -> float:
+    return p.confidence - (p.ranked[1][1] if len(p.ranked) > 1 else 0.0)
+
+
+def _candidate(p: Prediction, label_counts: dict[str, int]) -> Candidate:
+    return Candidate(p.label_id, p.confidence, _margin(p), **rarity(label_counts, p.label_id))
+
+
+def capture(d: Deps, view: View, model: LiveModel, prediction: Prediction, features: Features,
+            sample_id: str, text: str, external_id: str | None) -> str | None:
+    """Capture one invoke if a strategy takes it; returns the strategy's name or None."""
+    fid = view.function.id
+    cache = d.captures
+    st = cache.state(fid, view.function.capture, model)
+    with cache.lock:
+        take = decide(st.strategies, _candidate(prediction, st.label_counts), st.buffers,
+                      cache.rng)
+    if take is None:
+        return None
+    if near_duplicate(features.embeddings[0], cache.known_embeddings(fid, st),
+                      st.policy.near_duplicate_cosine):
+        return None
+    now = time.time()
+    sample = SampleItem(
+        id=sample_id, function_id=fid, data=text, external_id=external_id,
+        data_hash=hashlib.sha256(text.encode()).hexdigest(), origin=CAPTURE_ORIGIN,
+        created_at=now,
+        embedding=np.ascontiguousarray(features.embeddings[0], dtype=np.float32).tobytes(),
+        tokens=np.asarray(features.tokens[0], dtype=np.int32).tobytes(),
+        model_version=model.version, predicted_label_id=prediction.label_id,
+        predicted_confidence=prediction.confidence, predicted_margin=_margin(prediction),
+        capture_reason=take.strategy, buffer=take.strategy, priority=take.priority)
+    try:
+        d.store.capture_sample(sample, take.quota, take.replaces)
+    except Conflict:
+        return None  # full, replaced by another container first, or the same text exists
+    finally:
+        cache.invalidate(fid)
+    return take.strategy
+
+
+def rescore(d: Deps, fid: str, model: LiveModel, labels: dict) -> int:
+    """After a retrain: every buffered item's priority under the new model, so that the
+    uncertainty buffer holds what is uncertain now. Returns how many were re-scored."""
+    raw = d.store.get_function(fid).capture
+    policy = CapturePolicy.model_validate(raw)
+    counts = d.captures.state(fid, raw, model).label_counts
+    n = 0
+    for s in policy.build():
+        items = [SampleItem.model_validate(i) for i in d.store.iter_buffer(fid, s.name)]
+        if not items:
+            continue
+        feats = Features(np.stack([np.frombuffer(i.embedding, dtype=np.float32)
+                                   for i in items]),
+                         [np.frombuffer(i.tokens, dtype=np.int32) for i in items])
+        for item, p in zip(items, predict(model, labels, feats), strict=True):
+            d.store.rescore(item, s.rescore(_candidate(p, counts), item.priority or 0.0))
+            n += 1
+    d.captures.invalidate(fid)
+    return n
+
+
+# -- review queue ---------------------------------------------------------------------------
+
+def review_queue(d: Deps, client: str, function_id: str, strategy: str | None,
+                 limit: int) -> list[SampleItem]:
+    """Buffered items, most informative first (per strategy; merged by priority)."""
+    fn = owned_function(d, client, function_id)
+    if strategy is not None and strategy not in STRATEGIES:
+        raise BadRequest(f"strategy: unknown {strategy!r} (known: {', '.join(STRATEGIES)})")
+    names = [strategy] if strategy else list(STRATEGIES)
+    items = [i for name in names for i in d.store.page_buffer(fn.id, name, limit)]
+    return sorted(items, key=lambda i: -(i.priority or 0.0))[:limit]
+
+
+def dismiss(d: Deps, client: str, function_id: str, sample_id: str) -> None:
+    """Drop a buffered item without annotating it: its slot is freed, and the same text is
+    not captured again."""
+    fn = owned_function(d, client, function_id)
+    sample = d.store.get_sample(fn.id, bare(sample_id, "sample"))
+    if sample.buffer is None:
+        raise Conflict(f"sample {sample_id!r} is not in the capture buffer")
+    d.store.delete_sample(sample, keep_claim=True)
+    d.captures.invalidate(fn.id)
+
+
+# -- policy ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BufferUsage:
+    strategy: str
+    used: int
+    settings: dict
+
+
+def get_policy(d: Deps, client: str, function_id: str) -> tuple[CapturePolicy,
+                                                                list[BufferUsage]]:
+    fn = owned_function(d, client, function_id)
+    policy = CapturePolicy.model_validate(fn.capture)
+    used = d.store.capture_counters(fn.id)
+    return policy, [BufferUsage(s.name, used.get(s.name, 0), s.model_dump())
+                    for s in policy.build()]
+
+
+def set_policy(d: Deps, client: str, function_id: str, strategies: dict[str, dict],
+               near_duplicate_cosine: float | None = None) -> CapturePolicy:
+    """Change some settings; the rest keep their values."""
+    fn = owned_function(d, client, function_id)
+    old = CapturePolicy.model_validate(fn.capture)
+    merged = {name: {**old.strategies.get(name, {}), **settings}
+              for name, settings in {**old.strategies, **strategies}.items()}
+    try:
+        policy = CapturePolicy(strategies=merged, near_duplicate_cosine=(
+            old.near_duplicate_cosine if near_duplicate_cosine is None
+            else near_duplicate_cosine))
+    except ValidationError as err:
+        raise BadRequest("; ".join(_problem(e) for e in err.errors())) from err
+    d.store.update_function(fn.id, capture=policy.model_dump())
+    d.serving.invalidate(fn.id)
+    d.captures.invalidate(fn.id)
+    return policy
+
+
+def _problem(e: dict) -> str:
+    field = "nearDuplicateCosine" if "near_duplicate_cosine" in e.get("loc", ()) else "strategies"
+    return f"{field}: {e.get('msg', 'invalid').removeprefix('Value error, ')}"
+
+
+# -- live accuracy --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LiveAccuracy:
+    model_version: int
+    annotated: int
+    correct: int
+    accuracy: float
+    low: float  # 95 % Wilson interval
+    high: float
+
+
+def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    if n == 0:
+        return 0.0, 1.0
+    p = correct / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def live_accuracy(d: Deps, client: str, function_id: str) -> list[LiveAccuracy]:
+    """Per model version, from annotated random captures: an unbiased sample of its invokes."""
+    fn = owned_function(d, client, function_id)
+    tally: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for s in d.store.iter_samples(fn.id, projection="capture_reason, annotation, "
+                                                    "predicted_label_id, model_version"):
+        if s.get("capture_reason") == "random" and s.get("annotation") and s.get(
+                "model_version") is not None:
+            t = tally[int(s["model_version"])]
+            t[0] += 1
+            t[1] += s["annotation"] == s.get("predicted_label_id")
+    out = []
+    for v in sorted(tally):
+        n, c = tally[v]
+        out.append(LiveAccuracy(v, n, c, c / n, *wilson(c, n)))
+    return out

@@ -1,0 +1,214 @@
+"""Invoke capture through the API handlers against moto: the buffer, its quotas, the review
+queue, annotation and dismissal, the policy, re-scoring after a retrain, live accuracy."""
+
+from __future__ import annotations
+
+import boto3
+from test_api import SAMPLES, make_function
+
+TEXTS = ["my card was charged but the app shows an error",
+         "where do I find last month's receipt",
+         "the dashboard never finishes loading",
+         "refund the duplicate payment please",
+         "clicking export freezes the browser tab",
+         "can you change the billing email on my account"]
+ONLY_UNCERTAINTY = {"uncertainty": {"threshold": 0.0, "quota": 3},
+                    "random": {"quota": 0}, "rare_class": {"quota": 0}}
+
+
+def policy(api, fid, strategies, **extra):
+    status, body, _ = api.call("PUT", f"/v1/functions/{fid}/capture",
+                               {"strategies": strategies, **extra})
+    assert status == 200, body
+    return body
+
+
+def invoke_all(api, fid, texts, query=""):
+    outs = []
+    for t in texts:
+        status, out, _ = api.call("POST", f"/v1/functions/{fid}/invoke", {"data": t},
+                                  query=query)
+        assert status == 200, out
+        outs.append(out)
+    return outs
+
+
+def margin(out) -> float:
+    c = sorted((x["confidence"] for x in out["labelConfidences"]), reverse=True)
+    return c[0] - c[1]
+
+
+def queue(api, fid, query=""):
+    status, body, _ = api.call("GET", f"/v1/functions/{fid}/review", query=query)
+    assert status == 200, body
+    return body
+
+
+def used(api, fid) -> dict:
+    body = api.call("GET", f"/v1/functions/{fid}/capture")[1]
+    return {s["name"]: s["used"] for s in body["strategies"]}
+
+
+def test_the_uncertainty_buffer_keeps_the_most_uncertain_within_its_quota(api):
+    fid = make_function(api)
+    policy(api, fid, ONLY_UNCERTAINTY)
+    outs = invoke_all(api, fid, TEXTS)
+    uncertainty = {o["sampleId"]: 1 - margin(o) for o in outs}
+    items = queue(api, fid)
+    # Each item scored by its own invoke; together the three highest (ties may go either way).
+    assert all(abs(i["priority"] - uncertainty[i["id"]]) < 1e-5 for i in items)
+    top3 = sorted(uncertainty.values(), reverse=True)[:3]
+    assert [round(i["priority"], 5) for i in items] == [round(p, 5) for p in top3]
+    assert all(i["captureReason"] == "uncertainty" and i["origin"] == "InvokeCapture"
+               for i in items)
+    assert [i["priority"] for i in items] == sorted((i["priority"] for i in items), reverse=True)
+    assert used(api, fid) == {"uncertainty": 3, "random": 0, "rare_class": 0}
+    # The same items are samples, listed by origin; training samples are not among them.
+    status, captured, _ = api.call("GET", f"/v1/functions/{fid}/samples",
+                                   query="origin=InvokeCapture")
+    assert status == 200 and {s["id"] for s in captured} == {i["id"] for i in items}
+    api_made = api.call("GET", f"/v1/functions/{fid}/samples", query="origin=API")[1]
+    assert len(api_made) == len(SAMPLES)
+    # A call can opt out.
+    invoke_all(api, fid, ["a brand new question about invoices and crashes"],
+               query="capture=false")
+    assert [i["id"] for i in queue(api, fid)] == [i["id"] for i in items]
+
+
+def test_annotating_a_capture_frees_its_slot_flags_corrections_and_retrains(api):
+    fid = make_function(api)
+    policy(api, fid, ONLY_UNCERTAINTY)
+    outs = invoke_all(api, fid, TEXTS[:3])
+    first = queue(api, fid)[0]
+    predicted = next(o for o in outs if o["sampleId"] == first["id"])
+    wrong = "bug" if predicted["labelName"] == "billing" else "billing"
+    status, sample, _ = api.call("PUT", f"/v1/functions/{fid}/samples/{first['id']}/annotation",
+                                 {"labelName": wrong})
+    assert status == 200, sample
+    assert sample["origin"] == "InvokeCapture" and sample["captureReason"] == "uncertainty"
+    assert sample["corrected"] is True and "inReviewQueue" not in sample
+    assert sample["invokePrediction"]["labelId"] == predicted["labelId"]
+    assert first["id"] not in {i["id"] for i in queue(api, fid)}
+    assert used(api, fid)["uncertainty"] == 2
+    # Annotating it again (a second reviewer) does not free a second slot.
+    api.call("PUT", f"/v1/functions/{fid}/samples/{first['id']}/annotation",
+             {"labelName": predicted["labelName"]})
+    assert used(api, fid)["uncertainty"] == 2
+    # The annotation queued a retrain; after it, the buffer is re-scored by the new model
+    # (two labels: uncertainty = 1 - margin = 2 - 2 * top confidence), while each item keeps
+    # the prediction its invoke answered.
+    api.train()
+    live = api.call("GET", f"/v1/functions/{fid}")[1]["liveModelVersion"]
+    assert live == 2
+    rest = queue(api, fid)
+    assert rest and all(i["invokePrediction"]["modelVersion"] == 1 for i in rest)
+    for i in rest:
+        assert abs(i["priority"] - (2 - 2 * i["prediction"]["confidence"])) < 1e-4
+
+
+def test_bulk_annotation_reports_each_item(api):
+    fid = make_function(api)
+    policy(api, fid, ONLY_UNCERTAINTY)
+    invoke_all(api, fid, TEXTS[:2])
+    ids = [i["id"] for i in queue(api, fid)]
+    status, body, _ = api.call("POST", f"/v1/functions/{fid}/review/annotations", {
+        "annotations": [{"sampleId": ids[0], "labelName": "bug"},
+                        {"sampleId": ids[1], "labelName": "no such label"},
+                        {"sampleId": "sample_0000000000abc", "labelName": "bug"}]})
+    assert status == 200
+    results = body["results"]
+    assert [r["status"] for r in results] == [200, 400, 404]
+    assert "labelName" in results[1]["message"]
+    assert [i["id"] for i in queue(api, fid)] == [ids[1]]
+    status, body, _ = api.call("POST", f"/v1/functions/{fid}/review/annotations",
+                               {"annotations": []})
+    assert status == 400 and "annotations" in body["message"]
+
+
+def test_dismissal_frees_the_slot_and_the_text_is_not_captured_again(api):
+    fid = make_function(api)
+    policy(api, fid, ONLY_UNCERTAINTY)
+    (out,) = invoke_all(api, fid, TEXTS[:1])
+    assert api.call("POST", f"/v1/functions/{fid}/review/{out['sampleId']}/dismiss")[0] == 200
+    assert queue(api, fid) == [] and used(api, fid)["uncertainty"] == 0
+    assert api.call("GET", f"/v1/functions/{fid}/samples/{out['sampleId']}")[0] == 404
+    invoke_all(api, fid, TEXTS[:1])
+    assert queue(api, fid) == []
+    # As a training sample the text is still welcome.
+    status, body, _ = api.call("POST", f"/v1/functions/{fid}/samples",
+                               {"data": TEXTS[0], "annotation": {"labelName": "billing"}})
+    assert status == 200, body
+    # Only buffered items can be dismissed.
+    status, body, _ = api.call("POST", f"/v1/functions/{fid}/review/{body['id']}/dismiss")
+    assert status == 409 and "not in the capture buffer" in body["message"]
+
+
+def test_no_capture_of_near_duplicates_of_training_data(api):
+    fid = make_function(api)
+    policy(api, fid, ONLY_UNCERTAINTY, nearDuplicateCosine=0.9)
+    invoke_all(api, fid, [SAMPLES[0][0], SAMPLES[3][0] + "!", "I was charged twice this month."])
+    assert queue(api, fid) == []
+    invoke_all(api, fid, [TEXTS[2]])
+    assert len(queue(api, fid)) == 1
+
+
+def test_policy_defaults_merging_and_errors_that_name_the_field(api):
+    fid = make_function(api, train=False)
+    body = api.call("GET", f"/v1/functions/{fid}/capture")[1]
+    quotas = {s["name"]: s["quota"] for s in body["strategies"]}
+    assert set(quotas) == {"uncertainty", "random", "rare_class"} and all(quotas.values())
+    body = policy(api, fid, {"uncertainty": {"quota": 7}})
+    body = policy(api, fid, {"uncertainty": {"measure": "least_confidence"}})
+    u = next(s for s in body["strategies"] if s["name"] == "uncertainty")
+    assert u["quota"] == 7 and u["measure"] == "least_confidence"
+    for strategies, field in (({"uncertainty": {"quota": -1}}, "uncertainty.quota"),
+                              ({"random": {"rate": 2}}, "random.rate"),
+                              ({"loudest": {}}, "loudest")):
+        status, err, _ = api.call("PUT", f"/v1/functions/{fid}/capture",
+                                  {"strategies": strategies})
+        assert status == 400 and field in err["message"], err
+    status, err, _ = api.call("PUT", f"/v1/functions/{fid}/capture",
+                              {"nearDuplicateCosine": 1.5})
+    assert status == 400 and "nearDuplicateCosine" in err["message"]
+    status, err, _ = api.call("GET", f"/v1/functions/{fid}/review", query="strategy=loudest")
+    assert status == 400 and "strategy" in err["message"]
+    other = api.token("client-b", "secret-b")
+    assert api.call("GET", f"/v1/functions/{fid}/capture", token=other)[0] == 404
+
+
+def test_live_accuracy_from_annotated_random_captures(api):
+    fid = make_function(api)
+    policy(api, fid, {"random": {"rate": 1.0, "quota": 10}, "uncertainty": {"quota": 0},
+                      "rare_class": {"quota": 0}})
+    outs = invoke_all(api, fid, TEXTS[:4])
+    assert {i["captureReason"] for i in queue(api, fid)} == {"random"}
+    # Two annotated as predicted, one corrected; one left unannotated.
+    for out, keep in zip(outs[:3], (True, True, False), strict=True):
+        label = out["labelName"] if keep else (
+            "bug" if out["labelName"] == "billing" else "billing")
+        api.call("PUT", f"/v1/functions/{fid}/samples/{out['sampleId']}/annotation",
+                 {"labelName": label})
+    status, rows, _ = api.call("GET", f"/v1/functions/{fid}/live-accuracy")
+    assert status == 200
+    (row,) = rows
+    assert (row["modelVersion"], row["annotated"], row["correct"]) == (1, 3, 2)
+    lo, hi = row["interval95"]
+    assert 0 < lo < row["accuracy"] == round(2 / 3, 4) < hi < 1
+
+
+def test_counters_match_the_buffer_in_the_table(api, aws):
+    """The stored state itself: one CAPTURE# counter per strategy equal to its buffered items,
+    each with a data-hash claim."""
+    fid = make_function(api)
+    policy(api, fid, {"uncertainty": {"threshold": 0.0, "quota": 2}, "random": {"quota": 0},
+                      "rare_class": {"quota": 0}})
+    invoke_all(api, fid, TEXTS)
+    table = boto3.resource("dynamodb").Table(aws["LABELLOOP_TABLE"])
+    bare = fid.removeprefix("function_")
+    items = table.query(KeyConditionExpression="pk = :p",
+                        ExpressionAttributeValues={":p": f"FN#{bare}"})["Items"]
+    buffered = [i for i in items if i["sk"].startswith("SAMPLE#") and i.get("buffer")]
+    counter = next(i for i in items if i["sk"] == "CAPTURE#uncertainty")
+    assert int(counter["used"]) == len(buffered) == 2
+    claims = {i["sample_id"] for i in items if i["sk"].startswith("HASH#")}
+    assert {i["id"] for i in buffered} <= claims
