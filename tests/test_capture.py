@@ -203,12 +203,33 @@ def test_counters_match_the_buffer_in_the_table(api, aws):
     policy(api, fid, {"uncertainty": {"threshold": 0.0, "quota": 2}, "random": {"quota": 0},
                       "rare_class": {"quota": 0}})
     invoke_all(api, fid, TEXTS)
-    table = boto3.resource("dynamodb").Table(aws["LABELLOOP_TABLE"])
-    bare = fid.removeprefix("function_")
-    items = table.query(KeyConditionExpression="pk = :p",
-                        ExpressionAttributeValues={":p": f"FN#{bare}"})["Items"]
+    items = table_items(aws, fid)
     buffered = [i for i in items if i["sk"].startswith("SAMPLE#") and i.get("buffer")]
     counter = next(i for i in items if i["sk"] == "CAPTURE#uncertainty")
     assert int(counter["used"]) == len(buffered) == 2
     claims = {i["sample_id"] for i in items if i["sk"].startswith("HASH#")}
     assert {i["id"] for i in buffered} <= claims
+
+
+def test_a_prediction_not_taken_writes_nothing_but_its_invoke_record(api, aws):
+    fid = make_function(api)
+    policy(api, fid, {"uncertainty": {"quota": 0}, "random": {"quota": 0},
+                      "rare_class": {"quota": 0}})
+    before = table_items(aws, fid)
+    invoke_all(api, fid, TEXTS)
+    assert table_items(aws, fid) == before
+    records = boto3.resource("dynamodb").Table(aws["LABELLOOP_INVOKES_TABLE"]).scan()["Items"]
+    assert len(records) == len(TEXTS)
+
+
+def test_no_capture_of_near_duplicates_of_buffered_items(api):
+    fid = make_function(api)
+    policy(api, fid, ONLY_UNCERTAINTY, nearDuplicateCosine=0.95)
+    invoke_all(api, fid, [TEXTS[2], TEXTS[2] + "!!", TEXTS[2].upper()])
+    assert [i["data"] for i in queue(api, fid)] == [TEXTS[2]]
+
+
+def table_items(aws, fid: str) -> list[dict]:
+    table = boto3.resource("dynamodb").Table(aws["LABELLOOP_TABLE"])
+    return table.query(KeyConditionExpression="pk = :p", ExpressionAttributeValues={
+        ":p": f"FN#{fid.removeprefix('function_')}"})["Items"]
