@@ -233,3 +233,25 @@ def table_items(aws, fid: str) -> list[dict]:
     table = boto3.resource("dynamodb").Table(aws["LABELLOOP_TABLE"])
     return table.query(KeyConditionExpression="pk = :p", ExpressionAttributeValues={
         ":p": f"FN#{fid.removeprefix('function_')}"})["Items"]
+
+
+def test_state_kept_in_place_after_own_captures_matches_a_fresh_read(api):
+    """With a long cache time the container updates its buffer state after each capture it
+    commits, instead of re-reading it: the result must equal what a fresh read finds."""
+    from labelloop import container
+    from labelloop.capture.state import CaptureCache
+
+    fid = make_function(api)
+    policy(api, fid, {"uncertainty": {"threshold": 0.0, "quota": 2}, "random": {"quota": 0},
+                      "rare_class": {"quota": 0}})
+    d = container.deps()
+    d.__dict__["captures"] = CaptureCache(d.store, ttl=3600)
+    invoke_all(api, fid, TEXTS)  # fills two slots, then replaces
+    bare = fid.removeprefix("function_")
+    view = d.serving.view(bare)
+    kept = d.captures.state(bare, view.function.capture, view.model)
+    fresh = CaptureCache(d.store, ttl=0).state(bare, view.function.capture, view.model)
+    assert kept.loaded_at < fresh.loaded_at  # really the kept one, not a reload
+    assert kept.buffers == fresh.buffers and kept.buffers["uncertainty"].used == 2
+    ids = {i["id"].removeprefix("sample_") for i in queue(api, fid)}
+    assert len(d.captures.known_embeddings(bare, kept)[0]) == len(ids) == 2

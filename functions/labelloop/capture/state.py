@@ -2,9 +2,12 @@
 read and a prediction that is not taken costs no write.
 
 Buffer counters (and, for a full strategy, its least informative item) are re-read at most
-every `ttl` seconds and after every capture this container commits; the embeddings a capture
-must not near-duplicate (buffered items, and the live model's training samples, which are
-immutable per model version) are read only when a candidate needs them.
+every `ttl` seconds, and after a capture this container commits they are updated in place (one
+Limit-1 query for a full strategy's new least informative item). The embeddings a capture must
+not near-duplicate are read only when a candidate needs them: the buffered items' every
+`BUFFERED_TTL` seconds (kept up to date with this container's own captures; another
+container's show up at the next read), the live model's training samples once per version
+(immutable).
 """
 
 from __future__ import annotations
@@ -16,8 +19,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from labelloop.capture.decide import BufferState, CapturePolicy
+from labelloop.capture.decide import BufferState, CapturePolicy, Take
 from labelloop.capture.strategies import Strategy
+
+# How long the buffered items' embeddings are trusted for near-duplicate checks.
+BUFFERED_TTL = 60.0
 
 
 @dataclass
@@ -28,7 +34,6 @@ class CaptureState:
     buffers: dict[str, BufferState]
     model_version: int | None
     loaded_at: float
-    buffered: np.ndarray | None = None  # embeddings of buffered items (read on demand)
     trained: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
     label_counts: dict[str, int] = field(default_factory=dict)
 
@@ -40,6 +45,8 @@ class CaptureCache:
         self._states: dict[str, CaptureState] = {}
         # (function, model version) -> (trained embeddings, annotated samples per label)
         self._trained: dict[tuple[str, int], tuple[np.ndarray, dict[str, int]]] = {}
+        # function -> (read at, {sample id: embedding}) of its buffered items
+        self._buffered: dict[str, tuple[float, dict[str, np.ndarray]]] = {}
         self._lock = threading.Lock()
         self.rng = np.random.default_rng(seed)  # used under `lock`
 
@@ -62,12 +69,29 @@ class CaptureCache:
 
     def known_embeddings(self, fid: str, st: CaptureState) -> list[np.ndarray]:
         """Buffered and trained-on embeddings: what a new capture must not near-duplicate."""
-        if st.buffered is None:
-            rows = [np.frombuffer(i["embedding"], dtype=np.float32)
+        entry = self._buffered.get(fid)
+        if entry is None or time.monotonic() - entry[0] > BUFFERED_TTL:
+            rows = {i["id"]: np.frombuffer(i["embedding"], dtype=np.float32)
                     for s in st.strategies
-                    for i in self._store.iter_buffer(fid, s.name, "embedding")]
-            st.buffered = np.stack(rows) if rows else np.zeros((0, 0), np.float32)
-        return [st.buffered, st.trained]
+                    for i in self._store.iter_buffer(fid, s.name, "id, embedding")}
+            entry = (time.monotonic(), rows)
+            self._buffered[fid] = entry
+        rows = list(entry[1].values())
+        return [np.stack(rows) if rows else np.zeros((0, 0), np.float32), st.trained]
+
+    def committed(self, fid: str, st: CaptureState, take: Take, sample_id: str,
+                  embedding: np.ndarray) -> None:
+        """This container's capture landed: update the state rather than re-read it all."""
+        b = st.buffers.get(take.strategy, BufferState())
+        used = b.used + (0 if take.replaces else 1)
+        lowest = (self._store.lowest_buffered(fid, take.strategy) if used >= take.quota
+                  else None)
+        st.buffers = {**st.buffers, take.strategy: BufferState(used, lowest)}
+        if fid in self._buffered:
+            rows = self._buffered[fid][1]
+            if take.replaces is not None:
+                rows.pop(take.replaces.sample_id, None)
+            rows[sample_id] = embedding
 
     def _load(self, fid: str, raw_policy: dict, model) -> CaptureState:
         policy = CapturePolicy.model_validate(raw_policy)

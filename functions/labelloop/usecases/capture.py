@@ -64,9 +64,11 @@ def capture(d: Deps, view: View, model: LiveModel, prediction: Prediction, featu
     try:
         d.store.capture_sample(sample, take.quota, take.replaces)
     except Conflict:
-        return None  # full, replaced by another container first, or the same text exists
-    finally:
+        # Full, replaced by another container first, or the same text exists: re-read.
         cache.invalidate(fid)
+        return None
+    with cache.lock:
+        cache.committed(fid, st, take, sample_id, features.embeddings[0])
     return take.strategy
 
 
