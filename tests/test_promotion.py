@@ -83,3 +83,13 @@ def test_predictions_with_all_older_data_replace_plain_cv_ones_on_new_annotation
     assert decide(model, meta, features(rows), live({}), force=False).promote
     model, meta = candidate(truth, truth, dict(enumerate(wrong[:6] + truth[6:])))
     assert not decide(model, meta, features(rows), live({}), force=False).promote
+
+
+def test_slightly_worse_within_two_standard_errors_is_still_promoted():
+    truth = ["a", "b"] * 10
+    rows = [A if t == "a" else B for t in truth]
+    wrong = ["b" if t == "a" else "a" for t in truth]
+    # Wrong on 2 of 20 where the live model is right: 1.45 standard errors worse.
+    model, meta = candidate(truth, wrong[:2] + truth[2:])
+    d = decide(model, meta, features(rows), live({}), force=False)
+    assert d.promote and "standard error 0.069" in d.reason

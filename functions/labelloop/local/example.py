@@ -43,12 +43,17 @@ def review_loop(client: Client, fid: str, traffic: Path, annotate: int = 5,
     with traffic.open(newline="") as f:
         rows = [(r["text"], r["label"]) for r in csv.DictReader(f)]
     truth = dict(rows)
-    print(f"\ncapture: {len(rows)} invokes of simulated traffic ({traffic.name}) …", flush=True)
+    # Forty invokes at the default random rate (2 %) would show no random capture at all.
+    client.set_capture_policy(fid, {"random": {"rate": 0.25}})
+    print(f"\ncapture: {len(rows)} invokes of simulated traffic ({traffic.name}); for the demo "
+          "the random strategy takes 25 % (default 2 %) …", flush=True)
     for text, _ in rows:
         client.invoke(fid, text)
     time.sleep(0.5)  # captures are written just after each response
     for s in client.capture_policy(fid)["strategies"]:
         print(f"  {s['name']:<12} {s['used']:>3} / {s['quota']} slots", flush=True)
+    print("  (rare_class takes predictions of the labels with the fewest annotations once their "
+          "counts differ; here every label starts with 6)", flush=True)
     queue = client.review_queue(fid, batch_size=annotate)
     if not queue:
         print("review queue empty (everything was reviewed in an earlier run)")
