@@ -28,7 +28,7 @@ class IndexSpec(_Spec):
 class TableSpec(_Spec):
     name: str
     hash_key: str = "pk"
-    range_key: str = "sk"
+    range_key: str | None = "sk"
     indexes: tuple[IndexSpec, ...] = ()
     # Epoch seconds. DynamoDB deletes expired items lazily (moto never does): readers filter.
     ttl_attribute: str | None = None
@@ -76,6 +76,9 @@ RESOURCES = Resources(
                            IndexSpec(name="gsi2", hash_key="gsi2pk", range_key="gsi2sk"))),
         # One record per invoke, kept for the function's invoke retention.
         TableSpec(name="invokes", env="LABELLOOP_INVOKES_TABLE", ttl_attribute="expires_at"),
+        # Powertools idempotency records (batch-invoke messages): its default key and expiry.
+        TableSpec(name="idempotency", hash_key="id", range_key=None, ttl_attribute="expiration",
+                  env="LABELLOOP_IDEMPOTENCY_TABLE"),
     ),
     queues=(
         # Visibility covers the training Lambda's 15-minute ceiling.
@@ -137,10 +140,10 @@ def create_all(session, stage: str, account: str = "000000000000") -> dict[str, 
                                                                              i.range_key)}
         ddb.create_table(
             TableName=name, BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": t.hash_key, "KeyType": "HASH"},
-                       {"AttributeName": t.range_key, "KeyType": "RANGE"}],
+            KeySchema=[{"AttributeName": k, "KeyType": kind}
+                       for k, kind in ((t.hash_key, "HASH"), (t.range_key, "RANGE")) if k],
             AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"}
-                                  for a in sorted(attrs)],
+                                  for a in sorted(attrs - {None})],
             **({"GlobalSecondaryIndexes": [_index_spec(i) for i in t.indexes]}
                if t.indexes else {}))
         if t.ttl_attribute:

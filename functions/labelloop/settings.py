@@ -22,6 +22,8 @@ class Settings(BaseModel):
     training_queue_url: str = Field(alias="LABELLOOP_TRAINING_QUEUE_URL")
     batch_queue_url: str = Field("", alias="LABELLOOP_BATCH_QUEUE_URL")
     signing_secret: str = Field(alias="LABELLOOP_SIGNING_SECRET")
+    # Only the batch-invoke worker uses it (Powertools idempotency per message).
+    idempotency_table: str = Field("", alias="LABELLOOP_IDEMPOTENCY_TABLE")
     # Changes to samples/labels within this window coalesce into one training run.
     train_debounce_seconds: int = Field(3, ge=0, le=900, alias="LABELLOOP_TRAIN_DEBOUNCE_SECONDS")
     # How long a warm container trusts its cached function, labels and live pointer.
