@@ -1,15 +1,24 @@
-"""Build the Lambda layers: the Python packages of the invoke path, and the encoder files.
+"""Build the Lambda layers: the Python packages of each function, and the encoder files.
 
     python scripts/build_layers.py [--python 3.12] [--platform manylinux_2_28_x86_64] [--out layers]
 
 Output (git-ignored), each folder zipped as one layer (Lambda unpacks layers into /opt):
-  <out>/runtime-py<python>-<platform>/python/...  -> /opt/python (on sys.path in Lambda)
-  <out>/encoder-layer/encoder/...                 -> /opt/encoder (labelloop.encoder looks there)
+  <out>/runtime-py<python>-<platform>/python/...   -> /opt/python (on sys.path in Lambda)
+  <out>/training-py<python>-<platform>/python/...  -> /opt/python
+  <out>/encoder-layer/encoder/...                  -> /opt/encoder (labelloop.encoder looks there)
 
-The runtime layer must serve the invoke path without scikit-learn or scipy, and fit with the
-encoder into Lambda's 250 MB unzipped limit; the build fails otherwise. Prints a size table and
-a one-line JSON summary. A build whose stamp matches (requirements, python, platform, recipe)
-is reused.
+Which function gets which layers (FUNCTIONS):
+  api, batch-invoke: runtime + encoder. The runtime layer serves the invoke path without
+                     scikit-learn or scipy.
+  training:          training alone. It holds everything the worker imports (the runtime
+                     dependencies and the `train` extra: scikit-learn, scipy; without the
+                     encoder's onnxruntime and tokenizers), so it never sits beside the
+                     runtime layer and cannot disagree with it about numpy's version. No
+                     encoder layer: the worker trains on stored features.
+
+Lambda's 250 MB limit counts a function's code plus all its layers unzipped: the build fails
+if any function is above it. Prints a size table and a one-line JSON summary. A layer whose
+stamp matches (requirements, python, platform, recipe) is reused.
 """
 
 from __future__ import annotations
@@ -25,6 +34,8 @@ import tempfile
 import tomllib
 from pathlib import Path
 
+from labelloop.resources import RESOURCES
+
 ROOT = Path(__file__).resolve().parents[1]
 ENCODER_SRC = ROOT / "layers" / "encoder"
 LAMBDA_PYTHON = "3.12"
@@ -34,26 +45,54 @@ MB = 1 << 20
 # The Lambda Python runtime provides these; a copy in the layer would only spend the budget.
 # An interpreter other than Lambda's (local runs, emulators) has no such copy, so it gets them.
 LAMBDA_PROVIDED = {"boto3", "botocore", "s3transfer"}
-# One entry per layer: optional-dependency groups added to [project].dependencies, and the
-# import names the layer must not contain. A training layer would be
-#   "training": {"extras": ["train"], "forbid": []},
+# One entry per layer: optional-dependency groups added to [project].dependencies, the
+# dependencies left out ("without", by distribution name), and the import names the layer must
+# not / must contain.
+#
+# The training worker never runs the encoder (it trains on stored features; labelloop.encoder
+# imports onnxruntime and tokenizers only inside Encoder, which it never builds), so its layer
+# leaves out the two and what they pull in (huggingface_hub, hf_xet, yaml, protobuf, ...):
+# with them it measured 291.6 MB unzipped (python 3.11 with boto3), over the limit.
 LAYERS = {
-    "runtime": {"extras": [], "forbid": ["sklearn", "scipy"]},
+    "runtime": {"extras": [], "without": [], "forbid": ["sklearn", "scipy"],
+                "require": ["numpy", "onnxruntime", "tokenizers"]},
+    "training": {"extras": ["train"], "without": ["onnxruntime", "tokenizers"],
+                 "forbid": ["onnxruntime", "tokenizers"],
+                 "require": ["sklearn", "scipy", "numpy", "pydantic", "aws_lambda_powertools"]},
 }
+ENCODER_LAYER = "encoder"
+# Each Lambda function: its layers, in addition to its code (functions/labelloop); the stack
+# reads the same description.
+FUNCTIONS = {f.name: list(f.layers) for f in RESOURCES.functions}
+CODE_SRC = ROOT / "functions" / "labelloop"
 # Bump when the pruning or install recipe changes, so that existing builds are redone.
-RECIPE_VERSION = 1
+# 2: the training layer; also drops Cython/C sources, build files, numpy's Cython examples.
+RECIPE_VERSION = 2
 # Never imported on the inference path: quantisation/conversion tooling and sample data.
 ORT_UNUSED = ("tools", "transformers", "quantization", "datasets")
+# scipy subpackages that nothing the training worker runs imports. Measured (sys.modules after
+# an end-to-end HeadTrainer fit with the lexical path, and after importing every sklearn
+# module): it loads _lib, constants, fft, integrate, interpolate, linalg, ndimage, optimize,
+# sparse, spatial, special, stats. Of the rest only sklearn.datasets (io, datasets) and a lazy
+# import in sklearn.cluster (cluster) refer to any, and the kept subpackages mention them in
+# docstrings only. A removed one fails loudly (ModuleNotFoundError), never silently.
+SCIPY_UNUSED = ("cluster", "datasets", "differentiate", "fftpack", "io", "misc", "odr",
+                "signal")
+# Sources and build inputs of compiled extensions: read by compilers, never at import.
+SOURCE_PATTERNS = ("*.pyi", "*.h", "*.hpp", "*.a", "*.pxd", "*.pxi", "*.pyx", "*.c", "*.cpp",
+                   "*.tp", "meson.build")
 
 
-def requirements(extras: list[str], with_boto3: bool) -> list[str]:
+def requirements(extras: list[str], with_boto3: bool, without: list[str] = ()) -> list[str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     reqs = list(project["dependencies"])
     for extra in extras:
         reqs += project["optional-dependencies"][extra]
-    if not with_boto3:
-        reqs = [r for r in reqs if dist_name(r) not in LAMBDA_PROVIDED]
-    return reqs
+    unknown = set(without) - {dist_name(r) for r in reqs}
+    if unknown:
+        raise SystemExit(f"cannot leave out {', '.join(sorted(unknown))}: not a requirement")
+    dropped = set(without) | (set() if with_boto3 else LAMBDA_PROVIDED)
+    return [r for r in reqs if dist_name(r) not in dropped]
 
 
 def dist_name(req: str) -> str:
@@ -86,25 +125,40 @@ def pip_install(target: Path, reqs: list[str], python: str, platform: str) -> No
 
 
 def prune(site: Path) -> None:
-    """Drop what the invoke path never loads: tests, stubs, headers, static libs, tooling."""
+    """Drop what no function loads: tests, stubs, headers, sources, static libs, tooling.
+
+    numpy.libs and scipy.libs each keep their OpenBLAS: numpy's is the ILP64 build (64-bit
+    integers, symbols like scipy_dgemm_64_), scipy's the LP64 one (scipy_dgemm_), so neither
+    can stand in for the other."""
     doomed = [site / "bin"]  # console scripts with the build machine's shebang
     for pkg in (p for p in site.iterdir() if p.is_dir()):
         # Only below a package's top level, so a distribution that is itself named tests
         # survives; `testing` dirs stay (numpy imports numpy.testing on demand).
         doomed += [d for d in pkg.rglob("*") if d.is_dir() and d.name in ("tests", "test")]
     doomed += [site / "onnxruntime" / name for name in ORT_UNUSED]
-    doomed += [site / "numpy" / "f2py", site / "numpy" / "_core" / "include"]
+    doomed += [site / "numpy" / "_core" / "include", site / "numpy" / "random" / "_examples"]
+    if not (site / "scipy").exists():
+        # scipy's array_api_compat does `from numpy import *`, and numpy's __all__ names f2py.
+        doomed.append(site / "numpy" / "f2py")
+    doomed += [site / "scipy" / name for name in SCIPY_UNUSED]
     doomed += site.rglob("__pycache__")
     for d in doomed:
         shutil.rmtree(d, ignore_errors=True)
-    for pattern in ("*.pyc", "*.pyi", "*.h", "*.a"):
+    for pattern in ("*.pyc", *SOURCE_PATTERNS):
         for f in site.rglob(pattern):
-            f.unlink(missing_ok=True)
+            if f.is_file():
+                f.unlink()
 
 
 def size(path: Path) -> int:
     # Lambda counts unzipped bytes, so file sizes, not disk blocks.
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def code_size(src: Path = CODE_SRC) -> int:
+    """The functions' own code as deployed: labelloop's files without bytecode caches."""
+    return sum(f.stat().st_size for f in src.rglob("*")
+               if f.is_file() and "__pycache__" not in f.parts and f.suffix != ".pyc")
 
 
 def sizes_by_package(site: Path) -> dict[str, int]:
@@ -120,7 +174,13 @@ def check_forbidden(site: Path, forbid: list[str]) -> None:
     found = [n for n in forbid if (site / n).exists() or (site / f"{n}.py").exists()]
     if found:
         raise SystemExit(f"layer {site.parent.name} contains {', '.join(found)}, which the "
-                         "invoke path must not need: check [project].dependencies")
+                         "function using it must not need: check [project].dependencies")
+
+
+def check_required(site: Path, require: list[str]) -> None:
+    missing = [n for n in require if not (site / n / "__init__.py").exists()]
+    if missing:
+        raise SystemExit(f"layer {site.parent.name} lacks {', '.join(missing)}")
 
 
 def staging_dir(out: Path, target: Path) -> Path:
@@ -142,12 +202,13 @@ def swap_into_place(staging: Path, target: Path) -> None:
 def build_packages(name: str, args, out: Path) -> Path:
     spec = LAYERS[name]
     target = out / f"{name}-py{args.python}-{args.platform}"
-    stamp = {"requirements": requirements(spec["extras"], args.with_boto3),
+    stamp = {"requirements": requirements(spec["extras"], args.with_boto3, spec["without"]),
              "python": args.python, "platform": args.platform, "recipe": RECIPE_VERSION}
     stamp_file = f".{name}-layer.json"  # per layer: all layers unpack into the same /opt
     if (target / stamp_file).exists() and json.loads((target / stamp_file).read_text()) == stamp:
         print(f"{target.relative_to(out.parent)}: up to date")
         check_forbidden(target / "python", spec["forbid"])
+        check_required(target / "python", spec["require"])
         return target
     print(f"installing {len(stamp['requirements'])} requirements into {target} …")
     # Staged beside the target (same filesystem, so the final rename is atomic): a failed or
@@ -157,6 +218,7 @@ def build_packages(name: str, args, out: Path) -> Path:
         pip_install(staging / "python", stamp["requirements"], args.python, args.platform)
         prune(staging / "python")
         check_forbidden(staging / "python", spec["forbid"])
+        check_required(staging / "python", spec["require"])
         (staging / stamp_file).write_text(json.dumps(stamp, indent=2) + "\n")
         swap_into_place(staging, target)
     finally:
@@ -198,26 +260,48 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
 
-    encoder = build_encoder_layer(out)
-    runtime = build_packages("runtime", args, out)
-    by_pkg = sizes_by_package(runtime / "python")
-    runtime_mb, encoder_mb = size(runtime) / MB, size(encoder) / MB
-    total_mb = runtime_mb + encoder_mb
+    layers = {ENCODER_LAYER: build_encoder_layer(out)}
+    for name in LAYERS:
+        layers[name] = build_packages(name, args, out)
+    layer_mb = {name: size(path) / MB for name, path in layers.items()}
+    code_mb = code_size() / MB
+    function_mb = {fn: code_mb + sum(layer_mb[n] for n in names)
+                   for fn, names in FUNCTIONS.items()}
 
-    width = max(map(len, by_pkg)) + 2
-    print(f"\n{'package':<{width}}{'MB':>8}")
-    for pkg, n in by_pkg.items():
-        print(f"{pkg:<{width}}{n / MB:>8.2f}")
-    print(f"{'runtime layer':<{width}}{runtime_mb:>8.2f}")
-    print(f"{'encoder layer':<{width}}{encoder_mb:>8.2f}")
-    print(f"{'total (unzipped)':<{width}}{total_mb:>8.2f}   limit {LIMIT_MB}\n")
-    summary = {"runtime_mb": round(runtime_mb, 1), "encoder_mb": round(encoder_mb, 1),
-               "total_mb": round(total_mb, 1), "limit_mb": LIMIT_MB, "python": args.python,
-               "platform": args.platform}
+    tables = {name: sizes_by_package(layers[name] / "python") for name in LAYERS}
+    width = max(len(k) for t in tables.values() for k in t) + 2
+    width = max(width, *(len(f"{fn}: {' + '.join(n)} + code") + 2
+                          for fn, n in FUNCTIONS.items()))
+    for name, by_pkg in tables.items():
+        print(f"\n{name + ' layer':<{width}}{'MB':>8}")
+        for pkg, n in by_pkg.items():
+            if n >= MB // 2:
+                print(f"  {pkg:<{width - 2}}{n / MB:>8.2f}")
+        rest = [n for n in by_pkg.values() if n < MB // 2]
+        if rest:
+            print(f"  {f'({len(rest)} more, under 0.5 each)':<{width - 2}}{sum(rest) / MB:>8.2f}")
+    print(f"\n{'layer / function (unzipped)':<{width}}{'MB':>8}")
+    for name, mb in layer_mb.items():
+        print(f"{name + ' layer':<{width}}{mb:>8.2f}")
+    print(f"{'code (functions/labelloop)':<{width}}{code_mb:>8.2f}")
+    for fn, names in FUNCTIONS.items():
+        label = f"{fn}: {' + '.join(names)} + code"
+        print(f"{label:<{width}}{function_mb[fn]:>8.2f}   limit {LIMIT_MB}")
+    print()
+    summary = {
+        "layers_mb": {name: round(mb, 1) for name, mb in layer_mb.items()},
+        "code_mb": round(code_mb, 2),
+        "functions_mb": {fn: round(mb, 1) for fn, mb in function_mb.items()},
+        "function_layers": FUNCTIONS,
+        "limit_mb": LIMIT_MB, "python": args.python, "platform": args.platform,
+        "folders": {name: path.name for name, path in layers.items()},
+    }
     print(json.dumps(summary))
-    if total_mb > LIMIT_MB:
-        raise SystemExit(f"runtime + encoder layers are {total_mb:.1f} MB unzipped, over "
-                         f"Lambda's {LIMIT_MB} MB limit")
+    over = {fn: mb for fn, mb in function_mb.items() if mb > LIMIT_MB}
+    if over:
+        raise SystemExit("over Lambda's {} MB unzipped limit: {}".format(
+            LIMIT_MB, ", ".join(f"{fn} ({mb:.1f} MB: {' + '.join(FUNCTIONS[fn])} + code)"
+                                for fn, mb in over.items())))
     return 0
 
 

@@ -28,11 +28,16 @@ random-only's total; ">1" if never); coverage (classes given >= 1 new label); la
 the rarest classes (the 10 % of classes with the fewest invokes in the replayed stream) and
 how many of those got one. Targets: (1) labels-to-target <= 0.5; (2) final accuracy within
 0.5 point of margin-only; (3) coverage and labels to the rarest classes both >= the mix's.
-The effective number of classes (exp of the entropy of the new labels' classes) is shown too.
+The effective number of classes (exp of the entropy of the new labels' classes) is shown too,
+and for each candidate the promotion rule held back, its test accuracy minus the live model's
+(what holding it back cost or saved). "Best candidate": of the policies other than the three
+references, the one meeting the most targets over the datasets (then: mean final accuracy).
 
     python scripts/eval_capture.py [--datasets banking77 clinc150] [--policies default random
         margin mix] [--policy 'p80={"uncertainty": {"quota": 400}, ...}'] [--seeds 1]
-        [--rounds 10] [--chunk 500] [--per-round 50] [--start 2] [--reuse earlier.out]
+        [--rounds 10] [--chunk 500] [--per-round 50] [--start 2] [--first-seed 0]
+        [--reuse earlier.out]
+    python scripts/eval_capture.py --merge seed0.out seed1.out   # average runs of other seeds
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ import numpy as np
 from tqdm import tqdm
 
 from benchlib import emit_json, featurize_cached, load_dataset, print_table
+from fastmoto import speed_up_moto
 from labelloop.encoder import Encoder, Features
 from labelloop.metrics import macro_f1
 
@@ -113,206 +119,6 @@ class CachedEncoder:
         return self.featurize([text]).embeddings[0]
 
 
-def speed_up_moto() -> None:
-    """Make moto's DynamoDB usable at this scale without changing what it answers.
-
-    Unpatched, every request costs O(table) in slow Python: each query sorts the whole table
-    comparing `DynamoType`s through `cast_value` and sizes every item of the partition, each
-    transaction deep-copies every table it touches for its rollback, and each attribute of a
-    response goes through the generic serializer. With a few thousand items per function
-    that is 0.1-0.5 s per call: hours per replay. Patched (moto 5.2): string/binary
-    comparisons and begins_with skip `cast_value`; the table's key order is kept until an
-    item is put or deleted, an item's size until it is updated; a transaction snapshots only
-    the items it names (restored if it fails, as moto's own rollback would); AttributeValues
-    of the common kinds are serialized directly. EVAL_CAPTURE_VERIFY_MOTO=1 recomputes each
-    shortcut the slow way and asserts the same result (tests/ pass under it too)."""
-    import base64
-    import copy
-    import types
-
-    from moto.core.serialize import BaseJSONSerializer
-    from moto.dynamodb import models as backend
-    from moto.dynamodb.models import table as tables
-    from moto.dynamodb.models.dynamo_type import DynamoType
-
-    if getattr(DynamoType, "_eval_capture_fast", False):
-        return
-    verify = os.environ.get("EVAL_CAPTURE_VERIFY_MOTO") == "1"  # check each shortcut
-    DynamoType._eval_capture_fast = True
-    eq, lt = DynamoType.__eq__, DynamoType.__lt__
-
-    def fast_eq(self, other):
-        t = self.type
-        if (t == "S" or t == "B") and type(other) is DynamoType and other.type == t:
-            return self.value == other.value
-        return eq(self, other)
-
-    def fast_lt(self, other):
-        t = self.type
-        if (t == "S" or t == "B") and type(other) is DynamoType and other.type == t:
-            return self.value < other.value
-        return lt(self, other)
-
-    DynamoType.__eq__, DynamoType.__lt__ = fast_eq, fast_lt
-    DynamoType.__ne__ = lambda self, other: not fast_eq(self, other)
-
-    def key_of(v):
-        return None if v is None else v.cast_value
-
-    # The table's items in key order, kept until an item is put or deleted.
-    def all_items(self):
-        cached = self.__dict__.get("_eval_sorted")
-        if cached is None or verify:
-            items = [i for h in self.items.values()
-                     for i in (h.values() if self.range_key_attr else [h])]
-            fresh = sorted(items, key=lambda x: (key_of(x.hash_key), key_of(x.range_key))
-                           if x.range_key else key_of(x.hash_key))
-            assert cached is None or [id(i) for i in cached] == [id(i) for i in fresh]
-            cached = self._eval_sorted = fresh
-        return list(cached)
-
-    def changes_keys(method):
-        def wrapper(self, *args, **kwargs):
-            self.__dict__.pop("_eval_sorted", None)
-            return method(self, *args, **kwargs)
-        return wrapper
-
-    tables.Table.put_item = changes_keys(tables.Table.put_item)
-    tables.Table.delete_item = changes_keys(tables.Table.delete_item)
-
-    def sorted_items(self, hash_key_attrs, range_key_attrs, items):
-        attrs = self._generate_attr_to_sort_by(hash_key_attrs, range_key_attrs)
-        items.sort(key=lambda x: tuple(x.attrs[a].cast_value for a in attrs))
-        return items
-
-    tables.Table.all_items, tables.Table.sorted_items = all_items, sorted_items
-
-    transact = backend.DynamoDBBackend.transact_write_items
-    no_table_copy = types.SimpleNamespace(
-        deepcopy=lambda x, memo=None: x if isinstance(x, tables.Table) else copy.deepcopy(
-            x, memo), copy=copy.copy)
-
-    def transact_write_items(self, transact_items):
-        saved = []
-        for entry in transact_items:
-            _, op = next(iter(entry.items()))
-            table = self.tables.get(op.get("TableName"))
-            if table is None:
-                continue
-            key = op.get("Key") or op["Item"]
-            h = DynamoType(key[table.hash_key_attr])
-            r = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
-            old = table.items.get(h, {}).get(r) if r is not None else table.items.get(h)
-            saved.append((table, h, r, copy.deepcopy(old)))
-        backend.copy = no_table_copy
-        try:
-            return transact(self, transact_items)
-        except Exception:
-            for table, h, r, old in reversed(saved):
-                table.__dict__.pop("_eval_sorted", None)
-                if r is None:
-                    table.items.pop(h, None) if old is None else table.items.__setitem__(h, old)
-                elif old is None:
-                    table.items[h].pop(r, None)
-                else:
-                    table.items[h][r] = old
-            raise
-        finally:
-            backend.copy = copy
-
-    backend.DynamoDBBackend.transact_write_items = transact_write_items
-
-    size = DynamoType.size
-
-    def fast_size(self):
-        if self.type == "S" or self.type == "B":
-            return len(self.value) if isinstance(self.value, bytes) else len(
-                self.value.encode())
-        return size(self)
-
-    DynamoType.size = fast_size
-
-    # An item's size, kept until it is updated in place (puts make new items).
-    def item_size(self):
-        cached = self.__dict__.get("_eval_size")
-        if cached is not None and not verify:
-            return cached
-        n = 0
-        for k, v in self.attrs.items():
-            x = v.value
-            n += len(k.encode()) + (len(x) if type(x) is bytes else len(x.encode()) if (
-                v.type == "S" or v.type == "B") else v.size())
-        assert cached is None or cached == n
-        self._eval_size = n
-        return n
-
-    from moto.dynamodb.models.dynamo_type import Item
-    Item.size = item_size
-    update_item = backend.DynamoDBBackend.update_item
-
-    def forget_size(self, table_name, key):
-        try:
-            table = self.get_table(table_name)
-            h = DynamoType(key[table.hash_key_attr])
-            r = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
-            item = table.get_item(h, r)
-        except Exception:
-            return
-        if item is not None:
-            item.__dict__.pop("_eval_size", None)
-
-    def update_item_forgetting_size(self, table_name, key, *args, **kwargs):
-        forget_size(self, table_name, key)
-        try:
-            return update_item(self, table_name, key, *args, **kwargs)
-        finally:
-            forget_size(self, table_name, key)
-
-    backend.DynamoDBBackend.update_item = update_item_forgetting_size
-
-    compare = DynamoType.compare
-
-    def fast_compare(self, op, objs):
-        if (op == "BEGINS_WITH" and self.type == "S" and len(objs) == 1
-                and type(objs[0]) is DynamoType and objs[0].type == "S"):
-            return self.value.startswith(objs[0].value)
-        return compare(self, op, objs)
-
-    DynamoType.compare = fast_compare
-
-    # Responses: an AttributeValue of the common kinds serialized directly (the generic
-    # serializer walks its ten members through alias lookups, ~50 us each, per attribute).
-    structure = BaseJSONSerializer._serialize_type_structure
-
-    def attribute_value(v):
-        if not isinstance(v, dict) or len(v) != 1:
-            return None
-        ((t, x),) = v.items()
-        if t in ("S", "N"):
-            return {t: str(x)} if isinstance(x, str) else None
-        if t == "B":
-            return {t: base64.b64encode(x).decode()} if isinstance(x, bytes) else None
-        if t == "M":
-            m = {k: attribute_value(i) for k, i in x.items()}
-            return None if any(i is None for i in m.values()) else {t: m}
-        if t == "L":
-            items = [attribute_value(i) for i in x]
-            return None if any(i is None for i in items) else {t: items}
-        return None
-
-    def fast_structure(self, serialized, value, shape, key):
-        if key and shape.name == "AttributeValue" and (out := attribute_value(value)) is not None:
-            if verify:
-                expected: dict = {}
-                structure(self, expected, value, shape, key)
-                assert expected == {key: out}, (expected, out)
-            serialized[key] = out
-            return
-        structure(self, serialized, value, shape, key)
-
-    BaseJSONSerializer._serialize_type_structure = fast_structure
-
-
 @contextmanager
 def moto_deps(encoder, seed: int):
     """A fresh moto account with labelloop's resources and a container pointing at it."""
@@ -350,6 +156,7 @@ def moto_deps(encoder, seed: int):
 class Run:
     """One (dataset, policy, seed) replay."""
 
+    seed: int
     labels: list[int] = field(default_factory=list)  # new labels used, cumulative, per round
     accuracy: list[float] = field(default_factory=list)
     macro_f1: list[float] = field(default_factory=list)
@@ -395,7 +202,7 @@ def replay(encoder, ds: dict, policy: dict | None, seed: int, args, bar) -> Run:
     from labelloop.usecases import capture, functions, invoke, labels, samples, train
     from labelloop.usecases.common import TrainingMessage
 
-    run, started = Run(), time.perf_counter()
+    run, started = Run(seed), time.perf_counter()
     with moto_deps(encoder, seed) as d:
         fid = functions.create_function(d, CLIENT, f"eval-{seed}", "Text", "Classification").id
         for c in ds["classes"]:
@@ -457,7 +264,7 @@ def labels_to_target(labels: list[float], acc: list[float], target: float) -> fl
     return None
 
 
-def load(name: str, seeds: int, args, encoder: Encoder) -> tuple[dict, Features]:
+def load(name: str, seeds: range, args, encoder: Encoder) -> tuple[dict, Features]:
     tr, ytr, te, yte = load_dataset(name)
     ftr = featurize_cached(encoder, tr, f"{name}-train")
     fte = featurize_cached(encoder, te, f"{name}-test")
@@ -466,7 +273,7 @@ def load(name: str, seeds: int, args, encoder: Encoder) -> tuple[dict, Features]
     ds = {"classes": classes, "train": tr, "ytrain": ytr, "test": fte, "ytest": np.asarray(yte),
           "truth": dict(zip(tr, ytr, strict=True)), "start": {}, "stream": {}, "rare": {}}
     need = args.rounds * args.chunk
-    for seed in range(seeds):
+    for seed in seeds:
         rng = np.random.default_rng(seed)
         start, seen = [], set()
         for c in classes:  # distinct texts: a repeated one would be one sample
@@ -495,11 +302,11 @@ def summarize(ds_name: str, ds: dict, runs: dict[str, list[Run]], seeds: int) ->
         acc = np.mean([r.accuracy for r in rs], axis=0).tolist()
         f1 = np.mean([r.macro_f1 for r in rs], axis=0).tolist()
         per_seed = []
-        for seed, r in enumerate(rs):
+        for r in rs:
             given: dict[str, int] = {}
             for _, y in r.annotated:
                 given[y] = given.get(y, 0) + 1
-            rare = ds["rare"][seed]
+            rare = ds["rare"][r.seed]
             p = np.array(list(given.values()), dtype=float) / max(len(r.annotated), 1)
             per_seed.append((len(given), sum(given.get(c, 0) for c in rare),
                              sum(1 for c in rare if given.get(c)),
@@ -513,8 +320,9 @@ def summarize(ds_name: str, ds: dict, runs: dict[str, list[Run]], seeds: int) ->
             "labels": [round(x, 1) for x in labels], "accuracy": [round(x, 4) for x in acc],
             "macro_f1": [round(x, 4) for x in f1], "final_accuracy": round(acc[-1], 4),
             "final_macro_f1": round(f1[-1], 4), "anchor": ANCHOR[ds_name].get(name),
+            "final_accuracy_per_seed": {r.seed: round(r.accuracy[-1], 4) for r in rs},
             "coverage": round(coverage, 1), "classes": len(ds["classes"]),
-            "rare_classes": len(ds["rare"][0]), "rare_labels": round(rare_labels, 1),
+            "rare_classes": len(ds["rare"][rs[0].seed]), "rare_labels": round(rare_labels, 1),
             "rare_classes_covered": round(rare_covered, 1),
             "effective_classes": round(effective, 1),
             "labels_by_strategy": {s: n / seeds for s, n in by_strategy.items()},
@@ -554,106 +362,49 @@ def parse_policy(arg: str) -> tuple[str, dict]:
     return name, json.loads(text)
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--datasets", nargs="+", default=["banking77", "clinc150"])
-    p.add_argument("--policies", nargs="+", default=None,
-                   help="names to run (default: the four built-in ones and every --policy)")
-    p.add_argument("--policy", action="append", type=parse_policy, default=[],
-                   metavar="NAME=JSON", help="an extra policy: a strategies dict")
-    p.add_argument("--seeds", type=int, default=1)
-    p.add_argument("--rounds", type=int, default=10)
-    p.add_argument("--chunk", type=int, default=500)
-    p.add_argument("--per-round", type=int, default=50)
-    p.add_argument("--start", type=int, default=2, help="annotated samples per label at start")
-    p.add_argument("--reuse", metavar="FILE",
-                   help="an earlier run's output (its last line): its policies' figures are "
-                        "shown and compared with, without running them again")
-    args = p.parse_args()
-    policies = {**POLICIES, **dict(args.policy)}
-    names = args.policies or list(policies)
-    unknown = [n for n in names if n not in policies]
-    if unknown:
-        raise SystemExit(f"unknown policies {unknown} (known: {', '.join(policies)})")
-
-    speed_up_moto()
-    enc = Encoder(threads=1)
-    config = {"seeds": args.seeds, "rounds": args.rounds, "chunk": args.chunk,
-              "per_round": args.per_round, "start": args.start}
-    reused: dict = {}
-    if args.reuse:
-        with open(args.reuse) as f:
-            earlier = json.loads(f.read().strip().splitlines()[-1])
-        if {k: earlier["config"].get(k) for k in config} != config:
-            raise SystemExit(f"--reuse: {args.reuse} was run with other settings "
-                             f"({earlier['config']})")
-        reused = {ds: {n: v for n, v in earlier[ds].items() if n not in names}
-                  for ds in args.datasets if ds in earlier}
-        for pols in reused.values():
-            for n in pols:
-                policies.setdefault(n, earlier["config"]["policies"].get(n))
-    figures: dict = {"config": {**config, "policies": {
-        n: policies[n] for n in [*names, *{n for r in reused.values() for n in r}]}},
-        **({"reused_from": args.reuse} if args.reuse else {})}
-    bar = tqdm(total=len(args.datasets) * len(names) * args.seeds * args.rounds, unit="round",
-               file=sys.stderr, desc="eval_capture")
-    all_summaries = {}
-    for ds_name in args.datasets:
-        ds, ftr = load(ds_name, args.seeds, args, enc)
-        encoder = CachedEncoder(enc, ds["train"], ftr)
-        runs: dict[str, list[Run]] = {}
-        for name in names:
-            bar.set_postfix_str(f"{ds_name} {name}")
-            runs[name] = [replay(encoder, ds, policies[name], seed, args, bar)
-                          for seed in range(args.seeds)]
-            tqdm.write(f"{ds_name} {name}: {runs[name][0].seconds:.0f} s "
-                       f"(seed 0), final accuracy {runs[name][0].accuracy[-1]:.4f}",
-                       file=sys.stderr)
-        summary = {**summarize(ds_name, ds, runs, args.seeds), **reused.get(ds_name, {})}
-        compare(summary)
-        all_summaries[ds_name] = summary
-        shown = sorted(summary, key=lambda n: (n not in POLICIES, n not in names,
-                                               list(POLICIES).index(n) if n in POLICIES else 0))
-        print(f"\n== {ds_name}: {len(ds['classes'])} classes, start {args.start}/label, "
-              f"{args.rounds} rounds of {args.per_round} labels from {args.chunk} invokes, "
-              f"{args.seeds} seed(s); encoder misses {encoder.misses}")
-        rows = []
-        for k in range(args.rounds + 1):
-            row: list[object] = [k, f"{summary[names[0]]['labels'][k]:g}"]
-            for n in shown:
-                row += [summary[n]["accuracy"][k], summary[n]["macro_f1"][k]]
-            rows.append(row)
-        print_table(["round", "labels", *[f"{n} {m}" for n in shown for m in ("acc", "F1")]],
-                    rows)
-        print()
-        rows = []
+def print_dataset(title: str, summary: dict[str, dict], ran: list[str]) -> None:
+    """The per-round table and the summary table of one dataset."""
+    shown = sorted(summary, key=lambda n: (n not in POLICIES, n not in ran,
+                                           list(POLICIES).index(n) if n in POLICIES else 0))
+    print(f"\n== {title}")
+    first = summary[shown[0]]
+    rows = []
+    for k in range(len(first["labels"])):
+        row: list[object] = [k, f"{first['labels'][k]:g}"]
         for n in shown:
-            f = summary[n]
-            ltt = f.get("labels_to_target")
-            rows.append([n, f["final_accuracy"], f["final_macro_f1"],
-                         "-" if f["anchor"] is None else f["anchor"],
-                         "-" if f["anchor"] is None else
-                         f"{100 * (f['final_accuracy'] - f['anchor']):+.1f}",
-                         "-" if "labels_to_target" not in f else ">1" if ltt is None
-                         else f"{ltt:.2f}", f"{f['coverage']:g}",
-                         f"{f['effective_classes']:g}",
-                         f"{f['rare_labels']:g} / {f['rare_classes_covered']:g} of "
-                         f"{f['rare_classes']}",
-                         " ".join(f"{s}:{v:g}" for s, v in f["labels_by_strategy"].items()),
-                         f"{f['promoted']}/{f['promoted'] + f['not_promoted']}" + "".join(
-                             f" {g:+.1f}" for g in f.get("rejected_candidates_gain_pts", [])),
-                         "".join("Y" if v else "n" for v in f["targets"].values()),
-                         f"{f['wall_seconds']:.0f}" + ("" if n in names else " (reused)")])
-        print_table(["policy", "final acc", "final F1", "anchor", "Δ pts", "labels→target",
-                     "coverage", "eff. classes", "rare labels / covered", "labels by strategy",
-                     "promoted", "targets", "wall s"], rows)
-        print("labels→target: labels to first reach random-only's final accuracy / its total; "
-              "promoted: training runs promoted / all, then per rejected candidate its test "
-              "accuracy minus the live model's (pts); targets: half_labels near_margin spread "
-              "(Y met, n not)")
-        figures[ds_name] = summary
-    bar.close()
-    # Which candidate (not a reference policy) meets the targets best, over the datasets.
+            row += [summary[n]["accuracy"][k], summary[n]["macro_f1"][k]]
+        rows.append(row)
+    print_table(["round", "labels", *[f"{n} {m}" for n in shown for m in ("acc", "F1")]], rows)
+    print()
+    rows = []
+    for n in shown:
+        f = summary[n]
+        ltt = f.get("labels_to_target")
+        rows.append([n, f["final_accuracy"], f["final_macro_f1"],
+                     "-" if f["anchor"] is None else f["anchor"],
+                     "-" if f["anchor"] is None else
+                     f"{100 * (f['final_accuracy'] - f['anchor']):+.1f}",
+                     "-" if "labels_to_target" not in f else ">1" if ltt is None
+                     else f"{ltt:.2f}", f"{f['coverage']:g}", f"{f['effective_classes']:g}",
+                     f"{f['rare_labels']:g} / {f['rare_classes_covered']:g} of "
+                     f"{f['rare_classes']}",
+                     " ".join(f"{s}:{v:g}" for s, v in f["labels_by_strategy"].items()),
+                     f"{f['promoted']}/{f['promoted'] + f['not_promoted']}" + "".join(
+                         f" {g:+.1f}" for g in f.get("rejected_candidates_gain_pts", [])),
+                     "".join("Y" if v else "n" for v in f["targets"].values()),
+                     f"{f['wall_seconds']:.0f}" + ("" if n in ran else " (reused)")])
+    print_table(["policy", "final acc", "final F1", "anchor", "Δ pts", "labels→target",
+                 "coverage", "eff. classes", "rare labels / covered", "labels by strategy",
+                 "promoted", "targets", "wall s"], rows)
+    print("labels→target: labels to first reach random-only's final accuracy / its total; "
+          "promoted: training runs promoted / all, then per rejected candidate its test "
+          "accuracy minus the live model's (pts); targets: half_labels near_margin spread "
+          "(Y met, n not)")
+
+
+def best_candidate(all_summaries: dict[str, dict], figures: dict) -> None:
+    """Which candidate (any policy but the three references) meets the most targets over the
+    datasets; ties go to the higher mean final accuracy."""
     scores = {}
     for n in {n for s in all_summaries.values() for n in s}:
         if n in ("random", "margin", "mix") or any(n not in s for s in all_summaries.values()):
@@ -668,6 +419,138 @@ def main() -> None:
         print(f"\nbest candidate: {best} (targets met {scores[best][0]} of "
               f"{sum(len(s[best]['targets']) for s in all_summaries.values())}, mean final "
               f"accuracy {scores[best][1]:.4f})")
+
+
+def last_json(path: str) -> dict:
+    with open(path) as f:
+        return json.loads(f.read().strip().splitlines()[-1])
+
+
+def merge(paths: list[str]) -> None:
+    """Average the figures of earlier runs that differ only in their seeds."""
+    runs = [last_json(path) for path in paths]
+    keys = ("rounds", "chunk", "per_round", "start")
+    if any({k: r["config"][k] for k in keys} != {k: runs[0]["config"][k] for k in keys}
+           for r in runs):
+        raise SystemExit("--merge: the runs differ in more than their seeds")
+    seeds = [s for r in runs for s in range(r["config"].get("first_seed", 0), r["config"].get(
+        "first_seed", 0) + r["config"]["seeds"])]
+    if len(set(seeds)) != len(seeds):
+        raise SystemExit(f"--merge: a seed appears twice ({seeds})")
+    figures: dict = {"config": {**{k: runs[0]["config"][k] for k in keys}, "seeds": len(seeds),
+                                "seed_list": seeds, "policies": {}}, "merged_from": paths}
+    all_summaries = {}
+    for ds in [k for k in runs[0] if k in ANCHOR]:
+        names = [n for n in runs[0][ds] if all(n in r.get(ds, {}) for r in runs)]
+        summary = {}
+        for n in names:
+            parts = [r[ds][n] for r in runs]
+            w = np.array([r["config"]["seeds"] for r in runs], dtype=float)
+
+            def mean(key, parts=parts, w=w):
+                return np.average(np.array([p[key] for p in parts], dtype=float), axis=0,
+                                  weights=w)
+
+            acc, f1 = mean("accuracy"), mean("macro_f1")
+            strategies = {s for p in parts for s in p["labels_by_strategy"]}
+            summary[n] = {
+                "labels": [round(float(x), 1) for x in mean("labels")],
+                "accuracy": [round(float(x), 4) for x in acc],
+                "macro_f1": [round(float(x), 4) for x in f1],
+                "final_accuracy": round(float(acc[-1]), 4),
+                "final_macro_f1": round(float(f1[-1]), 4), "anchor": parts[0]["anchor"],
+                "final_accuracy_per_seed": {k: v for p in parts for k, v in p.get(
+                    "final_accuracy_per_seed", {}).items()},
+                **{k: round(float(mean(k)), 1) for k in (
+                    "coverage", "rare_labels", "rare_classes_covered", "effective_classes")},
+                "classes": parts[0]["classes"], "rare_classes": parts[0]["rare_classes"],
+                "labels_by_strategy": {s: round(float(np.average(
+                    [p["labels_by_strategy"].get(s, 0) for p in parts], weights=w)), 1)
+                    for s in sorted(strategies)},
+                "promoted": sum(p["promoted"] for p in parts),
+                "not_promoted": sum(p["not_promoted"] for p in parts),
+                "rejected_candidates_gain_pts": [g for p in parts for g in p.get(
+                    "rejected_candidates_gain_pts", [])],
+                "wall_seconds": round(sum(p["wall_seconds"] for p in parts), 1)}
+            figures["config"]["policies"][n] = runs[0]["config"]["policies"].get(n)
+        compare(summary)
+        all_summaries[ds] = figures[ds] = summary
+        print_dataset(f"{ds}: merged seeds {', '.join(map(str, seeds))}", summary, names)
+    best_candidate(all_summaries, figures)
+    emit_json("capture", figures)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--datasets", nargs="+", default=["banking77", "clinc150"])
+    p.add_argument("--policies", nargs="+", default=None,
+                   help="names to run (default: the four built-in ones and every --policy)")
+    p.add_argument("--policy", action="append", type=parse_policy, default=[],
+                   metavar="NAME=JSON", help="an extra policy: a strategies dict")
+    p.add_argument("--seeds", type=int, default=1, help="how many seeds (averaged)")
+    p.add_argument("--first-seed", type=int, default=0)
+    p.add_argument("--rounds", type=int, default=10)
+    p.add_argument("--chunk", type=int, default=500)
+    p.add_argument("--per-round", type=int, default=50)
+    p.add_argument("--start", type=int, default=2, help="annotated samples per label at start")
+    p.add_argument("--reuse", metavar="FILE",
+                   help="an earlier run's output (its last line): its policies' figures are "
+                        "shown and compared with, without running them again")
+    p.add_argument("--merge", nargs="+", metavar="FILE",
+                   help="run nothing: average earlier runs' outputs that differ only in seeds")
+    args = p.parse_args()
+    if args.merge:
+        merge(args.merge)
+        return
+    policies = {**POLICIES, **dict(args.policy)}
+    names = args.policies or list(policies)
+    unknown = [n for n in names if n not in policies]
+    if unknown:
+        raise SystemExit(f"unknown policies {unknown} (known: {', '.join(policies)})")
+
+    speed_up_moto()
+    enc = Encoder(threads=1)
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    config = {"seeds": args.seeds, "first_seed": args.first_seed, "rounds": args.rounds,
+              "chunk": args.chunk, "per_round": args.per_round, "start": args.start}
+    reused: dict = {}
+    if args.reuse:
+        earlier = last_json(args.reuse)
+        if {k: earlier["config"].get(k, 0 if k == "first_seed" else None)
+                for k in config} != config:
+            raise SystemExit(f"--reuse: {args.reuse} was run with other settings "
+                             f"({earlier['config']})")
+        reused = {ds: {n: v for n, v in earlier[ds].items() if n not in names}
+                  for ds in args.datasets if ds in earlier}
+        for pols in reused.values():
+            for n in pols:
+                policies.setdefault(n, earlier["config"]["policies"].get(n))
+    figures: dict = {"config": {**config, "policies": {
+        n: policies[n] for n in [*names, *{n for r in reused.values() for n in r}]}},
+        **({"reused_from": args.reuse} if args.reuse else {})}
+    bar = tqdm(total=len(args.datasets) * len(names) * args.seeds * args.rounds, unit="round",
+               file=sys.stderr, desc="eval_capture")
+    all_summaries = {}
+    for ds_name in args.datasets:
+        ds, ftr = load(ds_name, seeds, args, enc)
+        encoder = CachedEncoder(enc, ds["train"], ftr)
+        runs: dict[str, list[Run]] = {}
+        for name in names:
+            bar.set_postfix_str(f"{ds_name} {name}")
+            runs[name] = []
+            for seed in seeds:
+                runs[name].append(replay(encoder, ds, policies[name], seed, args, bar))
+                tqdm.write(f"{ds_name} {name} seed {seed}: {runs[name][-1].seconds:.0f} s, "
+                           f"final accuracy {runs[name][-1].accuracy[-1]:.4f}", file=sys.stderr)
+        summary = {**summarize(ds_name, ds, runs, args.seeds), **reused.get(ds_name, {})}
+        compare(summary)
+        all_summaries[ds_name] = figures[ds_name] = summary
+        print_dataset(f"{ds_name}: {len(ds['classes'])} classes, start {args.start}/label, "
+                      f"{args.rounds} rounds of {args.per_round} labels from {args.chunk} "
+                      f"invokes, seed(s) {', '.join(map(str, seeds))}; encoder misses "
+                      f"{encoder.misses}", summary, names)
+    bar.close()
+    best_candidate(all_summaries, figures)
     emit_json("capture", figures)
 
 

@@ -102,3 +102,24 @@ def test_manifest_pins_sources_and_matches_files(encoder_dir):
 def test_missing_encoder_is_a_clear_error(tmp_path):
     with pytest.raises(EncoderNotBuilt, match=r"build_encoder\.py"):
         Encoder(tmp_path).embed_one("x")
+
+
+def test_encoder_found_in_an_emulators_layer_folders(tmp_path, monkeypatch):
+    from labelloop.encoder import (
+        EMULATOR_LAYERS_ENV,
+        ENCODER_DIR_ENV,
+        LAMBDA_ENCODER_DIR,
+        REPO_ENCODER_DIR,
+        default_encoder_dir,
+    )
+
+    assert not LAMBDA_ENCODER_DIR.exists()
+    runtime, encoder_layer = tmp_path / "layer_0", tmp_path / "layer_1"
+    (runtime / "python").mkdir(parents=True)
+    (encoder_layer / "encoder").mkdir(parents=True)
+    (encoder_layer / "encoder" / "manifest.json").write_text("{}")
+    monkeypatch.delenv(ENCODER_DIR_ENV, raising=False)
+    monkeypatch.setenv(EMULATOR_LAYERS_ENV, f"{runtime}:{encoder_layer}")
+    assert default_encoder_dir() == encoder_layer / "encoder"
+    monkeypatch.setenv(EMULATOR_LAYERS_ENV, str(runtime))
+    assert default_encoder_dir() == REPO_ENCODER_DIR

@@ -83,10 +83,12 @@ def main(argv: list[str] | None = None) -> None:
                    help="built encoder folder (default: $LABELLOOP_ENCODER_DIR or layers/encoder)")
     p.set_defaults(func=demo)
     from labelloop.cli_client import add_parsers
+    from labelloop.clients_cli import add_parser as add_clients
     from labelloop.local.cli import add_parser as add_local
 
     add_local(sub)
     add_parsers(sub)
+    add_clients(sub)
     args = parser.parse_args(argv)
     for name in ("labels", "samples", "queries"):
         path = getattr(args, name, None)

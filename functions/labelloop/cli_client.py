@@ -15,12 +15,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from labelloop.client import ApiError, Client, Unreachable
+from labelloop.client import BATCH_ENDED, ApiError, Client, Unreachable
 
 DEFAULT_URL = "http://127.0.0.1:5000"
 CREDENTIALS_FILE = "credentials.json"
 IMPORT_WORKERS = 8
 SHOWN_ERRORS = 5
+# Batch jobs: request bodies stay under the server's 256 KiB limit, with room to spare.
+BATCH_BODY_BYTES = 240 * 1024
+BATCH_MAX_ITEMS = 10_000
 
 
 class CliError(Exception):
@@ -82,7 +85,18 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("text", nargs="?", help="the text to classify")
     src.add_argument("--file", type=Path, help="classify every non-empty line of FILE")
+    src.add_argument("--batch", type=Path, metavar="FILE",
+                     help="classify FILE as batch jobs: .jsonl ({\"id\"?, \"data\"} per line), "
+                          ".csv (columns text[,id]) or text (one per line); waits, with a "
+                          "progress bar")
     p.add_argument("--json", action="store_true", help="print the raw responses, one per line")
+    p.add_argument("--out", type=Path, metavar="FILE",
+                   help="with --batch: write the results there (JSON lines, in input order; "
+                        "default: standard output)")
+    p.add_argument("--no-capture", dest="capture", action="store_false",
+                   help="with --batch: offer no item to the capture policy")
+    p.add_argument("--timeout", type=float, default=3600, metavar="S",
+                   help="with --batch: give up waiting after S seconds (default 3600)")
     p.set_defaults(func=_guarded(invoke))
 
     p = subparsers.add_parser("models", parents=[conn], help="list a function's model versions")
@@ -262,13 +276,14 @@ def _post_sample(client: Client, fid: str, row: Row) -> tuple[str, str | None]:
     return "created", None
 
 
-def read_samples(path: Path) -> list[Row]:
-    """Every row of a CSV or JSONL file, all checked before anything is sent."""
+def read_samples(path: Path, id_key: str = "externalId") -> list[Row]:
+    """Every row of a CSV or JSONL file, all checked before anything is sent. `id_key`: the
+    column or key read as the row's external id."""
     if not path.is_file():
         raise CliError(f"{path}: no such file")
     jsonl = path.suffix.lower() in (".jsonl", ".ndjson")
     rows, bad = [], []
-    for item in (_jsonl_rows(path) if jsonl else _csv_rows(path)):
+    for item in (_jsonl_rows(path, id_key) if jsonl else _csv_rows(path, id_key)):
         (bad if isinstance(item, str) else rows).append(item)
     if bad:
         more = f" (and {len(bad) - SHOWN_ERRORS} more)" if len(bad) > SHOWN_ERRORS else ""
@@ -279,7 +294,7 @@ def read_samples(path: Path) -> list[Row]:
     return rows
 
 
-def _csv_rows(path: Path):
+def _csv_rows(path: Path, id_key: str = "externalId"):
     reader, f = _csv_reader(path, required=("text",))
     with f:
         for row in reader:
@@ -288,10 +303,10 @@ def _csv_rows(path: Path):
                 yield f"{where}: empty text"
             else:
                 yield Row(reader.line_num, row["text"], (row.get("label") or "").strip() or None,
-                          (row.get("externalId") or "").strip() or None)
+                          (row.get(id_key) or "").strip() or None)
 
 
-def _jsonl_rows(path: Path):
+def _jsonl_rows(path: Path, id_key: str = "externalId"):
     with path.open(encoding="utf-8-sig") as f:
         for n, line in enumerate(f, start=1):
             if not line.strip():
@@ -306,13 +321,13 @@ def _jsonl_rows(path: Path):
                 yield f"{where}: expected an object with a \"text\" field"
                 continue
             text = obj.get("text", obj.get("data"))
-            label, ext = obj.get("label"), obj.get("externalId")
+            label, ext = obj.get("label"), obj.get(id_key)
             if not isinstance(text, str) or not text.strip():
                 yield f"{where}: \"text\" (or \"data\") must be a non-empty string"
             elif label is not None and not isinstance(label, str):
                 yield f"{where}: \"label\" must be a string"
             elif ext is not None and not isinstance(ext, str):
-                yield f"{where}: \"externalId\" must be a string"
+                yield f"{where}: \"{id_key}\" must be a string"
             else:
                 yield Row(n, text, (label or "").strip() or None, ext or None)
 
@@ -396,6 +411,9 @@ def rollback(args: argparse.Namespace, client: Client) -> None:
 # -- invoke -------------------------------------------------------------------------------
 
 def invoke(args: argparse.Namespace, client: Client) -> None:
+    if args.batch:
+        batch_invoke(args, client)
+        return
     if args.file:
         try:
             lines = args.file.read_text(encoding="utf-8-sig").splitlines()
@@ -416,6 +434,89 @@ def invoke(args: argparse.Namespace, client: Client) -> None:
         print(f"{result['labelName']:<{width}}  {result['confidence']:.2f}  {text}")
         if runners_up:
             print(f"{'':<{width}}  next: {runners_up}", flush=True)
+
+
+def batch_invoke(args: argparse.Namespace, client: Client) -> None:
+    """Submit the file as jobs (bodies under the server's size limit), wait for all of them
+    with a progress bar over items, then write the merged results in input order."""
+    from tqdm import tqdm
+
+    rows, fid, started = read_batch(args.batch), args.function_id, time.monotonic()
+    jobs = []  # (index of its first row, rows, job id)
+    for start, chunk in _batch_jobs(rows):
+        items = [{"data": r.text, **({"id": r.external_id} if r.external_id else {})}
+                 for r in chunk]
+        jobs.append((start, chunk, client.batch_invoke(fid, items, args.capture)["id"]))
+    status: dict[str, dict] = {}
+    with tqdm(total=len(rows), unit="item", desc="batch invoke", disable=None,
+              file=sys.stderr) as bar:
+        while len([j for j in status.values() if j["state"] in BATCH_ENDED]) < len(jobs):
+            for _, _, job_id in jobs:
+                if status.get(job_id, {}).get("state") not in BATCH_ENDED:
+                    status[job_id] = client.batch_job(fid, job_id)
+            bar.update(sum(j["processed"] for j in status.values()) - bar.n)
+            if time.monotonic() - started > args.timeout:
+                raise CliError(f"not done after {args.timeout:g} s (the jobs go on: "
+                               f"{', '.join(j for _, _, j in jobs)})")
+            if len([j for j in status.values() if j["state"] in BATCH_ENDED]) < len(jobs):
+                time.sleep(0.5)
+    merged: list[dict | None] = [None] * len(rows)
+    for start, _, job_id in jobs:
+        for line in client.batch_results(fid, job_id):
+            merged[start + line["index"]] = {k: v for k, v in line.items() if k != "index"}
+    for start, chunk, job_id in jobs:  # items of parts that failed for good have no line
+        for i in range(start, start + len(chunk)):
+            if merged[i] is None:
+                merged[i] = {**({"id": rows[i].external_id} if rows[i].external_id else {}),
+                             "error": status[job_id].get("lastError") or "no result"}
+    text = "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in merged)
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    errors = [(r.line, m["error"]) for r, m in zip(rows, merged, strict=True) if "error" in m]
+    report = sys.stdout if args.out else sys.stderr
+    print(f"{args.batch}: {len(rows) - len(errors)} classified, {len(errors)} failed "
+          f"({len(jobs)} job{'s' if len(jobs) != 1 else ''}, "
+          f"{time.monotonic() - started:.1f} s){f' -> {args.out}' if args.out else ''}",
+          file=report)
+    for line, message in errors[:SHOWN_ERRORS]:
+        print(f"  {args.batch}:{line}: {message}", file=report)
+    if errors:
+        sys.exit(1)
+
+
+def _batch_jobs(rows: list[Row]) -> list[tuple[int, list[Row]]]:
+    """(index of the first row, rows) per job: a body under BATCH_BODY_BYTES, and at most
+    BATCH_MAX_ITEMS items."""
+    jobs: list[tuple[int, list[Row]]] = []
+    chunk: list[Row] = []
+    start, size = 0, 0
+    for i, r in enumerate(rows):
+        n = len(json.dumps({"id": r.external_id, "data": r.text}).encode()) + 2
+        if chunk and (size + n > BATCH_BODY_BYTES or len(chunk) == BATCH_MAX_ITEMS):
+            jobs.append((start, chunk))
+            chunk, start, size = [], i, 0
+        chunk.append(r)
+        size += n
+    if chunk:
+        jobs.append((start, chunk))
+    return jobs
+
+
+def read_batch(path: Path) -> list[Row]:
+    """Rows to classify: .jsonl/.ndjson and .csv as `import` reads them (with `id` for
+    `externalId`), anything else one text per non-empty line."""
+    if path.suffix.lower() in (".jsonl", ".ndjson", ".csv"):
+        return read_samples(path, id_key="id")
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except OSError as err:
+        raise CliError(f"{path}: {err.strerror or err}") from None
+    rows = [Row(n, t.strip()) for n, t in enumerate(lines, start=1) if t.strip()]
+    if not rows:
+        raise CliError(f"{path}: no texts")
+    return rows
 
 
 # -- review, live accuracy, capture policy -------------------------------------------------

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 _NEXT_LINK = re.compile(r'<([^>]*)>\s*;\s*rel="?next"?')
+BATCH_ENDED = ("Succeeded", "Failed")
 
 
 class ApiError(Exception):
@@ -189,6 +190,40 @@ class Client:
         return self.request("POST", f"/v1/functions/{_p(function_id)}/invoke", {"data": data},
                             {"labelCount": label_count,
                              **({} if capture else {"capture": "false"})})
+
+    # -- batch invoke ---------------------------------------------------------------------
+
+    def batch_invoke(self, function_id: str, items: list[dict], capture: bool = True) -> dict:
+        """Submit a job: items [{"id"?, "data"}]; returns its status (`id`, `state`, …)."""
+        return self.request("POST", f"/v0.9/functions/{_p(function_id)}/batch-invokes",
+                            {"items": items, "capture": capture})
+
+    def batch_job(self, function_id: str, job_id: str) -> dict:
+        return self.request(
+            "GET", f"/v0.9/functions/{_p(function_id)}/batch-invokes/{_p(job_id)}")
+
+    def batch_results(self, function_id: str, job_id: str) -> Iterator[dict]:
+        """The result lines of the job's finished parts, page by page."""
+        path = f"/v0.9/functions/{_p(function_id)}/batch-invokes/{_p(job_id)}/results"
+        after = None
+        while True:
+            page = self.request("GET", path, None, {"after": after})
+            yield from page["results"]
+            if page.get("next") is None:
+                return
+            after = page["next"]
+
+    def wait_batch(self, function_id: str, job_id: str, timeout: float = 3600,
+                   poll: float = 0.5) -> dict:
+        """The job's status once it has ended (Succeeded or Failed)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.batch_job(function_id, job_id)
+            if job["state"] in BATCH_ENDED:
+                return job
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"batch job {job_id} still {job['state']} after {timeout:g} s")
+            time.sleep(poll)
 
     # -- review: the capture buffer, its policy, live accuracy ------------------------------
 

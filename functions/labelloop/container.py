@@ -38,7 +38,8 @@ class Deps:
         s = self.settings
         return Store(self.session.resource("dynamodb", config=cfg),
                      self.session.client("s3", config=cfg), self.session.client("sqs", config=cfg),
-                     s.table, s.invokes_table, s.bucket, s.training_queue_url)
+                     s.table, s.invokes_table, s.bucket, s.training_queue_url,
+                     ecs=self.session.client("ecs") if s.training_task_definition else None)
 
     @cached_property
     def signing_key(self) -> bytes:

@@ -128,3 +128,32 @@ class InvokeItem(Item):
     margin: float
     created_at: float
     expires_at: int  # epoch seconds (the table's TTL attribute)
+
+
+class BatchJobItem(Item):
+    """A batch-invoke job: its parts (SQS messages) are counted in as the worker finishes them.
+
+    `total` and `parts` are declared by the API when it submits the job; a job started by a
+    message sent straight to the queue takes the message's `parts` (1 by default) and has no
+    declared total (its `processed` count is what arrived)."""
+
+    function_id: str
+    id: str
+    parts: int
+    total: int | None = None
+    capture: bool = True
+    created_at: float
+    updated_at: float | None = None
+    parts_done: int = 0  # succeeded or failed for good
+    parts_failed: int = 0  # parked in the DLQ after the queue's receive limit
+    processed: int = 0  # items settled: a result line (an error line too), or a failed part's
+    failed: int = 0  # error lines, plus the items of failed parts
+    last_error: str | None = None
+
+    @property
+    def state(self) -> str:
+        if self.parts_done == 0:
+            return "Queued"
+        if self.parts_done < self.parts:
+            return "Running"
+        return "Failed" if self.parts_failed else "Succeeded"

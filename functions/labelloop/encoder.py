@@ -19,6 +19,7 @@ from pydantic import BaseModel
 ENCODER_DIR_ENV = "LABELLOOP_ENCODER_DIR"
 # Lambda mounts layers under /opt; the encoder layer holds its files in /opt/encoder.
 LAMBDA_ENCODER_DIR = Path("/opt/encoder")
+EMULATOR_LAYERS_ENV = "_LAMBDA_LAYERS_DIRS"
 REPO_ENCODER_DIR = Path(__file__).resolve().parents[2] / "layers" / "encoder"
 
 
@@ -59,6 +60,11 @@ def default_encoder_dir() -> Path:
         return Path(env)
     if (LAMBDA_ENCODER_DIR / "manifest.json").exists():
         return LAMBDA_ENCODER_DIR
+    # An emulator (ministack) unpacks each layer into its own folder, not /opt, and lists them
+    # here: each is what /opt is on Lambda.
+    for root in filter(None, os.environ.get(EMULATOR_LAYERS_ENV, "").split(os.pathsep)):
+        if (Path(root) / "encoder" / "manifest.json").exists():
+            return Path(root) / "encoder"
     return REPO_ENCODER_DIR
 
 

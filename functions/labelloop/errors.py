@@ -29,6 +29,10 @@ class Conflict(DomainError):
     status = 409
 
 
+class Busy(Conflict):
+    """Someone else holds the lease (e.g. another training run of the same function)."""
+
+
 class PayloadTooLarge(DomainError):
     status = 413
 

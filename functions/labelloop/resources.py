@@ -57,11 +57,20 @@ class SecretSpec(_Spec):
     purpose: Literal["token-signing-key"]
 
 
+class FunctionSpec(_Spec):
+    name: str
+    handler: str
+    # Lambda layers (scripts/build_layers.py builds them), besides the code (functions/).
+    layers: tuple[str, ...]
+    queue: str | None = None  # the queue whose event source mapping invokes it
+
+
 class Resources(_Spec):
     tables: tuple[TableSpec, ...]
     queues: tuple[QueueSpec, ...]
     buckets: tuple[BucketSpec, ...]
     secrets: tuple[SecretSpec, ...]
+    functions: tuple[FunctionSpec, ...]
 
     def physical(self, stage: str, name: str) -> str:
         return f"labelloop-{stage}-{name}"
@@ -88,6 +97,15 @@ RESOURCES = Resources(
     buckets=(BucketSpec(name="models", env="LABELLOOP_BUCKET"),),
     secrets=(SecretSpec(name="signing-key", env="LABELLOOP_SIGNING_SECRET",
                         purpose="token-signing-key"),),
+    functions=(
+        FunctionSpec(name="api", handler="labelloop.handlers.api.handler",
+                     layers=("runtime", "encoder")),
+        # Training reads stored features: no encoder, and a layer with scikit-learn instead.
+        FunctionSpec(name="training", handler="labelloop.handlers.training.handler",
+                     layers=("training",), queue="training"),
+        FunctionSpec(name="batch-invoke", handler="labelloop.handlers.batch.handler",
+                     layers=("runtime", "encoder"), queue="batch-invoke"),
+    ),
 )
 
 
@@ -98,6 +116,16 @@ def dlq_name(queue: QueueSpec) -> str:
 def bucket_physical(stage: str, account: str, bucket: BucketSpec) -> str:
     """S3 names are global: the account id keeps two deployments apart."""
     return f"labelloop-{stage}-{bucket.name}-{account}"
+
+
+def stack_outputs(session, stack_name: str) -> dict[str, str]:
+    """A deployed stack's outputs (infra/stack.py names them); LookupError if no such stack."""
+    cfn = session.client("cloudformation")
+    try:
+        (stack,) = cfn.describe_stacks(StackName=stack_name)["Stacks"]
+    except cfn.exceptions.ClientError as err:
+        raise LookupError(f"stack {stack_name}: {err.response['Error']['Message']}") from err
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
 
 
 def _index_spec(i: IndexSpec) -> dict:

@@ -35,6 +35,15 @@ class Settings(BaseModel):
     # A training run silent for longer than this is taken as dead (its Lambda timed out).
     training_stale_seconds: int = Field(960, ge=60, alias="LABELLOOP_TRAINING_STALE_SECONDS")
 
+    # The Fargate training path, set by the stack where the stage enables it: functions with at
+    # least fargate_min_samples annotated samples train in this ECS task instead of the Lambda.
+    training_cluster: str = Field("", alias="LABELLOOP_TRAINING_CLUSTER")
+    training_task_definition: str = Field("", alias="LABELLOOP_TRAINING_TASK_DEFINITION")
+    training_container: str = Field("training", alias="LABELLOOP_TRAINING_CONTAINER")
+    training_subnets: str = Field("", alias="LABELLOOP_TRAINING_SUBNETS")  # comma-separated
+    training_security_group: str = Field("", alias="LABELLOOP_TRAINING_SECURITY_GROUP")
+    fargate_min_samples: int = Field(20_000, ge=1, alias="LABELLOOP_FARGATE_MIN_SAMPLES")
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +19,7 @@ from botocore.exceptions import ClientError
 
 from labelloop.capture.decide import Slot
 from labelloop.domain import (
+    BatchJobItem,
     ClientItem,
     FunctionItem,
     InvokeItem,
@@ -25,7 +27,10 @@ from labelloop.domain import (
     ModelVersionItem,
     SampleItem,
 )
-from labelloop.errors import Conflict, NotFound
+from labelloop.errors import Busy, Conflict, NotFound
+
+BATCH_PREFIX = "batches/"  # batch-invoke results: batches/<fid>/<jobId>/<part:05d>.jsonl
+SQS_MAX_BYTES = 256 * 1024
 
 
 def _fn(fid: str) -> str:
@@ -84,9 +89,23 @@ def _failed_condition(err: ClientError) -> bool:
                                              "TransactionCanceledException")
 
 
+# The Fargate training task reads its training message from this variable.
+TRAINING_MESSAGE_ENV = "LABELLOOP_TRAINING_MESSAGE"
+
+
+@dataclass(frozen=True)
+class TrainingTask:
+    cluster: str
+    task_definition: str
+    container: str
+    subnets: list[str]
+    security_group: str
+
+
 class Store:
     def __init__(self, dynamodb, s3, sqs, table: str, invokes_table: str, bucket: str,
-                 training_queue_url: str):
+                 training_queue_url: str, ecs=None):
+        self._ecs = ecs  # only where the Fargate training path is configured
         self._ddb = dynamodb  # boto3 DynamoDB resource
         self.table = dynamodb.Table(table)
         self.invokes = dynamodb.Table(invokes_table)
@@ -129,7 +148,9 @@ class Store:
                      "attribute_exists(pk)", f"function {fid!r} not found", NotFound)
 
     def delete_function(self, fid: str) -> None:
-        """Everything under the function: items, invoke records, model artifacts."""
+        """Everything under the function: items, invoke records, model artifacts, batch
+        results; then a tombstone, so that queued batch messages for it are dropped quietly
+        (a function that never existed is an error: its messages end in the DLQ)."""
         for table in (self.table, self.invokes):
             keys = [{"pk": i["pk"], "sk": i["sk"]} for i in self._query(
                 table, key=Key("pk").eq(_fn(fid)), projection="pk, sk")]
@@ -137,6 +158,13 @@ class Store:
                 for k in keys:
                     batch.delete_item(Key=k)
         self._delete_prefix(f"functions/{fid}/")
+        self._delete_prefix(f"{BATCH_PREFIX}{fid}/")
+        self.table.put_item(Item=_to_ddb({"pk": f"DELETED#{fid}", "sk": "FUNCTION",
+                                          "deleted_at": time.time()}))
+
+    def function_deleted(self, fid: str) -> bool:
+        return "Item" in self.table.get_item(Key={"pk": f"DELETED#{fid}", "sk": "FUNCTION"},
+                                             ConsistentRead=True)
 
     # -- training state -----------------------------------------------------------------
 
@@ -158,24 +186,40 @@ class Store:
                 return False
             raise
 
-    def begin_training(self, fid: str, now: float) -> FunctionItem:
-        """Take the pending request: changes from now on queue a new run."""
-        attrs = self._update(
-            self.table, {"pk": _fn(fid), "sk": "FUNCTION"},
-            "SET train_pending = :f, training_since = :now REMOVE last_train_error", None,
-            {":f": False, ":now": _to_ddb(now)}, "attribute_exists(pk)",
-            f"function {fid!r} not found", NotFound, returns="ALL_NEW")
-        return FunctionItem.model_validate(_strip(attrs))
+    def begin_training(self, fid: str, now: float, stale_before: float) -> FunctionItem | None:
+        """Take the pending request and the function's training lease: changes from now on
+        queue a new run. None if nothing is pending (a duplicate delivery); Busy while another
+        run holds the lease (taken at or after stale_before); NotFound if deleted."""
+        try:
+            attrs = self.table.update_item(
+                Key={"pk": _fn(fid), "sk": "FUNCTION"},
+                UpdateExpression="SET train_pending = :f, training_since = :now "
+                                 "REMOVE last_train_error",
+                ConditionExpression="train_pending = :t AND (attribute_not_exists("
+                                    "training_since) OR training_since < :stale)",
+                ExpressionAttributeValues={":t": True, ":f": False, ":now": _to_ddb(now),
+                                           ":stale": _to_ddb(stale_before)},
+                ReturnValues="ALL_NEW")["Attributes"]
+            return FunctionItem.model_validate(_strip(attrs))
+        except ClientError as err:
+            if not _failed_condition(err):
+                raise
+        fn = self.get_function(fid)  # NotFound if deleted
+        if fn.training_since is not None and fn.training_since >= stale_before:
+            raise Busy(f"function {fid!r} is training since {fn.training_since}")
+        return None
 
-    def end_training(self, fid: str, error: str | None = None) -> None:
+    def end_training(self, fid: str, started: float, error: str | None = None) -> None:
+        """Give the lease back, if this run still holds it (a run taken for dead may not)."""
         expr = "REMOVE training_since" + (" SET last_train_error = :e" if error else "")
         try:
             self.table.update_item(
                 Key={"pk": _fn(fid), "sk": "FUNCTION"}, UpdateExpression=expr,
-                ConditionExpression="attribute_exists(pk)",
-                **({"ExpressionAttributeValues": {":e": error[:2000]}} if error else {}))
+                ConditionExpression="training_since = :started",
+                ExpressionAttributeValues={":started": _to_ddb(started),
+                                           **({":e": error[:2000]} if error else {})})
         except ClientError as err:
-            if not _failed_condition(err):  # the function was deleted meanwhile: nothing to do
+            if not _failed_condition(err):  # deleted, or the lease moved on: nothing to do
                 raise
 
     def send_training_message(self, body: dict, delay_seconds: int) -> None:
@@ -194,6 +238,33 @@ class Store:
     def put_model_version(self, mv: ModelVersionItem) -> None:
         self.table.put_item(Item=_to_ddb({"pk": _fn(mv.function_id),
                                           "sk": f"MODEL#{mv.version:08d}", **mv.model_dump()}))
+
+    def count_samples(self, fid: str, at_least: int) -> int:
+        """How many samples the function has, counted up to `at_least` (then it stops)."""
+        kwargs = {"KeyConditionExpression": Key("pk").eq(_fn(fid))
+                  & Key("sk").begins_with("SAMPLE#"), "Select": "COUNT"}
+        count = 0
+        while count < at_least:
+            resp = self.table.query(**kwargs)
+            count += resp["Count"]
+            if "LastEvaluatedKey" not in resp:
+                break
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        return count
+
+    def start_training_task(self, task: TrainingTask, message_json: str) -> str:
+        """Run the Fargate training task with this message; its task ARN."""
+        resp = self._ecs.run_task(
+            cluster=task.cluster, taskDefinition=task.task_definition, launchType="FARGATE",
+            count=1, networkConfiguration={"awsvpcConfiguration": {
+                "subnets": task.subnets, "securityGroups": [task.security_group],
+                # Public subnet, no NAT: the public IP is how it reaches AWS's APIs.
+                "assignPublicIp": "ENABLED"}},
+            overrides={"containerOverrides": [{"name": task.container, "environment": [
+                {"name": TRAINING_MESSAGE_ENV, "value": message_json}]}]})
+        if resp.get("failures") or not resp.get("tasks"):
+            raise RuntimeError(f"RunTask failed: {resp.get('failures')}")
+        return resp["tasks"][0]["taskArn"]
 
     def get_model_version(self, fid: str, version: int) -> ModelVersionItem:
         item = self.table.get_item(Key={"pk": _fn(fid), "sk": f"MODEL#{version:08d}"}).get("Item")
@@ -507,6 +578,100 @@ class Store:
         if not item or int(item["expires_at"]) <= now:
             return None
         return InvokeItem.model_validate(_strip(item))
+
+    def put_invokes(self, records: list[InvokeItem]) -> None:
+        """Many invoke records in BatchWriteItem calls of 25 (a batch-invoke part)."""
+        with self.invokes.batch_writer() as batch:
+            for r in records:
+                batch.put_item(Item=_to_ddb({"pk": _fn(r.function_id),
+                                             "sk": f"INVOKE#{r.sample_id}", **r.model_dump()}))
+
+    # -- batch-invoke jobs --------------------------------------------------------------
+
+    def create_job(self, job: BatchJobItem) -> None:
+        self.table.put_item(Item=_to_ddb({"pk": _fn(job.function_id), "sk": f"JOB#{job.id}",
+                                          **job.model_dump()}),
+                            ConditionExpression=Attr("pk").not_exists())
+
+    def get_job(self, fid: str, job_id: str) -> BatchJobItem:
+        return self._get_one(f"JOB#{job_id}", fid, BatchJobItem, f"batch job {job_id!r}")
+
+    def complete_part(self, fid: str, job_id: str, part: int, parts: int, items: int,
+                      failed: int, now: float, error: str | None = None) -> bool:
+        """Count a finished part (`error`: one that failed for good) into its job, once: one
+        UpdateItem adds the part to the job's set of done parts on condition that it is not
+        in it yet, and the counters with it. False if the part was counted already. A job no
+        one declared (a message sent straight to the queue) is created here, with the
+        message's `parts`."""
+        # Placeholders throughout: several of these names are DynamoDB reserved words.
+        sets = {"function_id": ":fid", "id": ":jid", "updated_at": ":now",
+                "created_at": "if_not_exists(#created_at, :now)",
+                "parts": "if_not_exists(#parts, :parts)"}
+        adds = {"done_parts": ":part", "parts_done": ":one", "processed": ":n", "failed": ":f"}
+        values = {":fid": fid, ":jid": job_id, ":now": now, ":parts": parts, ":one": 1,
+                  ":n": items, ":f": failed, ":part": {part}, ":p": part}
+        if error is not None:
+            sets["last_error"] = ":e"
+            adds["parts_failed"] = ":one"
+            values[":e"] = error[:2000]
+        try:
+            self.table.update_item(
+                Key={"pk": _fn(fid), "sk": f"JOB#{job_id}"},
+                UpdateExpression="SET " + ", ".join(f"#{k} = {v}" for k, v in sets.items()) +
+                                 " ADD " + ", ".join(f"#{k} {v}" for k, v in adds.items()),
+                ConditionExpression="NOT contains(#done_parts, :p)",
+                ExpressionAttributeNames={f"#{k}": k for k in [*sets, *adds]},
+                ExpressionAttributeValues=_to_ddb(values))
+        except ClientError as err:
+            if _failed_condition(err):
+                return False
+            raise
+        return True
+
+    def send_batch_messages(self, queue_url: str, bodies: list[str]) -> None:
+        """SendMessageBatch in groups of up to 10 whose payload stays under SQS's 256 KiB;
+        raises if any message was not accepted."""
+        group: list[str] = []
+        size = 0
+        for body in [*bodies, None]:
+            n = 0 if body is None else len(body.encode())
+            if group and (body is None or len(group) == 10 or size + n > SQS_MAX_BYTES):
+                resp = self._sqs.send_message_batch(QueueUrl=queue_url, Entries=[
+                    {"Id": str(i), "MessageBody": b} for i, b in enumerate(group)])
+                if resp.get("Failed"):
+                    raise RuntimeError(f"SQS refused batch messages: {resp['Failed'][:3]}")
+                group, size = [], 0
+            if body is not None:
+                group.append(body)
+                size += n
+
+    def put_results(self, key: str, body: bytes) -> None:
+        self._s3.put_object(Bucket=self.bucket, Key=key, Body=body,
+                            ContentType="application/x-ndjson")
+
+    def result_keys(self, prefix: str, after: str | None = None) -> Iterator[str]:
+        """Keys under `prefix` in key order, from after `after` (a full key) on."""
+        kwargs = {"Bucket": self.bucket, "Prefix": prefix}
+        if after:
+            kwargs["StartAfter"] = after
+        for page in self._s3.get_paginator("list_objects_v2").paginate(**kwargs):
+            for obj in page.get("Contents", []):
+                yield obj["Key"]
+
+    def get_results(self, key: str) -> bytes:
+        return self._s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+    def idempotency_layer(self, table_name: str):
+        """Powertools' DynamoDB persistence layer (the batch worker's idempotency per message).
+        Its own plain client: the resource's client would serialise the typed values
+        Powertools sends a second time."""
+        import boto3
+        from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+        from botocore.config import Config
+
+        client = boto3.session.Session().client("dynamodb",
+                                                config=Config(retries={"mode": "standard"}))
+        return DynamoDBPersistenceLayer(table_name=table_name, boto3_client=client)
 
     # -- helpers ------------------------------------------------------------------------
 

@@ -12,8 +12,8 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
+from labelloop.api import batch, review
 from labelloop.api import presenters as P
-from labelloop.api import review
 from labelloop.api.schemas import (
     AnnotationIn,
     FunctionIn,
@@ -70,6 +70,7 @@ def _authenticate(app: APIGatewayHttpResolver, next_middleware) -> Response:
 
 app.use(middlewares=[_authenticate])
 app.include_router(review.router)
+app.include_router(batch.router)
 
 
 def _client() -> str:

@@ -1,7 +1,8 @@
 """Lambda entry point of the training worker (SQS training queue, partial batch responses).
 
-A failed run leaves its message on the queue to be retried and, after the queue's receive
-limit, parked in the DLQ; the function records the error for the API to show.
+Functions too large for a Lambda are handed to the Fargate training task (the stage decides:
+see `train.dispatch`). A failed run leaves its message on the queue to be retried and, after
+the queue's receive limit, parked in the DLQ; the function records the error for the API.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 def _record(record: SQSRecord) -> None:
     message = TrainingMessage.model_validate_json(record.body)
-    result = train.run(deps(), message)
+    result = train.dispatch(deps(), message)
     logger.info("training run", extra={"functionId": message.functionId,
                                        "reason": message.reason, "version": result.version,
-                                       "decision": result.decision and result.decision.reason})
+                                       "decision": result.decision and result.decision.reason,
+                                       "task": result.task})
 
 
 @logger.inject_lambda_context(clear_state=True)

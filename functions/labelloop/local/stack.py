@@ -13,12 +13,13 @@ from pydantic import BaseModel
 
 from labelloop import afterwork
 from labelloop.local import REGION, wait_for_signal
+from labelloop.resources import RESOURCES
 
-API_HANDLER = "labelloop.handlers.api.handler"
+(API_HANDLER,) = (f.handler for f in RESOURCES.functions if f.name == "api")
 # Queue (by the env var that carries its URL) -> the handler its event source mapping invokes.
+# As the CDK stack's event source mappings: from the same description (resources.py).
 QUEUE_HANDLERS: dict[str, str] = {
-    "LABELLOOP_TRAINING_QUEUE_URL": "labelloop.handlers.training.handler",
-}
+    q.env: f.handler for f in RESOURCES.functions for q in RESOURCES.queues if f.queue == q.name}
 CREDENTIALS_FILE = "credentials.json"
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 

@@ -23,9 +23,10 @@ import numpy as np
 from labelloop.container import Deps
 from labelloop.domain import FunctionItem, ModelVersionItem
 from labelloop.encoder import Features
-from labelloop.errors import Conflict, NotFound
+from labelloop.errors import Busy, Conflict, NotFound
 from labelloop.model import LabelSpec, TrainedModel, build_model
 from labelloop.serving import LiveModel, ModelMeta, artifact_prefix, predict
+from labelloop.store import TrainingTask
 from labelloop.usecases.capture import rescore
 from labelloop.usecases.common import TrainingMessage
 
@@ -34,6 +35,8 @@ from labelloop.usecases.common import TrainingMessage
 # about one retrain in six (the one-sided normal tail), and the demo's five fresh, hard
 # (actively chosen) annotations kept blocking a retrain that was no worse.
 BLOCK_STANDARD_ERRORS = 2.0
+# A request that finds its function training is queued again this much later.
+BUSY_RETRY_SECONDS = 20
 
 
 @dataclass(frozen=True)
@@ -46,19 +49,44 @@ class Decision:
 class RunResult:
     version: int | None
     decision: Decision | None
+    task: str | None = None  # handed to the Fargate training task (its ARN)
+
+
+def dispatch(d: Deps, message: TrainingMessage) -> RunResult:
+    """Run here, or hand the run to the Fargate training task when the stage has one and the
+    function is large (a Lambda's memory and 15 minutes would not do)."""
+    s = d.settings
+    if s.training_task_definition and d.store.count_samples(
+            message.functionId, s.fargate_min_samples) >= s.fargate_min_samples:
+        task = TrainingTask(cluster=s.training_cluster, task_definition=s.training_task_definition,
+                            container=s.training_container,
+                            subnets=[x for x in s.training_subnets.split(",") if x],
+                            security_group=s.training_security_group)
+        return RunResult(None, None, d.store.start_training_task(task, message.model_dump_json()))
+    return run(d, message)
 
 
 def run(d: Deps, message: TrainingMessage) -> RunResult:
+    now = time.time()
     try:
-        fn = d.store.begin_training(message.functionId, time.time())
+        fn = d.store.begin_training(message.functionId, now,
+                                    now - d.settings.training_stale_seconds)
     except NotFound:
         return RunResult(None, None)  # deleted since: nothing to train
+    except Busy:
+        # One run per function at a time (queues deliver in parallel): this request waits
+        # for the running one, and still finds its changes pending then.
+        d.store.send_training_message(message.model_dump(), BUSY_RETRY_SECONDS)
+        return RunResult(None, None)
+    if fn is None:
+        return RunResult(None, None)  # a duplicate delivery: its request was taken already
+    started = now  # the lease, as written
     try:
         result = _train(d, fn, message)
     except Exception as err:
-        d.store.end_training(fn.id, error=f"{type(err).__name__}: {err}")
+        d.store.end_training(fn.id, started, error=f"{type(err).__name__}: {err}")
         raise
-    d.store.end_training(fn.id)
+    d.store.end_training(fn.id, started)
     d.serving.invalidate(fn.id)  # the local stack shares this container with the API
     return result
 

@@ -1,0 +1,63 @@
+"""`labelloop clients create`: client credentials for a deployed stack.
+
+Uses your AWS credentials (the ones that deployed the stack; `AWS_PROFILE`, `AWS_REGION`,
+`AWS_ENDPOINT_URL` for an emulator) to read the stack's outputs and store a new client in its
+table, the secret only as a hash. Prints the client id, the secret (shown once) and the API URL
+as JSON; `--save DIR` also writes DIR/credentials.json (mode 0600), which the other commands
+read with `LABELLOOP_DATA_DIR=DIR`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import string
+import sys
+from pathlib import Path
+
+_ALPHABET = string.ascii_lowercase + string.digits
+
+
+def create(args: argparse.Namespace) -> None:
+    import boto3
+
+    from labelloop.auth import register_client
+    from labelloop.container import Deps
+    from labelloop.resources import stack_outputs
+    from labelloop.settings import Settings
+
+    try:
+        outputs = stack_outputs(boto3.Session(), args.stack_name)
+    except LookupError as err:
+        sys.exit(f"error: {err}")
+    settings = Settings(table=outputs["TableName"], invokes_table=outputs["InvokesTableName"],
+                        bucket=outputs["BucketName"], training_queue_url=outputs[
+                            "TrainingQueueUrl"], signing_secret=outputs["SigningSecretName"])
+    client_id = args.client_id or "client-" + "".join(secrets.choice(_ALPHABET)
+                                                      for _ in range(12))
+    client_secret = secrets.token_urlsafe(32)
+    register_client(client_id, client_secret, Deps(settings))
+    creds = {"client_id": client_id, "client_secret": client_secret}
+    if args.save:
+        args.save.mkdir(parents=True, exist_ok=True)
+        path = args.save / "credentials.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(creds, f, indent=2)
+    print(json.dumps({**creds, "url": outputs["ApiUrl"]}))
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("clients", help="client credentials for a deployed stack",
+                              description=__doc__)
+    sub = p.add_subparsers(dest="clients_command", required=True)
+    c = sub.add_parser("create", help="register a new client; prints its id and secret",
+                       description=__doc__)
+    c.add_argument("--stack-name", default="Labelloop-dev",
+                   help="the deployed stack (default Labelloop-dev)")
+    c.add_argument("--client-id", help="default: a random client-… id")
+    c.add_argument("--save", type=Path, metavar="DIR",
+                   help="also write DIR/credentials.json (mode 0600)")
+    c.set_defaults(func=create)

@@ -1,0 +1,45 @@
+"""Entry point of the Fargate training task: one training run, the same code as the training
+Lambda's. The training Lambda starts the task with the message in LABELLOOP_TRAINING_MESSAGE.
+
+    LABELLOOP_TRAINING_MESSAGE='{"functionId": "…"}' python -m labelloop.handlers.training_task
+
+Exit status 0 on success (also when the function was deleted meanwhile), 1 on failure (the
+error is recorded on the function, as for the Lambda).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from aws_lambda_powertools import Logger
+
+from labelloop.store import TRAINING_MESSAGE_ENV
+
+logger = Logger(service="labelloop-training-task")
+
+
+def main(environ: dict[str, str] | None = None) -> int:
+    from labelloop.container import deps
+    from labelloop.usecases import train
+    from labelloop.usecases.common import TrainingMessage
+
+    env = os.environ if environ is None else environ
+    raw = env.get(TRAINING_MESSAGE_ENV)
+    if not raw:
+        logger.error(f"{TRAINING_MESSAGE_ENV} is not set: nothing to train")
+        return 2
+    message = TrainingMessage.model_validate_json(raw)
+    try:
+        result = train.run(deps(), message)
+    except Exception:
+        logger.exception("training run failed", extra={"functionId": message.functionId})
+        return 1
+    logger.info("training run", extra={"functionId": message.functionId,
+                                       "reason": message.reason, "version": result.version,
+                                       "decision": result.decision and result.decision.reason})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The CDK app: one stack of labelloop's resources, one construct per capability."""
