@@ -355,6 +355,9 @@ def test_stage_settings_are_validated(tmp_path):
 def test_cdk_cli_synth_offline_and_cfn_lint(tmp_path):
     out = tmp_path / "cdk.out"
     layers = fake_layers(tmp_path / "layers")
+    # The CLI and Node are installed from npm on first use (with the network); synth is not.
+    subprocess.run(["bash", "scripts/cdk.sh", "--version"], cwd=ROOT, check=True,
+                   capture_output=True, timeout=600)
     # A proxy that refuses every connection: any outside call the CLI made would fail it.
     env = {**os.environ, "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
            "NO_PROXY": ""}

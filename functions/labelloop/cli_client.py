@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from labelloop.chunking import bounded_chunks
 from labelloop.client import BATCH_ENDED, ApiError, Client, Unreachable
 
 DEFAULT_URL = "http://127.0.0.1:5000"
@@ -489,19 +490,9 @@ def batch_invoke(args: argparse.Namespace, client: Client) -> None:
 def _batch_jobs(rows: list[Row]) -> list[tuple[int, list[Row]]]:
     """(index of the first row, rows) per job: a body under BATCH_BODY_BYTES, and at most
     BATCH_MAX_ITEMS items."""
-    jobs: list[tuple[int, list[Row]]] = []
-    chunk: list[Row] = []
-    start, size = 0, 0
-    for i, r in enumerate(rows):
-        n = len(json.dumps({"id": r.external_id, "data": r.text}).encode()) + 2
-        if chunk and (size + n > BATCH_BODY_BYTES or len(chunk) == BATCH_MAX_ITEMS):
-            jobs.append((start, chunk))
-            chunk, start, size = [], i, 0
-        chunk.append(r)
-        size += n
-    if chunk:
-        jobs.append((start, chunk))
-    return jobs
+    return bounded_chunks(
+        rows, lambda r: len(json.dumps({"id": r.external_id, "data": r.text}).encode()) + 2,
+        BATCH_MAX_ITEMS, BATCH_BODY_BYTES)
 
 
 def read_batch(path: Path) -> list[Row]:

@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from labelloop.chunking import bounded_chunks
 from labelloop.container import Deps
 from labelloop.domain import BatchJobItem, InvokeItem
 from labelloop.encoder import Features
@@ -111,19 +112,8 @@ def submit(d: Deps, client: str, function_id: str, items: list[dict],
 
 def split(items: list[dict]) -> list[tuple[int, list[dict]]]:
     """(offset, items) per part: at most PART_ITEMS items and PART_BYTES of JSON each."""
-    parts: list[tuple[int, list[dict]]] = []
-    chunk: list[dict] = []
-    start = size = 0
-    for i, item in enumerate(items):
-        n = len(json.dumps(item, ensure_ascii=False).encode()) + 2
-        if chunk and (len(chunk) == PART_ITEMS or size + n > PART_BYTES):
-            parts.append((start, chunk))
-            chunk, start, size = [], i, 0
-        chunk.append(item)
-        size += n
-    if chunk:
-        parts.append((start, chunk))
-    return parts
+    return bounded_chunks(items, lambda item: len(json.dumps(item, ensure_ascii=False)
+                                                  .encode()) + 2, PART_ITEMS, PART_BYTES)
 
 
 # -- status and results (API) ---------------------------------------------------------------
