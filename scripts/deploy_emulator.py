@@ -372,7 +372,7 @@ def batches(creds: dict, outputs: dict, function_id: str, steps: Steps) -> None:
             "client_secret": creds["client_secret"]})
         token.raise_for_status()
         headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
-        jobs = f"{url}/v0.9/functions/{function_id}/batch-invokes"
+        jobs = f"{url}/v1/functions/{function_id}/batch-invokes"
         r = requests.post(jobs, json={"items": items}, headers=headers, timeout=30)
         if r.status_code != 200:
             raise Failed(f"POST batch-invokes: {r.status_code} {r.text}")

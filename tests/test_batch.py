@@ -20,7 +20,7 @@ ARN = "arn:aws:sqs:us-east-1:000000000000:labelloop-test-batch-invoke"
 
 
 def jobs(fid: str) -> str:
-    return f"/v0.9/functions/{fid}/batch-invokes"
+    return f"/v1/functions/{fid}/batch-invokes"
 
 
 def submit(api, fid, items, **extra) -> dict:

@@ -195,16 +195,16 @@ class Client:
 
     def batch_invoke(self, function_id: str, items: list[dict], capture: bool = True) -> dict:
         """Submit a job: items [{"id"?, "data"}]; returns its status (`id`, `state`, …)."""
-        return self.request("POST", f"/v0.9/functions/{_p(function_id)}/batch-invokes",
+        return self.request("POST", f"/v1/functions/{_p(function_id)}/batch-invokes",
                             {"items": items, "capture": capture})
 
     def batch_job(self, function_id: str, job_id: str) -> dict:
         return self.request(
-            "GET", f"/v0.9/functions/{_p(function_id)}/batch-invokes/{_p(job_id)}")
+            "GET", f"/v1/functions/{_p(function_id)}/batch-invokes/{_p(job_id)}")
 
     def batch_results(self, function_id: str, job_id: str) -> Iterator[dict]:
         """The result lines of the job's finished parts, page by page."""
-        path = f"/v0.9/functions/{_p(function_id)}/batch-invokes/{_p(job_id)}/results"
+        path = f"/v1/functions/{_p(function_id)}/batch-invokes/{_p(job_id)}/results"
         after = None
         while True:
             page = self.request("GET", path, None, {"after": after})

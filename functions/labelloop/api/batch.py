@@ -16,7 +16,7 @@ from labelloop.ids import full
 from labelloop.usecases import batch as B
 
 router = APIGatewayHttpRouter()
-JOBS = "/v0.9/functions/<function_id>/batch-invokes"
+JOBS = "/v1/functions/<function_id>/batch-invokes"
 
 
 class BatchItemIn(Body):
