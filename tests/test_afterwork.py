@@ -127,3 +127,19 @@ def test_the_lambda_extension_runs_an_invokes_work_before_it_asks_for_the_next_e
         afterwork.install(previous)
         server.invokes.put("end")
         server.shutdown()
+
+
+def test_runner_waits_idle_until_handed_work_has_run():
+    import threading
+
+    from labelloop.afterwork import Runner
+
+    runner, release, done = Runner(), threading.Event(), []
+    runner.handoff("r1", [(lambda: (release.wait(5), done.append(1)), ())])
+    assert not runner.wait_idle(timeout=0.05)  # handed over, not yet run
+    t = threading.Thread(target=runner.finish, args=("r1",))
+    t.start()
+    assert not runner.wait_idle(timeout=0.05)  # running
+    release.set()
+    assert runner.wait_idle(timeout=5) and done == [1]
+    t.join()

@@ -99,6 +99,8 @@ def test_sixteen_threads_never_overfill_a_quota_nor_free_a_slot_twice(local_stac
             client.invoke(fid, text)
 
     assert run_threads(invoke) == []
+    # Captures run after each response: all of them, before the reviewers come.
+    assert local_stack.wait_idle()
     counters, buffered, samples = settle(fid)
     assert counters == buffered == QUOTAS
     captured = [s for s in samples if s.get("origin") == "InvokeCapture"]

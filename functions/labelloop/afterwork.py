@@ -40,6 +40,7 @@ class Runner:
 
     def __init__(self):
         self._handed: dict[str, Work] = {}
+        self._running = 0
         self._cond = threading.Condition()
 
     def handoff(self, request_id: str, work: Work) -> None:
@@ -54,8 +55,20 @@ class Runner:
                 log.error("no work handed over for request %s within %.0f s", request_id, timeout)
                 return 0
             work = self._handed.pop(request_id)
-        run(work)
+            self._running += 1
+        try:
+            run(work)
+        finally:
+            with self._cond:
+                self._running -= 1
+                self._cond.notify_all()
         return len(work)
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Wait until every handed-over request's work has run. Work is handed over before
+        the response goes out, so once a caller has its responses this covers their work."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._handed and not self._running, timeout)
 
 
 _runner: Runner | None = None

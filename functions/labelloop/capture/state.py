@@ -47,6 +47,7 @@ class CaptureCache:
         self._trained: dict[tuple[str, int], tuple[np.ndarray, dict[str, int]]] = {}
         # function -> (read at, {sample id: embedding}) of its buffered items
         self._buffered: dict[str, tuple[float, dict[str, np.ndarray]]] = {}
+        self._stacked: dict[str, np.ndarray] = {}  # _buffered's rows as one matrix
         self._lock = threading.Lock()
         self.rng = np.random.default_rng(seed)  # used under `lock`
 
@@ -76,8 +77,13 @@ class CaptureCache:
                     for i in self._store.iter_buffer(fid, s.name, "id, embedding")}
             entry = (time.monotonic(), rows)
             self._buffered[fid] = entry
-        rows = list(entry[1].values())
-        return [np.stack(rows) if rows else np.zeros((0, 0), np.float32), st.trained]
+            self._stacked.pop(fid, None)
+        stacked = self._stacked.get(fid)
+        if stacked is None:  # one matrix per change, not per candidate (batches: many)
+            rows = list(entry[1].values())
+            stacked = np.stack(rows) if rows else np.zeros((0, 0), np.float32)
+            self._stacked[fid] = stacked
+        return [stacked, st.trained]
 
     def committed(self, fid: str, st: CaptureState, take: Take, sample_id: str,
                   embedding: np.ndarray) -> None:
@@ -87,6 +93,7 @@ class CaptureCache:
         lowest = (self._store.lowest_buffered(fid, take.strategy) if used >= take.quota
                   else None)
         st.buffers = {**st.buffers, take.strategy: BufferState(used, lowest)}
+        self._stacked.pop(fid, None)
         if fid in self._buffered:
             rows = self._buffered[fid][1]
             if take.replaces is not None:

@@ -144,8 +144,11 @@ class LocalStack:
                 function_name=f"labelloop-{self.stage}-{spec.name}").start())
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
-        """Wait until every queue is drained and no worker runs."""
-        return all(p.wait_idle(timeout) for p in self.pollers)
+        """Wait until the work deferred past responses has run, every queue is drained and
+        no worker runs."""
+        runner = self.gateway.runner if self.gateway is not None else None
+        return ((runner is None or runner.wait_idle(timeout))
+                and all(p.wait_idle(timeout) for p in self.pollers))
 
     def stop(self) -> None:
         """Intake first, then the final snapshot (milliseconds), then the slower shutdowns."""
