@@ -88,12 +88,12 @@ def main() -> None:
                  "LABELLOOP_TRAIN_DEBOUNCE_SECONDS": "0",
                  "LABELLOOP_CACHE_SECONDS": "2"}.items():
         os.environ[k] = v
-    with moto_process(fast=not args.plain_moto) as endpoint:
-        os.environ["AWS_ENDPOINT_URL"] = endpoint
-        run(args)
+    with moto_process(fast=not args.plain_moto) as moto:
+        os.environ["AWS_ENDPOINT_URL"] = moto.endpoint
+        run(args, moto)
 
 
-def run(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace, moto) -> None:
     from labelloop import container
     from labelloop.local import LambdaContext
     from labelloop.local.poller import sqs_event
@@ -128,6 +128,8 @@ def run(args: argparse.Namespace) -> None:
             encoder.featurize(c, B.EMBED_BATCH)
         return time.perf_counter() - t0
 
+    moto_cpu = {True: 0.0, False: 0.0}  # the emulator's CPU during the handler's calls
+
     def worker(capture: bool, rnd: int) -> float:
         for n, c in enumerate(chunks):
             sqs.send_message(QueueUrl=url, MessageBody=B.BatchMessage(
@@ -139,9 +141,10 @@ def run(args: argparse.Namespace) -> None:
         while msgs := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1,
                                           AttributeNames=["All"]).get("Messages", []):
             event = sqs_event(msgs, arn)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), moto.cpu_seconds()
             out = handler(event, LambdaContext("labelloop-bench-batch-invoke", 900))
             spent += time.perf_counter() - t0
+            moto_cpu[capture] += moto.cpu_seconds() - c0
             assert out == {"batchItemFailures": []}, out
             sqs.delete_message(QueueUrl=url, ReceiptHandle=msgs[0]["ReceiptHandle"])
         return spent
@@ -154,6 +157,7 @@ def run(args: argparse.Namespace) -> None:
     worker(False, -1)
     raw()
     laps.parts.clear()
+    moto_cpu.update({True: 0.0, False: 0.0})
     times: dict[str, list[float]] = {k: [] for k in variants}
     breakdown: dict[str, dict[str, float]] = {k: defaultdict(float) for k in variants}
     for rnd in range(args.rounds):
@@ -187,6 +191,12 @@ def run(args: argparse.Namespace) -> None:
     print(f"\n{len(chunks)} messages of {B.PART_ITEMS} items per round, encoder batch "
           f"{B.EMBED_BATCH}, 1 ONNX thread; {captured} items captured in all; moto "
           f"{'as shipped' if args.plain_moto else 'with scripts/fastmoto.py (same answers)'}")
+    on, off = total["worker (capture on)"], total["worker (capture off)"]
+    print(f"the emulator (moto, its own process) used {moto_cpu[True] / args.rounds:.2f} s of "
+          f"CPU per round during the worker's calls with capture ({moto_cpu[True] / on:.0%} of "
+          f"their time), {moto_cpu[False] / args.rounds:.2f} s without "
+          f"({moto_cpu[False] / off:.0%}): on AWS that work is done elsewhere; here it "
+          f"shares {os.cpu_count()} cores with the worker")
     ratio = (n / total["worker (capture on)"]) / base
     emit_json("batch_invoke", {
         "items": len(texts), "rounds": args.rounds, "part_items": B.PART_ITEMS,
@@ -200,6 +210,8 @@ def run(args: argparse.Namespace) -> None:
             breakdown[f"worker (capture {k.split()[-1].rstrip(')')})"].get(p, 0.0) / total[
                 f"worker (capture {k.split()[-1].rstrip(')')})"], 4)
            for k in ("capture on)", "capture off)") for p in [*phases, *writer]},
+        "moto_cpu_share_on": round(moto_cpu[True] / on, 3),
+        "moto_cpu_share_off": round(moto_cpu[False] / off, 3),
         "captured": captured, "moto": "plain" if args.plain_moto else "fastmoto"})
 
 

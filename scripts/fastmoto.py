@@ -215,9 +215,19 @@ def speed_up_moto() -> None:
     BaseJSONSerializer._serialize_type_structure = fast_structure
 
 
+class MotoProcess:
+    def __init__(self, endpoint: str, pid: int):
+        self.endpoint, self.pid = endpoint, pid
+
+    def cpu_seconds(self) -> float:
+        """CPU time the server has used so far (Linux /proc): work AWS would do elsewhere."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
 def moto_process(fast: bool = True):
-    """moto in server mode in a process of its own (its endpoint URL): its CPU time does not
+    """moto in server mode in a process of its own (a MotoProcess): its CPU time does not
     compete with the measured code for this process's GIL, as AWS's would not."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -239,7 +249,7 @@ def moto_process(fast: bool = True):
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("moto server did not start") from None
                 time.sleep(0.2)
-        yield endpoint
+        yield MotoProcess(endpoint, proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
