@@ -291,6 +291,9 @@ def stack(tmp_path_factory, encoder_dir):
         while client.get_function(fid).get("liveModelVersion") is None:
             assert time.monotonic() < deadline, "no model after 60 s"
             time.sleep(0.2)
+        # The first model may predate some samples: let every queued retrain finish, so
+        # that the tests compare against the model that stays live.
+        assert s.wait_idle(timeout=60)
         s.fid, s.client = fid, client
         yield s
     mp.undo()

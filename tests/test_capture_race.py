@@ -85,6 +85,7 @@ def test_sixteen_threads_never_overfill_a_quota_nor_free_a_slot_twice(local_stac
     while client.get_function(fid).get("liveModelVersion") is None:
         assert time.time() < deadline, "no model in time"
         time.sleep(0.3)
+    assert local_stack.wait_idle(timeout=60)  # no retrain left to replace the model midway
     client.set_capture_policy(fid, {
         "uncertainty": {"threshold": 0.0, "quota": QUOTAS["uncertainty"]},
         "random": {"rate": 0.5, "quota": QUOTAS["random"]},
