@@ -58,12 +58,10 @@ class TrainingTask(Construct):
 
     def environment(self) -> dict[str, str]:
         """What the training Lambda needs to start the task."""
-        from aws_cdk import Fn
-
         return {"LABELLOOP_TRAINING_CLUSTER": self.cluster.cluster_arn,
                 "LABELLOOP_TRAINING_TASK_DEFINITION": self.task.task_definition_arn,
                 "LABELLOOP_TRAINING_CONTAINER": CONTAINER,
-                "LABELLOOP_TRAINING_SUBNETS": Fn.join(",", [s.subnet_id for s in
+                "LABELLOOP_TRAINING_SUBNETS": cdk.Fn.join(",", [s.subnet_id for s in
                                                             self.vpc.public_subnets]),
                 "LABELLOOP_TRAINING_SECURITY_GROUP": self.security_group.security_group_id}
 

@@ -228,10 +228,13 @@ def deploy(lambda_python: str) -> dict[str, str]:
 
     account = boto3.client("sts").get_caller_identity()["Account"]
     cdk = [str(ROOT / "scripts" / "cdk.sh")]
-    run([*cdk, "bootstrap", f"aws://{account}/{REGION}"], WORK / "cdk-bootstrap.log",
-        "cdk bootstrap")
-    say("bootstrapped; deploying")
     settings = json.dumps({"lambda_python": lambda_python, "fargate_training": False})
+    # Bootstrap synthesizes the app too: with the same context, so that it looks for the
+    # layers this deploy built (a fresh clone has no others).
+    run([*cdk, "bootstrap", f"aws://{account}/{REGION}", "-c", f"stage={STAGE}",
+         "-c", f"settings={settings}", "--output", str(WORK / "cdk.out")],
+        WORK / "cdk-bootstrap.log", "cdk bootstrap")
+    say("bootstrapped; deploying")
     outputs_file = WORK / "outputs.json"
     outputs_file.unlink(missing_ok=True)
     run([*cdk, "deploy", STACK, "--require-approval", "never", "-c", f"stage={STAGE}",
