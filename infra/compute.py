@@ -86,7 +86,7 @@ class Compute(Construct):
         self.workers: dict[str, Worker] = {}
         for spec in RESOURCES.functions:
             memory, timeout = sizing[spec.name]
-            if spec.queue:  # as long as the queue hides a message it hands out, within Lambda's
+            if spec.queue:  # a worker may run while its queue hides the message (Lambda: ≤ 900 s)
                 timeout = min(900, queues.specs[spec.queue].visibility_timeout)
             worker = Worker(
                 self, construct_id(spec.name), settings, name=spec.name, handler=spec.handler,

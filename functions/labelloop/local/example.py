@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import csv
 import time
-from argparse import Namespace
+from argparse import ArgumentParser, Namespace
 from pathlib import Path
 
 from labelloop import cli_client as commands
@@ -26,16 +26,23 @@ def run_example(url: str, client_id: str, client_secret: str,
         for name, description in commands.read_labels(examples / "example_labels.csv"):
             client.create_label(fn["id"], name, description)
         print(f"\ncreated {fn['id']} ({NAME}); importing samples …", flush=True)
-        commands.import_samples(Namespace(file=examples / "example_samples.csv",
-                                          function_id=fn["id"]), client)
+        commands.import_samples(_args("import", fn["id"], examples / "example_samples.csv"),
+                                client)
     else:
         print(f"\nfound {fn['id']} ({NAME}) from an earlier run", flush=True)
-    commands.train(Namespace(function_id=fn["id"], force=False, wait=True, timeout=300), client)
+    commands.train(_args("train", fn["id"], "--wait", "--timeout", 300), client)
     print("\npredictions:", flush=True)
-    commands.invoke(Namespace(function_id=fn["id"], text=None, json=False,
-                              file=examples / "example_queries.txt"), client)
+    commands.invoke(_args("invoke", fn["id"], "--file", examples / "example_queries.txt"),
+                    client)
     review_loop(client, fn["id"], examples / "example_traffic.csv")
     return fn["id"]
+
+
+def _args(*argv) -> Namespace:
+    """A command's arguments as its parser gives them (every option, with its default)."""
+    parser = ArgumentParser(prog="labelloop")
+    commands.add_parsers(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args([str(a) for a in argv])
 
 
 def review_loop(client: Client, fid: str, traffic: Path, annotate: int = 5,
@@ -54,7 +61,10 @@ def review_loop(client: Client, fid: str, traffic: Path, annotate: int = 5,
         print(f"  {s['name']:<12} {s['used']:>3} / {s['quota']} slots", flush=True)
     print("  (rare_class takes predictions of the labels with the fewest annotations once their "
           "counts differ; here every label starts with 6)", flush=True)
-    queue = client.review_queue(fid, batch_size=annotate)
+    # Only what the traffic file labels (the example queries may be captured too, e.g. by
+    # the raised random rate on a rerun).
+    queue = [i for i in client.review_queue(fid, batch_size=100) if i["data"] in truth]
+    queue = queue[:annotate]
     if not queue:
         print("review queue empty (everything was reviewed in an earlier run)")
         return
