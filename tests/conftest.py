@@ -165,3 +165,31 @@ def local_stack(tmp_path_factory, encoder_dir):
         yield stack
     for k, v in saved.items():
         os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+
+
+def isolate_stack_env(mp: pytest.MonkeyPatch, encoder_dir: Path) -> None:
+    """For a module's own LocalStack: train as soon as asked, the built encoder, and no
+    client settings from the caller's environment."""
+    mp.setenv("LABELLOOP_TRAIN_DEBOUNCE_SECONDS", "0")
+    mp.setenv("LABELLOOP_ENCODER_DIR", str(encoder_dir))
+    for var in ("LABELLOOP_CLIENT_ID", "LABELLOOP_CLIENT_SECRET", "LABELLOOP_URL"):
+        mp.delenv(var, raising=False)
+
+
+def trained_function(stack, client, name: str, labels: dict[str, str],
+                     samples: list[tuple[str, str]], timeout: float = 90) -> str:
+    """A function with these labels and samples, once its model is live and no retrain is
+    left queued (so that none replaces the model under the test)."""
+    import time
+
+    fid = client.create_function(name)["id"]
+    for label, description in labels.items():
+        client.create_label(fid, label, description)
+    for text, label in samples:
+        client.create_sample(fid, text, label)
+    deadline = time.monotonic() + timeout
+    while client.get_function(fid).get("liveModelVersion") is None:
+        assert time.monotonic() < deadline, f"no model after {timeout:g} s"
+        time.sleep(0.2)
+    assert stack.wait_idle(timeout=timeout)
+    return fid

@@ -9,7 +9,7 @@ import time
 
 import boto3
 import pytest
-from conftest import CONTEXT
+from conftest import CONTEXT, isolate_stack_env, trained_function
 from test_api import LABELS, SAMPLES, make_function
 from test_capture import TEXTS, policy, queue
 
@@ -275,25 +275,11 @@ def stack(tmp_path_factory, encoder_dir):
     from labelloop.local.stack import LocalStack
 
     mp = pytest.MonkeyPatch()
-    mp.setenv("LABELLOOP_TRAIN_DEBOUNCE_SECONDS", "0")
-    mp.setenv("LABELLOOP_ENCODER_DIR", str(encoder_dir))
-    for var in ("LABELLOOP_CLIENT_ID", "LABELLOOP_CLIENT_SECRET", "LABELLOOP_URL"):
-        mp.delenv(var, raising=False)
+    isolate_stack_env(mp, encoder_dir)
     with LocalStack(tmp_path_factory.mktemp("stack"), port=0, stage="batch", retry_seconds=1,
                     persist=False) as s:
         client = Client(s.url, s.client_id, s.client_secret)
-        fid = client.create_function("support")["id"]
-        for name, description in LABELS.items():
-            client.create_label(fid, name, description)
-        for text, label in SAMPLES:
-            client.create_sample(fid, text, label)
-        deadline = time.monotonic() + 60
-        while client.get_function(fid).get("liveModelVersion") is None:
-            assert time.monotonic() < deadline, "no model after 60 s"
-            time.sleep(0.2)
-        # The first model may predate some samples: let every queued retrain finish, so
-        # that the tests compare against the model that stays live.
-        assert s.wait_idle(timeout=60)
+        fid = trained_function(s, client, "support", LABELS, SAMPLES)
         s.fid, s.client = fid, client
         yield s
     mp.undo()

@@ -10,6 +10,7 @@ import threading
 import time
 
 import boto3
+from conftest import trained_function
 from test_api import LABELS, SAMPLES
 
 from labelloop.client import Client
@@ -75,17 +76,7 @@ def run_threads(target, n: int = THREADS) -> list[BaseException]:
 
 def test_sixteen_threads_never_overfill_a_quota_nor_free_a_slot_twice(local_stack):
     client = Client(local_stack.url, local_stack.client_id, local_stack.client_secret)
-    fid = client.create_function("race")["id"]
-    for name, description in LABELS.items():
-        client.create_label(fid, name, description)
-    for text, label in SAMPLES:
-        client.create_sample(fid, text, label)
-    client.train(fid, force=True)
-    deadline = time.time() + 90
-    while client.get_function(fid).get("liveModelVersion") is None:
-        assert time.time() < deadline, "no model in time"
-        time.sleep(0.3)
-    assert local_stack.wait_idle(timeout=60)  # no retrain left to replace the model midway
+    fid = trained_function(local_stack, client, "race", LABELS, SAMPLES)
     client.set_capture_policy(fid, {
         "uncertainty": {"threshold": 0.0, "quota": QUOTAS["uncertainty"]},
         "random": {"rate": 0.5, "quota": QUOTAS["random"]},

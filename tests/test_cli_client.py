@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import isolate_stack_env
 
 from labelloop.client import ApiError
 
@@ -20,11 +21,8 @@ def stack(tmp_path_factory, encoder_dir):
     from labelloop.local.stack import LocalStack
 
     mp = pytest.MonkeyPatch()
-    # Train as soon as asked; the CLI must find its credentials only through the data dir.
-    mp.setenv("LABELLOOP_TRAIN_DEBOUNCE_SECONDS", "0")
-    mp.setenv("LABELLOOP_ENCODER_DIR", str(encoder_dir))
-    for var in ("LABELLOOP_CLIENT_ID", "LABELLOOP_CLIENT_SECRET", "LABELLOOP_URL"):
-        mp.delenv(var, raising=False)
+    # The CLI must find its credentials only through the data dir.
+    isolate_stack_env(mp, encoder_dir)
     data_dir = tmp_path_factory.mktemp("stack")
     with LocalStack(data_dir, port=0) as s:  # port 0: a free one
         mp.setenv("LABELLOOP_DATA_DIR", str(data_dir))
