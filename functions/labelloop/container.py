@@ -34,8 +34,8 @@ class Deps:
 
         # Invoke threads share these clients (boto3 clients are thread-safe; resources are
         # not, so the store keeps to one resource object per container, used under the GIL).
-        # No client-side parameter validation: AWS validates every request anyway, and on the
-        # batch worker's writer thread it was a quarter of the CPU, taken from the encoder.
+        # No client-side parameter validation: AWS validates every request anyway, and in a
+        # profile of the batch worker's writer thread it was about a fifth of its time.
         cfg = Config(max_pool_connections=32, retries={"mode": "standard"},
                      parameter_validation=False)
         s = self.settings

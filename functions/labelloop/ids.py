@@ -25,9 +25,11 @@ def _b32(n: int, width: int) -> str:
     return "".join(reversed(out))
 
 
-def new_bare() -> str:
-    """10 characters of milliseconds (sortable until the year 10889) + 12 random ones."""
-    return _b32(time.time_ns() // 1_000_000, 10) + _b32(int.from_bytes(os.urandom(8)), 12)
+def new_bare(ms: int | None = None, tail: bytes | None = None) -> str:
+    """10 characters of milliseconds (sortable until the year 10889) + 12 from 8 bytes: now
+    and random by default; given both, the same id every time (e.g. a redelivered message's)."""
+    ms = time.time_ns() // 1_000_000 if ms is None else ms
+    return _b32(ms, 10) + _b32(int.from_bytes(os.urandom(8) if tail is None else tail[:8]), 12)
 
 
 def created_at(bare_id: str) -> float | None:

@@ -29,12 +29,12 @@ from labelloop.container import Deps
 from labelloop.domain import BatchJobItem, InvokeItem
 from labelloop.encoder import Features
 from labelloop.errors import BadRequest, NotFound, NotReady
-from labelloop.ids import _b32, bare, full, new_bare
+from labelloop.ids import bare, full, new_bare
 from labelloop.serving import Prediction, View, predict
 from labelloop.store import BATCH_PREFIX
 from labelloop.usecases.capture import capture as capture_invoke
 from labelloop.usecases.common import owned_function
-from labelloop.usecases.samples import MAX_EXTERNAL_ID, _text
+from labelloop.usecases.samples import MAX_EXTERNAL_ID, checked_text
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ def run_part(d: Deps, message: BatchMessage, message_id: str, sent_ms: int) -> P
     for i, item in enumerate(message.items):
         line = {"index": message.offset + i, **({} if item.id is None else {"id": item.id})}
         try:
-            texts.append((i, _text(item.data), _item_id(item.id)))
+            texts.append((i, checked_text(item.data), _item_id(item.id)))
         except BadRequest as err:
             line["error"] = err.message
         lines.append(line)
@@ -275,10 +275,9 @@ def _item_id(value: Any) -> str | None:
 
 
 def _sample_id(sent_ms: int, message_id: str, position: int) -> str:
-    """Like `ids.new_bare` (time-ordered: the message's send time), but the same on every
+    """Time-ordered like any sample id (the message's send time), but the same on every
     delivery of the message."""
-    digest = hashlib.sha256(f"{message_id}#{position}".encode()).digest()
-    return _b32(sent_ms, 10) + _b32(int.from_bytes(digest[:8]), 12)
+    return new_bare(sent_ms, hashlib.sha256(f"{message_id}#{position}".encode()).digest())
 
 
 class _Clock:

@@ -18,7 +18,7 @@ from labelloop.errors import BadRequest, NotFound, NotReady
 from labelloop.ids import bare, new_bare
 from labelloop.serving import LiveModel, Prediction, View, predict
 from labelloop.usecases.capture import capture as capture_invoke
-from labelloop.usecases.samples import MAX_EXTERNAL_ID, _text
+from labelloop.usecases.samples import MAX_EXTERNAL_ID, checked_text
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def invoke(d: Deps, client: str, function_id: str, data, external_id: str | None
     view = d.serving.view(fid)
     if view.function.client != client:
         raise NotFound(f"function {function_id!r} not found")
-    text = _text(data)
+    text = checked_text(data)
     if external_id is not None and len(external_id) > MAX_EXTERNAL_ID:
         raise BadRequest(f"externalId: at most {MAX_EXTERNAL_ID} characters")
     model = _model(d, view, model_id)

@@ -37,7 +37,8 @@ class LabelRef:
     label_name: str | None = None
 
 
-def _text(data) -> str:
+def checked_text(data) -> str:
+    """A Text function's input, checked (shared by samples, invoke and batch invoke)."""
     if not isinstance(data, str):
         raise BadRequest("data: must be a string for Text functions")
     if not data.strip():
@@ -88,7 +89,7 @@ def _new_sample(fn: FunctionItem, sid: str, text: str, features: Features,
 def create_sample(d: Deps, client: str, function_id: str, data, external_id: str | None = None,
                   annotation: LabelRef | None = None) -> SampleView:
     fn = owned_function(d, client, function_id)
-    text = _text(data)
+    text = checked_text(data)
     if external_id is not None and len(external_id) > MAX_EXTERNAL_ID:
         raise BadRequest(f"externalId: at most {MAX_EXTERNAL_ID} characters")
     label_id = _resolve_label(d, fn, annotation, "annotation") if annotation else None
