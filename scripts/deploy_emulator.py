@@ -7,7 +7,8 @@ interpreter first); ./.venv's Python. Steps, each timed:
      (handlers inherit the emulator's environment), its temporary files in a folder of this run
   2. `scripts/cdk.sh bootstrap` and `scripts/cdk.sh deploy` (stage `emulator`, settings
      {"lambda_python": <ministack's Python>, "fargate_training": false}), outputs to a file
-  3. `labelloop clients create --stack-name Labelloop-emulator`: the first client credentials
+  3. `labelloop clients create --stack-name Labelloop-emulator`: the first client credentials;
+     the web console's page and every file it links, through the deployed routes
   4. the official `nyckel` SDK, unchanged, against the deployed HTTP API (`ApiUrl`): create a
      text function, its labels and samples (scripts/data/example_*.csv), wait until trained,
      invoke, check the labels; list the samples (the SDK's paging)
@@ -360,6 +361,25 @@ def check_lines(lines: list[dict], items: list[dict], expected: dict[str, str]) 
         raise Failed("batch results:\n  " + "\n  ".join(problems))
 
 
+def console(url: str) -> None:
+    """The page and every file it links, through the deployed routes (public, no token)."""
+    import re
+
+    import requests
+
+    page = requests.get(f"{url}/console", timeout=30)
+    if page.status_code != 200 or "text/html" not in page.headers.get("Content-Type", ""):
+        raise Failed(f"GET /console: {page.status_code} {page.headers.get('Content-Type')}")
+    linked = re.findall(r'(?:src|href)="(/console/[^"]+)"', page.text)
+    if not linked:
+        raise Failed("the console page links no files")
+    for path in linked:
+        r = requests.get(f"{url}{path}", timeout=30)
+        if r.status_code != 200 or not r.content:
+            raise Failed(f"GET {path}: {r.status_code}")
+    print(f"   /console and {len(linked)} linked files")
+
+
 def batches(creds: dict, outputs: dict, function_id: str, steps: Steps) -> None:
     import boto3
     import requests
@@ -445,6 +465,8 @@ def main() -> int:
             outputs = deploy(args.lambda_python)
         with steps.step("labelloop clients create"):
             creds = create_client()
+        with steps.step("the console over the deployed HTTP API"):
+            console(creds["url"])
         func = sdk_function(creds, steps)
         batches(creds, outputs, func.function_id, steps)
         with steps.step("dead-letter queues empty; delete the function"):

@@ -60,11 +60,11 @@ class Api:
         return self.tokens[cid]
 
     def call(self, method: str, path: str, body=None, query: str = "", token: str | None = "",
-             form: str | None = None, raw: str | None = None):
+             form: str | None = None, raw: str | None = None, headers: dict | None = None):
         from labelloop.handlers.api import handler
 
         headers = {"content-type": "application/x-www-form-urlencoded" if form is not None
-                   else "application/json"}
+                   else "application/json", **(headers or {})}
         if token == "":
             token = self.token()
         if token:
@@ -84,8 +84,9 @@ class Api:
                                "stage": "$default", "timeEpoch": 0},
             "body": payload, "isBase64Encoded": False}
         resp = handler(event, CONTEXT)
-        text = resp.get("body") or ""
-        return resp["statusCode"], (json.loads(text) if text else None), resp.get("headers", {})
+        text, headers = resp.get("body") or "", resp.get("headers", {})
+        is_json = headers.get("Content-Type", "application/json") == "application/json"
+        return resp["statusCode"], (json.loads(text) if is_json and text else text), headers
 
     def train(self) -> list[dict]:
         """Run the training worker on every queued message, as the event source mapping

@@ -48,6 +48,14 @@ def test_token_grant_and_bearer_checks(api, monkeypatch):
     good = api.token()
     tampered = good[:-3] + ("AAA" if not good.endswith("AAA") else "BBB")
     assert api.call("GET", "/v1/functions", token=tampered)[0] == 401
+    # A bad request without a valid token learns nothing of what the route expects.
+    for token in (None, tampered):
+        status, body, _ = api.call("POST", "/v1/functions/function_x/labels", {}, token=token)
+        assert status == 401 and "name" not in body["message"], body
+        assert api.call("GET", "/v1/functions/function_x/samples", query="batchSize=0",
+                        token=token)[0] == 401
+    status, body, _ = api.call("POST", "/v1/functions/function_x/labels", {})
+    assert status == 400 and body["message"].startswith("name")
     # A token issued two hours ago has expired.
     real_time = time.time
     monkeypatch.setattr(time, "time", lambda: real_time() - 7200)

@@ -125,6 +125,31 @@ def test_bulk_annotation_reports_each_item(api):
     assert status == 400 and "annotations" in body["message"]
 
 
+def test_clearing_a_captures_annotation_returns_it_to_the_queue_while_there_is_room(api):
+    fid = make_function(api)
+    policy(api, fid, {**ONLY_UNCERTAINTY, "uncertainty": {"threshold": 0.0, "quota": 2}})
+    invoke_all(api, fid, TEXTS[:2])
+    first, second = queue(api, fid)
+    path = f"/v1/functions/{fid}/samples/{first['id']}/annotation"
+    assert api.call("PUT", path, {"labelName": "bug"})[0] == 200
+    assert used(api, fid)["uncertainty"] == 1
+    # The reviewer's undo: back in the queue, at the same priority, holding its slot again.
+    assert api.call("DELETE", path)[0] == 200
+    back = {i["id"]: i for i in queue(api, fid)}
+    assert set(back) == {first["id"], second["id"]} and used(api, fid)["uncertainty"] == 2
+    assert back[first["id"]]["priority"] == first["priority"]
+    assert "annotation" not in back[first["id"]] and back[first["id"]]["inReviewQueue"]
+    # With no free slot it is only un-annotated (a new capture took the slot meanwhile).
+    assert api.call("PUT", path, {"labelName": "bug"})[0] == 200
+    invoke_all(api, fid, TEXTS[2:3])
+    assert used(api, fid)["uncertainty"] == 2
+    assert api.call("DELETE", path)[0] == 200
+    sample = api.call("GET", f"/v1/functions/{fid}/samples/{first['id']}")[1]
+    assert "annotation" not in sample and "inReviewQueue" not in sample
+    assert first["id"] not in {i["id"] for i in queue(api, fid)}
+    assert used(api, fid)["uncertainty"] == 2
+
+
 def test_dismissal_frees_the_slot_and_the_text_is_not_captured_again(api):
     fid = make_function(api)
     policy(api, fid, ONLY_UNCERTAINTY)

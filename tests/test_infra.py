@@ -232,6 +232,9 @@ def test_routes_are_the_apps(template):
     keys = {r["RouteKey"] for r in resources(template, "AWS::ApiGatewayV2::Route").values()}
     assert keys == {f"{m} {p}" for m, p in app_routes()}
     assert "POST /connect/token" in keys and "POST /v1/functions/{function_id}/invoke" in keys
+    # The console rides on the same API; API Gateway refuses route keys ending in "/".
+    assert {"GET /console", "GET /console/{name}"} <= keys
+    assert not [k for k in keys if k.endswith("/")]
     (stage,) = resources(template, "AWS::ApiGatewayV2::Stage").values()
     assert stage["DefaultRouteSettings"]["ThrottlingBurstLimit"] == 200
 

@@ -174,6 +174,20 @@ class Client:
         return self.paged(f"/v1/functions/{_p(function_id)}/samples",
                           {"batchSize": batch_size, "sortOrder": sort_order})
 
+    def get_sample(self, function_id: str, sample_id: str) -> dict:
+        return self.request("GET", f"/v1/functions/{_p(function_id)}/samples/{_p(sample_id)}")
+
+    def similar(self, function_id: str, sample_id: str, batch_size: int = 20,
+                in_review_queue: bool = False) -> list[dict]:
+        """The samples nearest to this one by embedding, each with its `similarity`."""
+        return self.request(
+            "GET", f"/v1/functions/{_p(function_id)}/samples/{_p(sample_id)}/similar", None,
+            {"batchSize": batch_size, "inReviewQueue": str(in_review_queue).lower()})
+
+    def invokes(self, function_id: str, batch_size: int = 100) -> Iterator[dict]:
+        """Stored invokes, newest first."""
+        return self.paged(f"/v1/functions/{_p(function_id)}/invokes", {"batchSize": batch_size})
+
     def annotate(self, function_id: str, sample_id: str, label_name: str) -> dict:
         return self.request(
             "PUT", f"/v1/functions/{_p(function_id)}/samples/{_p(sample_id)}/annotation",

@@ -153,10 +153,13 @@ class Review:
         if how == "annotated":
             self.client.clear_annotation(self.function_id, sid)
             self.summary.annotated -= 1
-            self.out(f"  undone: annotation of {sid} cleared. Annotating took it out of the "
-                     "review queue and clearing does not put it back: label it again now, or "
-                     "skip it to leave it unannotated")
-            item = {**item, "inReviewQueue": False}
+            # Clearing returns it to the queue, unless its strategy's slots filled meanwhile.
+            back = self.client.get_sample(self.function_id, sid).get("inReviewQueue", False)
+            self.out(f"  undone: annotation of {sid} cleared" + (
+                "; it is back in the review queue" if back else
+                ". Its strategy's slots filled meanwhile, so it is not back in the review "
+                "queue: label it again now, or skip it to leave it unannotated"))
+            item = {**item, "inReviewQueue": back}
         else:
             self.summary.skipped -= 1
             self.out(f"  undone: skip of {sid}")

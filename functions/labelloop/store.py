@@ -64,6 +64,19 @@ def _strip(item: dict) -> dict:
             if k not in ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk")}
 
 
+def _fill_page(table, kwargs: dict, limit: int) -> tuple[list[dict], bool]:
+    """Up to `limit` items of a query, reading on past pages a filter thinned out, and
+    whether a full page may have more after it."""
+    items: list[dict] = []
+    while len(items) < limit:
+        resp = table.query(Limit=limit - len(items), **kwargs)
+        items += [_strip(i) for i in resp.get("Items", [])]
+        if "LastEvaluatedKey" not in resp:
+            return items, False
+        kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+    return items, True
+
+
 def _buf(fid: str, strategy: str) -> str:
     return f"BUF#{fid}#{strategy}"
 
@@ -400,17 +413,10 @@ class Store:
                 kwargs["ExclusiveStartKey"] = {"pk": _fn(fid), "sk": f"SAMPLE#{after}"}
         if origin is not None:
             kwargs["FilterExpression"] = Attr("origin").eq(origin)
-        samples: list[SampleItem] = []
-        while True:
-            resp = self.table.query(Limit=limit - len(samples), ScanIndexForward=not descending,
-                                    **kwargs)
-            samples += [SampleItem.model_validate(_strip(i)) for i in resp.get("Items", [])]
-            last = resp.get("LastEvaluatedKey")
-            if last is None or len(samples) >= limit:
-                break
-            kwargs["ExclusiveStartKey"] = last
-        more = last is not None and len(samples) == limit
-        return samples, (samples[-1].id if more and samples else None)
+        kwargs["ScanIndexForward"] = not descending
+        items, more = _fill_page(self.table, kwargs, limit)
+        samples = [SampleItem.model_validate(i) for i in items]
+        return samples, (samples[-1].id if more else None)
 
     def iter_samples(self, fid: str, projection: str | None = None) -> Iterator[dict]:
         """All samples of a function as plain dicts (for counts and training)."""
@@ -485,11 +491,7 @@ class Store:
                                       "sample_id": sample.id}),
                self._put(self.table, _sample_item(sample))]
         if replaces is None:
-            ops.append({"Update": {
-                "TableName": self.table.name, "Key": {"pk": fk, "sk": f"CAPTURE#{strategy}"},
-                "UpdateExpression": "ADD used :one",
-                "ConditionExpression": "attribute_not_exists(used) OR used < :quota",
-                "ExpressionAttributeValues": {":one": 1, ":quota": quota}}})
+            ops.append(self._take_slot(fk, strategy, quota))
         else:
             ops += [{"Delete": {"TableName": self.table.name,
                                 "Key": {"pk": fk, "sk": f"SAMPLE#{replaces.sample_id}"},
@@ -549,6 +551,31 @@ class Store:
             if not _failed_condition(err):
                 raise
 
+    def return_to_buffer(self, sample: SampleItem, quota: int) -> None:
+        """Clear a captured sample's annotation and put it back in its strategy's buffer, at
+        its old priority, if the strategy has a free slot: one transaction. Conflict if it
+        has none, or the sample changed meanwhile (buffered again, or gone)."""
+        fk, strategy = _fn(sample.function_id), sample.capture_reason
+        self._transact([
+            {"Update": {"TableName": self.table.name,
+                        "Key": {"pk": fk, "sk": f"SAMPLE#{sample.id}"},
+                        "UpdateExpression": "REMOVE annotation, annotated_at "
+                                            "SET #b = :b, gsi2pk = :pk, gsi2sk = :sk",
+                        "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(#b)",
+                        "ExpressionAttributeNames": {"#b": "buffer"},
+                        "ExpressionAttributeValues": {
+                            ":b": strategy, ":pk": _buf(sample.function_id, strategy),
+                            ":sk": _priority_key(sample.priority, sample.id)}}},
+            self._take_slot(fk, strategy, quota)],
+            on_condition=lambda: Conflict(f"no free {strategy} slot for {sample.id!r}"))
+
+    def _take_slot(self, fk: str, strategy: str, quota: int) -> dict:
+        return {"Update": {"TableName": self.table.name,
+                           "Key": {"pk": fk, "sk": f"CAPTURE#{strategy}"},
+                           "UpdateExpression": "ADD used :one",
+                           "ConditionExpression": "attribute_not_exists(used) OR used < :quota",
+                           "ExpressionAttributeValues": {":one": 1, ":quota": quota}}}
+
     def _release(self, fk: str, strategy: str) -> dict:
         return {"Update": {"TableName": self.table.name,
                            "Key": {"pk": fk, "sk": f"CAPTURE#{strategy}"},
@@ -578,6 +605,20 @@ class Store:
         if not item or int(item["expires_at"]) <= now:
             return None
         return InvokeItem.model_validate(_strip(item))
+
+    def page_invokes(self, fid: str, limit: int, after: str | None, now: float
+                     ) -> tuple[list[InvokeItem], str | None]:
+        """Stored invokes, newest first (sample ids are time-ordered); expired ones are left
+        out, since DynamoDB deletes them up to days late. Returns the page and the id to
+        continue after."""
+        kwargs: dict = {"KeyConditionExpression": Key("pk").eq(_fn(fid))
+                        & Key("sk").begins_with("INVOKE#"), "ScanIndexForward": False,
+                        "FilterExpression": Attr("expires_at").gt(int(now))}
+        if after:
+            kwargs["ExclusiveStartKey"] = {"pk": _fn(fid), "sk": f"INVOKE#{after}"}
+        items, more = _fill_page(self.invokes, kwargs, limit)
+        records = [InvokeItem.model_validate(i) for i in items]
+        return records, (records[-1].sample_id if more else None)
 
     def put_invokes(self, records: list[InvokeItem]) -> None:
         """Many invoke records in BatchWriteItem calls of 25 (a batch-invoke part)."""

@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from labelloop.api import batch, review
+from labelloop.api import batch, console, review
 from labelloop.api import presenters as P
 from labelloop.api.schemas import (
     AnnotationIn,
@@ -32,6 +32,7 @@ from labelloop.usecases import invoke as I
 from labelloop.usecases import labels as L
 from labelloop.usecases import models as M
 from labelloop.usecases import samples as S
+from labelloop.usecases import similar as SIM
 
 logger = Logger(service="labelloop")
 app = APIGatewayHttpResolver(enable_validation=True)
@@ -50,7 +51,15 @@ def _domain_error(err: DomainError) -> Response:
 
 @app.exception_handler(RequestValidationError)
 def _invalid(err: RequestValidationError) -> Response:
-    """400 with the offending field named first, e.g. `annotation.labelName: …`."""
+    """400 with the offending field named first, e.g. `annotation.labelName: …`. powertools
+    validates before any middleware runs, so the token is checked here first: without a
+    valid one, a route's expected shape stays unknown (401)."""
+    event = app.current_event
+    if not _public(event.path):
+        try:
+            verify_token(event.headers.get("authorization"))
+        except DomainError as denied:
+            return _domain_error(denied)
     problems = []
     for e in err.errors():
         loc = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path")]
@@ -63,14 +72,19 @@ def _authenticate(app: APIGatewayHttpResolver, next_middleware) -> Response:
     body = event.body or ""
     if len(body) * (3 / 4 if event.is_base64_encoded else 1) > deps().settings.max_body_bytes:
         raise PayloadTooLarge(f"body: larger than {deps().settings.max_body_bytes} bytes")
-    if event.path not in PUBLIC:
+    if not _public(event.path):
         app.append_context(client=verify_token(event.headers.get("authorization")))
     return next_middleware(app)
+
+
+def _public(path: str) -> bool:
+    return path in PUBLIC or console.is_console_path(path)
 
 
 app.use(middlewares=[_authenticate])
 app.include_router(review.router)
 app.include_router(batch.router)
+app.include_router(console.router)
 
 
 def _client() -> str:
@@ -207,17 +221,33 @@ def list_samples(
 ):
     views, next_after = S.list_samples(deps(), _client(), function_id, batchSize,
                                        sortOrder == "descending", after, externalId, origin)
-    headers = {}
-    if next_after:
-        # Root-relative, as the SDK joins it to the server's base URL.
-        query = {"batchSize": batchSize, "sortBy": sortBy, "sortOrder": sortOrder,
-                 "after": full(next_after, "sample")}
-        if externalId is not None:
-            query["externalId"] = externalId
-        if origin is not None:
-            query["origin"] = origin
-        headers["Link"] = f'<{app.current_event.path}?{urlencode(query)}>; rel="next"'
-    return _json(200, [P.sample_json(v) for v in views], headers)
+    query = {"batchSize": batchSize, "sortBy": sortBy, "sortOrder": sortOrder,
+             "externalId": externalId, "origin": origin}
+    return _json(200, [P.sample_json(v) for v in views], _next_link(query, next_after))
+
+
+def _next_link(query: dict, next_after: str | None) -> dict:
+    """The `Link: <…>; rel="next"` header of a page that has a next one: root-relative, as
+    the SDK joins it to the server's base URL."""
+    if not next_after:
+        return {}
+    query = {k: v for k, v in query.items() if v is not None} | {
+        "after": full(next_after, "sample")}
+    return {"Link": f'<{app.current_event.path}?{urlencode(query)}>; rel="next"'}
+
+
+@app.get(FN + "/samples/<sample_id>/similar")
+def similar_samples(
+    function_id: str,
+    sample_id: str,
+    batchSize: Annotated[int, Query(ge=1, le=SIM.MAX_SIMILAR)] = 20,
+    inReviewQueue: Annotated[bool, Query()] = False,
+):
+    """The samples nearest to this one by embedding (cosine in `similarity`), nearest first;
+    `inReviewQueue=true` keeps to items still to review."""
+    found = SIM.similar_samples(deps(), _client(), function_id, sample_id, batchSize,
+                                inReviewQueue)
+    return _json(200, [P.sample_json(v) | {"similarity": round(sim, 6)} for v, sim in found])
 
 
 @app.get(FN + "/samples/<sample_id>")
@@ -257,6 +287,18 @@ def invoke(
 ):
     result = I.invoke(deps(), _client(), function_id, body.data, externalId, modelId, capture)
     return _json(200, P.invoke_json(result, labelCount, includeMetadata))
+
+
+@app.get(FN + "/invokes")
+def recent_invokes(
+    function_id: str,
+    batchSize: Annotated[int, Query(ge=1, le=S.MAX_PAGE)] = 100,
+    after: Annotated[str | None, Query()] = None,
+):
+    """Stored invokes, newest first, within the function's invoke retention."""
+    records, next_after = I.recent_invokes(deps(), _client(), function_id, batchSize, after)
+    return _json(200, [P.invoke_record_json(r) for r in records],
+                 _next_link({"batchSize": batchSize}, next_after))
 
 
 # -- training and model versions ----------------------------------------------------------

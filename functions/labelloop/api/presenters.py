@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from aws_lambda_powertools.event_handler import Response, content_types
 
-from labelloop.domain import FunctionItem, LabelItem, ModelVersionItem
+from labelloop.domain import FunctionItem, InvokeItem, LabelItem, ModelVersionItem
 from labelloop.ids import full
 from labelloop.usecases.invoke import InvokeResult
 from labelloop.usecases.samples import SampleView
@@ -78,6 +78,13 @@ def invoke_json(r: InvokeResult, label_count: int | None, include_metadata: bool
     return {**one(r.prediction.label_id, r.prediction.confidence),
             "labelConfidences": [one(lid, c) for lid, c in ranked],
             "modelVersion": r.model_version, "sampleId": full(r.sample_id, "sample")}
+
+
+def invoke_record_json(r: InvokeItem) -> dict:
+    return _compact({"sampleId": full(r.sample_id, "sample"), "data": r.data,
+                     "externalId": r.external_id, "labelId": full(r.label_id, "label"),
+                     "confidence": round(r.confidence, 6), "margin": round(r.margin, 6),
+                     "modelVersion": r.model_version, "createdAt": iso(r.created_at)})
 
 
 def model_version_json(mv: ModelVersionItem, live: int | None) -> dict:

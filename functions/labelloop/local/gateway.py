@@ -135,6 +135,10 @@ class Gateway:
         self._server = None
         self._thread: threading.Thread | None = None
         self._closed = False
+        # One request at a time, as a Lambda execution environment runs them: the handler's
+        # module state is built for that (powertools keeps the current event and the route
+        # context on the resolver, so two requests at once would read each other's).
+        self._container = threading.Lock()
         self.url = ""
 
     def __call__(self, environ, start_response):
@@ -153,7 +157,8 @@ class Gateway:
                 response = _json_response(413, {"message": "Request Entity Too Large"})
             else:
                 context = LambdaContext(self.function_name, timeout_seconds=TIMEOUT_SECONDS)
-                response = self._invoke(event, context)
+                with self._container:
+                    response = self._invoke(event, context)
                 if self.runner is not None:
                     # The server calls close() once the body is out: as Lambda, which posts
                     # the response before the extension runs the deferred work.

@@ -183,6 +183,7 @@ class LocalStack:
         try:
             print(f"labelloop local stack ({self.stage})\n"
                   f"  API            {self.url}\n"
+                  f"  console        {self.url}/console/\n"
                   f"  client id      {self.client_id}\n"
                   f"  client secret  {self.client_secret}\n"
                   f"  data           {self.data_dir}"
@@ -191,8 +192,8 @@ class LocalStack:
                   "Ctrl-C to stop.", flush=True)
             if on_ready is not None:
                 on_ready(self)
-                print(f"\nserving on {self.url} (client id {self.client_id}); Ctrl-C to stop.",
-                      flush=True)
+                print(f"\nserving on {self.url} (console {self.url}/console/, client id "
+                      f"{self.client_id}); Ctrl-C to stop.", flush=True)
             wait_for_signal()
             print("stopping: saving state", flush=True)
         finally:

@@ -18,7 +18,8 @@ from labelloop.errors import BadRequest, NotFound, NotReady
 from labelloop.ids import bare, new_bare
 from labelloop.serving import LiveModel, Prediction, View, predict
 from labelloop.usecases.capture import capture as capture_invoke
-from labelloop.usecases.samples import MAX_EXTERNAL_ID, checked_text
+from labelloop.usecases.common import owned_function
+from labelloop.usecases.samples import MAX_EXTERNAL_ID, MAX_PAGE, checked_text
 
 
 @dataclass(frozen=True)
@@ -70,3 +71,14 @@ def invoke(d: Deps, client: str, function_id: str, data, external_id: str | None
         if capture and model is view.model:
             later(capture_invoke, d, view, model, best, features, sid, text, external_id)
     return InvokeResult(best, model.version, sid, view)
+
+
+def recent_invokes(d: Deps, client: str, function_id: str, limit: int, after: str | None
+                   ) -> tuple[list[InvokeItem], str | None]:
+    """Stored invokes, newest first (within the retention): what the console's confidence
+    histogram is drawn from, and where feedback ids can be looked up."""
+    fn = owned_function(d, client, function_id)
+    if not 1 <= limit <= MAX_PAGE:
+        raise BadRequest(f"batchSize: between 1 and {MAX_PAGE}")
+    return d.store.page_invokes(fn.id, limit, bare(after, "sample") if after else None,
+                                time.time())

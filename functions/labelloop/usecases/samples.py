@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from labelloop.capture.decide import CapturePolicy
 from labelloop.container import Deps
 from labelloop.domain import FunctionItem, InvokeItem, SampleItem
 from labelloop.encoder import Features
@@ -194,6 +195,20 @@ def _invoke_record(d: Deps, fn: FunctionItem, sid: str) -> InvokeItem | None:
 
 
 def clear_annotation(d: Deps, client: str, function_id: str, sample_id: str) -> None:
+    """A captured sample goes back to the review queue (its strategy's buffer, at its old
+    priority) while that strategy has a free slot: clearing is how a reviewer undoes."""
     fn = owned_function(d, client, function_id)
-    d.store.set_annotation(fn.id, bare(sample_id, "sample"), None)
+    sample = d.store.get_sample(fn.id, bare(sample_id, "sample"))
+    returned = False
+    if sample.capture_reason and sample.buffer is None and sample.annotation:
+        quotas = {s.name: s.quota for s in CapturePolicy.model_validate(fn.capture).build()}
+        if sample.capture_reason in quotas:
+            try:
+                d.store.return_to_buffer(sample, quotas[sample.capture_reason])
+                returned = True
+                d.captures.invalidate(fn.id)
+            except Conflict:
+                pass  # full (or changed meanwhile): it stays an unannotated sample
+    if not returned:
+        d.store.set_annotation(fn.id, sample.id, None)
     request_training(d, fn.id, "annotation removed")

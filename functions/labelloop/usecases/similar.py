@@ -1,0 +1,51 @@
+"""Nearest neighbours of a sample by embedding: "label these alike at once" in the review
+queue, for the console and API clients alike."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from labelloop.capture.strategies import STRATEGIES
+from labelloop.container import Deps
+from labelloop.errors import BadRequest, NotFound
+from labelloop.ids import bare
+from labelloop.usecases.common import owned_function
+from labelloop.usecases.samples import MAX_PAGE, SampleView
+
+MAX_SIMILAR = 100
+
+
+def similar_samples(d: Deps, client: str, function_id: str, sample_id: str, limit: int,
+                    in_review_queue: bool) -> list[tuple[SampleView, float]]:
+    """The `limit` samples nearest to this one (cosine of the stored embeddings, which are
+    unit-norm), nearest first; with `in_review_queue`, only items still to review."""
+    fn = owned_function(d, client, function_id)
+    if not 1 <= limit <= min(MAX_SIMILAR, MAX_PAGE):
+        raise BadRequest(f"batchSize: between 1 and {MAX_SIMILAR}")
+    target = d.store.get_sample(fn.id, bare(sample_id, "sample"))
+    rows: Iterable[dict]
+    if in_review_queue:
+        rows = (r for name in STRATEGIES
+                for r in d.store.iter_buffer(fn.id, name, "id, embedding"))
+    else:
+        rows = d.store.iter_samples(fn.id, "id, embedding")
+    ids, vectors = [], []
+    for row in rows:
+        if row["id"] != target.id:
+            ids.append(row["id"])
+            vectors.append(np.frombuffer(row["embedding"], dtype=np.float32))
+    if not ids:
+        return []
+    scores = np.stack(vectors) @ np.frombuffer(target.embedding, dtype=np.float32)
+    top = np.argsort(-scores, kind="stable")[:limit]
+    view = d.serving.view(fn.id)
+    out = []
+    for i in top:
+        try:
+            sample = d.store.get_sample(fn.id, ids[i])
+        except NotFound:  # reviewed and dismissed, or deleted, since the query
+            continue
+        out.append((SampleView(sample, view.sample_prediction(sample)), float(scores[i])))
+    return out
