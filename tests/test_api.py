@@ -223,8 +223,12 @@ def test_promote_and_rollback_move_the_live_pointer(api):
     versions = api.call("GET", f"/v1/functions/{fid}/models")[1]
     live = [v["version"] for v in versions if v["live"]]
     assert len(versions) >= 2 and live == [versions[-1]["version"]]
+    fn = api.call("GET", f"/v1/functions/{fid}")[1]
+    assert fn["rollbackModelVersion"] == versions[-2]["version"]
     status, out, _ = api.call("POST", f"/v1/functions/{fid}/models/rollback")
     assert status == 200 and out["live"] == versions[-2]["version"]
+    assert "rollbackModelVersion" not in api.call("GET", f"/v1/functions/{fid}")[1]
+    assert api.call("POST", f"/v1/functions/{fid}/models/rollback")[0] == 409
     got = api.call("POST", f"/v1/functions/{fid}/invoke", {"data": "refund"})[1]
     assert got["modelVersion"] == versions[-2]["version"]
     status, out, _ = api.call("POST", f"/v1/functions/{fid}/models/{versions[-1]['version']}"

@@ -35,7 +35,10 @@ def function_json(fn: FunctionItem) -> dict:
                      "output": fn.output, "createdAt": iso(fn.created_at),
                      "storeInvokes": fn.store_invokes,
                      "invokeRetentionDays": fn.invoke_retention_days,
-                     "liveModelVersion": fn.live})
+                     "liveModelVersion": fn.live,
+                     # Ours: where `POST .../models/rollback` would move `live`.
+                     "rollbackModelVersion": fn.live_history[-2]
+                     if len(fn.live_history) >= 2 else None})
 
 
 def label_json(lb: LabelItem) -> dict:

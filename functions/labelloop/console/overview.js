@@ -64,10 +64,13 @@ export function overviewPage(ctx, fid) {
   }
 
   async function loadModels() {
-    const [versions, live] = await Promise.all([
-      api.get(api.fn(fid, '/models')), api.get(api.fn(fid, '/live-accuracy'))]);
+    const [versions, live, fn] = await Promise.all([
+      api.get(api.fn(fid, '/models')), api.get(api.fn(fid, '/live-accuracy')),
+      api.get(api.fn(fid))]);
     const byVersion = new Map(live.map((r) => [r.modelVersion, r]));
-    rollback.disabled = versions.filter((v) => v.promoted).length < 2;
+    const back = fn.rollbackModelVersion;
+    rollback.disabled = back === undefined;
+    rollback.textContent = back === undefined ? 'Roll back' : `Roll back to v${back}`;
     if (!versions.length) {
       clear(models, empty('No model yet',
         'Add labels and a few annotated samples; training starts by itself.'));
