@@ -70,6 +70,14 @@ def test_similar_samples_are_nearest_first_and_can_keep_to_the_review_queue(api)
     assert everything[0]["data"] == "I was charged twice this month"
     assert everything[0]["annotation"]["labelId"].startswith("label_")
 
+    # The neighbours are read in one call, in the order asked; ones gone since are left out.
+    from labelloop.container import deps
+
+    wanted = [s["id"].removeprefix("sample_") for s in near]
+    got = deps().store.get_samples(fid.removeprefix("function_"),
+                                   [wanted[1], "0000000000nope", wanted[0]])
+    assert [s.id for s in got] == [wanted[1], wanted[0]]
+
     status, body, _ = api.call("GET", f"/v1/functions/{fid}/samples/{target}/similar",
                                query="batchSize=0")
     assert status == 400 and "batchSize" in body["message"]

@@ -9,7 +9,7 @@ import numpy as np
 
 from labelloop.capture.strategies import STRATEGIES
 from labelloop.container import Deps
-from labelloop.errors import BadRequest, NotFound
+from labelloop.errors import BadRequest
 from labelloop.ids import bare
 from labelloop.usecases.common import owned_function
 from labelloop.usecases.samples import MAX_PAGE, SampleView
@@ -41,11 +41,7 @@ def similar_samples(d: Deps, client: str, function_id: str, sample_id: str, limi
     scores = np.stack(vectors) @ np.frombuffer(target.embedding, dtype=np.float32)
     top = np.argsort(-scores, kind="stable")[:limit]
     view = d.serving.view(fn.id)
-    out = []
-    for i in top:
-        try:
-            sample = d.store.get_sample(fn.id, ids[i])
-        except NotFound:  # reviewed and dismissed, or deleted, since the query
-            continue
-        out.append((SampleView(sample, view.sample_prediction(sample)), float(scores[i])))
-    return out
+    score = {ids[i]: float(scores[i]) for i in top}
+    # One read for all of them; any dismissed or deleted since the query is left out.
+    return [(SampleView(s, view.sample_prediction(s)), score[s.id])
+            for s in d.store.get_samples(fn.id, list(score))]
