@@ -12,8 +12,9 @@ alternating order, by
   message's size (`PART_ITEMS`) and the worker's encoder batch size, the baseline;
 - worker: `labelloop.handlers.batch.handler` on SQS events of one message of `PART_ITEMS`
   items each (the batch queue's batch size is 1), as Lambda calls it: idempotency records,
-  encoder, head, invoke records (BatchWriteItem), the capture policy (defaults), the S3
-  results object and the job's counters. Only the handler calls are timed;
+  encoder, head, invoke records (BatchWriteItem), the capture policy (defaults; one
+  transaction per slab), the S3 results object and the job's counters. Only the handler
+  calls are timed;
 - worker without capture: the same with `capture: false` in the messages.
 
 Throughput is texts per second; the ratio is the worker's ÷ the raw encoder's (target ≥ 0.85).
@@ -177,7 +178,7 @@ def run(args: argparse.Namespace, moto) -> None:
     phases = ["parse", "embed", "predict", "wait_for_writer", "results_and_job"]
     writer = ["writer_invoke_records", "writer_capture"]
     print("\nworker breakdown, share of handler time: on the handler's thread (other: "
-          "idempotency records, event parsing, logging), and on its writer thread, beside the "
+          "idempotency records, event parsing, logging), and on its two writer threads, beside the "
           "encoder:")
     brows = []
     for k in ("worker (capture on)", "worker (capture off)"):

@@ -339,3 +339,12 @@ def test_a_poison_message_ends_in_the_dlq(stack):
     # The worker goes on: a good message after it is served.
     job = stack.client.batch_invoke(stack.fid, [{"data": TEXTS[0]}])
     assert stack.client.wait_batch(stack.fid, job["id"], timeout=30)["state"] == "Succeeded"
+
+
+@pytest.mark.parametrize("n", [0, 1, 16, 17, 64, 80, 81, 250])
+def test_slabs_cover_every_text_once_and_end_short(n):
+    slabs = B._slabs(n)
+    assert [i for a, b in slabs for i in range(a, b)] == list(range(n))
+    assert all(0 < b - a <= B.SLAB for a, b in slabs)
+    if n > B.LAST_SLAB:
+        assert slabs[-1][1] - slabs[-1][0] == B.LAST_SLAB

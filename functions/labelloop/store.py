@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -17,7 +18,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
-from labelloop.capture.decide import Slot
+from labelloop.capture.decide import Slot, Take
 from labelloop.domain import (
     BatchJobItem,
     ClientItem,
@@ -509,14 +510,27 @@ class Store:
         if replaces is None:
             ops.append(self._take_slot(fk, strategy, quota))
         else:
-            ops += [{"Delete": {"TableName": self.table.name,
-                                "Key": {"pk": fk, "sk": f"SAMPLE#{replaces.sample_id}"},
-                                "ConditionExpression": "#b = :b",
-                                "ExpressionAttributeNames": {"#b": "buffer"},
-                                "ExpressionAttributeValues": {":b": strategy}}},
-                    {"Delete": {"TableName": self.table.name,
-                                "Key": {"pk": fk, "sk": f"HASH#{replaces.data_hash}"}}}]
+            ops += self._vacate(fk, strategy, replaces)
         self._transact(ops, on_condition=lambda: Conflict("capture lost a race"))
+
+    def capture_samples(self, captures: list[tuple[SampleItem, Take]]) -> None:
+        """Commit many captures of one function in one transaction, on the same conditions
+        as `capture_sample` each: a strategy's new slots as one counter increment (only while
+        they all fit under its quota), replaced items only while they still hold their slot.
+        Conflict if any condition fails: then nothing is written."""
+        fk = _fn(captures[0][0].function_id)
+        ops, slots = [], Counter()
+        for sample, take in captures:
+            ops += [self._put(self.table, {"pk": fk, "sk": f"HASH#{sample.data_hash}",
+                                           "sample_id": sample.id}),
+                    self._put(self.table, _sample_item(sample))]
+            if take.replaces is None:
+                slots[(take.strategy, take.quota)] += 1
+            else:
+                ops += self._vacate(fk, take.strategy, take.replaces)
+        for (strategy, quota), n in slots.items():
+            ops.append(self._take_slot(fk, strategy, quota, n))
+        self._transact(ops, on_condition=lambda: Conflict("captures lost a race"))
 
     def capture_counters(self, fid: str) -> dict[str, int]:
         """Slots used per strategy (consistent)."""
@@ -585,12 +599,24 @@ class Store:
             self._take_slot(fk, strategy, quota)],
             on_condition=lambda: Conflict(f"no free {strategy} slot for {sample.id!r}"))
 
-    def _take_slot(self, fk: str, strategy: str, quota: int) -> dict:
+    def _take_slot(self, fk: str, strategy: str, quota: int, n: int = 1) -> dict:
+        """`n` more slots of a strategy, only if they all fit under its quota."""
         return {"Update": {"TableName": self.table.name,
                            "Key": {"pk": fk, "sk": f"CAPTURE#{strategy}"},
-                           "UpdateExpression": "ADD used :one",
-                           "ConditionExpression": "attribute_not_exists(used) OR used < :quota",
-                           "ExpressionAttributeValues": {":one": 1, ":quota": quota}}}
+                           "UpdateExpression": "ADD used :n",
+                           "ConditionExpression": "attribute_not_exists(used) OR used <= :room",
+                           "ExpressionAttributeValues": {":n": n, ":room": quota - n}}}
+
+    def _vacate(self, fk: str, strategy: str, slot: Slot) -> list[dict]:
+        """Delete a buffered item whose slot a capture takes over, while it still holds it,
+        and its data-hash claim."""
+        return [{"Delete": {"TableName": self.table.name,
+                            "Key": {"pk": fk, "sk": f"SAMPLE#{slot.sample_id}"},
+                            "ConditionExpression": "#b = :b",
+                            "ExpressionAttributeNames": {"#b": "buffer"},
+                            "ExpressionAttributeValues": {":b": strategy}}},
+                {"Delete": {"TableName": self.table.name,
+                            "Key": {"pk": fk, "sk": f"HASH#{slot.data_hash}"}}}]
 
     def _release(self, fk: str, strategy: str) -> dict:
         return {"Update": {"TableName": self.table.name,

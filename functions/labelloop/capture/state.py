@@ -88,17 +88,29 @@ class CaptureCache:
     def committed(self, fid: str, st: CaptureState, take: Take, sample_id: str,
                   embedding: np.ndarray) -> None:
         """This container's capture landed: update the state rather than re-read it all."""
-        b = st.buffers.get(take.strategy, BufferState())
-        used = b.used + (0 if take.replaces else 1)
-        lowest = (self._store.lowest_buffered(fid, take.strategy) if used >= take.quota
-                  else None)
-        st.buffers = {**st.buffers, take.strategy: BufferState(used, lowest)}
+        self.committed_many(fid, st, [(sample_id, take, embedding)])
+
+    def committed_many(self, fid: str, st: CaptureState,
+                       captures: list[tuple[str, Take, np.ndarray]]) -> None:
+        """Captures of this container landed (sample id, take, embedding each), in one write
+        or one by one: one read per strategy that is full after them, for its new least
+        informative item."""
+        buffers = dict(st.buffers)
+        for strategy in dict.fromkeys(t.strategy for _, t, _ in captures):
+            takes = [t for _, t, _ in captures if t.strategy == strategy]
+            used = buffers.get(strategy, BufferState()).used + sum(
+                t.replaces is None for t in takes)
+            lowest = (self._store.lowest_buffered(fid, strategy) if used >= takes[0].quota
+                      else None)
+            buffers[strategy] = BufferState(used, lowest)
+        st.buffers = buffers
         self._stacked.pop(fid, None)
         if fid in self._buffered:
             rows = self._buffered[fid][1]
-            if take.replaces is not None:
-                rows.pop(take.replaces.sample_id, None)
-            rows[sample_id] = embedding
+            for sample_id, take, embedding in captures:
+                if take.replaces is not None:
+                    rows.pop(take.replaces.sample_id, None)
+                rows[sample_id] = embedding
 
     def _load(self, fid: str, raw_policy: dict, model) -> CaptureState:
         policy = CapturePolicy.model_validate(raw_policy)

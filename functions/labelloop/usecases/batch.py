@@ -13,6 +13,7 @@ marker is new.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import math
@@ -32,7 +33,7 @@ from labelloop.errors import BadRequest, NotFound, NotReady
 from labelloop.ids import bare, full, new_bare
 from labelloop.serving import Prediction, View, predict
 from labelloop.store import BATCH_PREFIX
-from labelloop.usecases.capture import capture as capture_invoke
+from labelloop.usecases.capture import Offer, capture_many
 from labelloop.usecases.common import owned_function
 from labelloop.usecases.samples import MAX_EXTERNAL_ID, checked_text
 
@@ -42,7 +43,9 @@ MAX_ITEMS = 10_000  # per API request (its body is capped at 256 KiB anyway)
 PART_ITEMS = 250  # items per message: a few seconds of encoder work
 PART_BYTES = 192 * 1024  # a message body, with room under SQS's 256 KiB
 EMBED_BATCH = 32
-SLAB = 64  # texts embedded before their writes are handed to the writer thread
+SLAB = 64  # texts embedded before their writes are handed to the writer threads
+# The last slab's writes cannot hide behind the encoder: it is kept short.
+LAST_SLAB = 16
 RESULTS_PAGE = 1000  # result lines per page, at least one whole part
 JOB_ID = r"^[A-Za-z0-9_-]{1,100}$"  # API job ids, SQS message ids (UUIDs), senders' own
 
@@ -185,13 +188,15 @@ def run_part(d: Deps, message: BatchMessage, message_id: str, sent_ms: int) -> P
         lines.append(line)
     clock.lap("parse")
     # Slabs in length order (as `Encoder.featurize` batches a whole list: little padding);
-    # each slab's writes (invoke records, captures) run on a writer thread while the encoder
-    # works on the next one, so that their I/O hides behind the encoder.
+    # each slab's writes run on two writer threads while the encoder works on the next one,
+    # so that their I/O hides behind the encoder: invoke records on one, captures on the
+    # other (in slab order: each slab decides on the state the previous one left).
     texts.sort(key=lambda t: len(t[1]))
-    with ThreadPoolExecutor(1, thread_name_prefix="batch-writer") as writer:
+    with (ThreadPoolExecutor(1, thread_name_prefix="batch-records") as record_writer,
+          ThreadPoolExecutor(1, thread_name_prefix="batch-captures") as capture_writer):
         pending = []
-        for s in range(0, len(texts), SLAB):
-            slab = texts[s : s + SLAB]
+        for start, end in _slabs(len(texts)):
+            slab = texts[start:end]
             features = d.encoder.featurize([t for _, t, _ in slab], EMBED_BATCH)
             clock.lap("embed")
             predictions = predict(model, view.labels, features)
@@ -214,8 +219,10 @@ def run_part(d: Deps, message: BatchMessage, message_id: str, sent_ms: int) -> P
             clock.lap("predict")
             # As for HTTP invokes: no record, no capture, when the function stores no invokes.
             if fn.store_invokes:
-                pending.append(writer.submit(_store_slab, d, view, records, predictions,
-                                             features, message.capture))
+                pending.append(record_writer.submit(_store_records, d, records))
+                if message.capture:
+                    pending.append(capture_writer.submit(_capture_slab, d, view, records,
+                                                         predictions, features))
         for f in pending:
             writer_seconds = f.result()  # a failed write fails the message: it is retried
             for k, v in writer_seconds.items():
@@ -230,23 +237,34 @@ def run_part(d: Deps, message: BatchMessage, message_id: str, sent_ms: int) -> P
     return PartResult(job_id, message.part, len(lines), failed, counted, seconds=clock.laps)
 
 
-def _store_slab(d: Deps, view: View, records: list[InvokeItem], predictions: list[Prediction],
-                features: Features, capture: bool) -> dict[str, float]:
-    """A slab's invoke records (BatchWriteItem), then its items offered to the capture
-    policy; returns the seconds each took (on the writer thread, beside the encoder)."""
+def _slabs(n: int) -> list[tuple[int, int]]:
+    """(start, end) of each slab of `n` texts: at most SLAB each, the last LAST_SLAB."""
+    cut = max(n - LAST_SLAB, 0)
+    k = math.ceil(cut / SLAB)
+    bounds = [round(i * cut / k) for i in range(k + 1)] if k else [0]
+    return [(a, b) for a, b in itertools.pairwise([*bounds, n]) if b > a]
+
+
+def _store_records(d: Deps, records: list[InvokeItem]) -> dict[str, float]:
+    """A slab's invoke records (BatchWriteItem); returns the seconds it took."""
     t0 = time.perf_counter()
     d.store.put_invokes(records)
-    t1 = time.perf_counter()
-    if capture:
-        for k, (r, p) in enumerate(zip(records, predictions, strict=True)):
-            try:
-                capture_invoke(d, view, view.model, p, features.take([k]), r.sample_id, r.data,
-                               r.external_id)
-            except Exception:
-                # As after an HTTP invoke's response: a failed capture costs one candidate.
-                log.exception("capture of a batch item failed")
-    return {"writer_invoke_records": round(t1 - t0, 6),
-            "writer_capture": round(time.perf_counter() - t1, 6)}
+    return {"writer_invoke_records": round(time.perf_counter() - t0, 6)}
+
+
+def _capture_slab(d: Deps, view: View, records: list[InvokeItem], predictions: list[Prediction],
+                  features: Features) -> dict[str, float]:
+    """A slab's items offered to the capture policy (their captures in one transaction);
+    returns the seconds it took."""
+    t0 = time.perf_counter()
+    try:
+        capture_many(d, view, view.model, [
+            Offer(p, features.take([k]), r.sample_id, r.data, r.external_id)
+            for k, (r, p) in enumerate(zip(records, predictions, strict=True))])
+    except Exception:
+        # As after an HTTP invoke's response: a failed capture costs its candidates.
+        log.exception("capture of a batch slab failed")
+    return {"writer_capture": round(time.perf_counter() - t0, 6)}
 
 
 def fail_part(d: Deps, message: BatchMessage, message_id: str, error: str) -> bool:

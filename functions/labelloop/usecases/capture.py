@@ -2,7 +2,8 @@
 review queue (list, dismiss), the capture policy, and live accuracy from random captures.
 
 The capture runs after the invoke's response (`afterwork`), decides from cached buffer state
-(no read), and writes only for a candidate: one transaction that cannot overfill a quota.
+(no read), and writes only for a candidate: one transaction that cannot overfill a quota. A
+batch slab's invokes are decided the same way and committed together (`capture_many`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,15 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import ValidationError
 
-from labelloop.capture.decide import CapturePolicy, decide, near_duplicate, rarity
+from labelloop.capture.decide import (
+    BufferState,
+    CapturePolicy,
+    Slot,
+    Take,
+    decide,
+    near_duplicate,
+    rarity,
+)
 from labelloop.capture.strategies import STRATEGIES, Candidate
 from labelloop.container import Deps
 from labelloop.domain import SampleItem
@@ -37,39 +46,127 @@ def _candidate(p: Prediction, label_counts: dict[str, int]) -> Candidate:
     return Candidate(p.label_id, p.confidence, _margin(p), **rarity(label_counts, p.label_id))
 
 
+@dataclass(frozen=True)
+class Offer:
+    """One invoke offered to the capture policy."""
+
+    prediction: Prediction
+    features: Features  # its one row
+    sample_id: str
+    text: str
+    external_id: str | None
+
+
 def capture(d: Deps, view: View, model: LiveModel, prediction: Prediction, features: Features,
             sample_id: str, text: str, external_id: str | None) -> str | None:
     """Capture one invoke if a strategy takes it; returns the strategy's name or None."""
+    return _capture(d, view, model, Offer(prediction, features, sample_id, text, external_id))
+
+
+def _capture(d: Deps, view: View, model: LiveModel, o: Offer) -> str | None:
     fid = view.function.id
     cache = d.captures
     st = cache.state(fid, view.function.capture, model)
     with cache.lock:
-        take = decide(st.strategies, _candidate(prediction, st.label_counts), st.buffers,
+        take = decide(st.strategies, _candidate(o.prediction, st.label_counts), st.buffers,
                       cache.rng)
     if take is None:
         return None
-    if near_duplicate(features.embeddings[0], cache.known_embeddings(fid, st),
-                      st.policy.near_duplicate_cosine):
+    row = o.features.embeddings[0]
+    if near_duplicate(row, cache.known_embeddings(fid, st), st.policy.near_duplicate_cosine):
         return None
-    now = time.time()
-    sample = SampleItem(
-        id=sample_id, function_id=fid, data=text, external_id=external_id,
-        data_hash=hashlib.sha256(text.encode()).hexdigest(), origin=CAPTURE_ORIGIN,
-        created_at=now,
-        embedding=np.ascontiguousarray(features.embeddings[0], dtype=np.float32).tobytes(),
-        tokens=np.asarray(features.tokens[0], dtype=np.int32).tobytes(),
-        model_version=model.version, predicted_label_id=prediction.label_id,
-        predicted_confidence=prediction.confidence, predicted_margin=_margin(prediction),
-        capture_reason=take.strategy, buffer=take.strategy, priority=take.priority)
     try:
-        d.store.capture_sample(sample, take.quota, take.replaces)
+        d.store.capture_sample(_sample(fid, model, o, take), take.quota, take.replaces)
     except Conflict:
         # Full, replaced by another container first, or the same text exists: re-read.
         cache.invalidate(fid)
         return None
     with cache.lock:
-        cache.committed(fid, st, take, sample_id, features.embeddings[0])
+        cache.committed(fid, st, take, o.sample_id, row)
     return take.strategy
+
+
+# Stands for a full strategy's least informative item once the cached state no longer knows
+# it (just filled, or just replaced): every candidate beats it, which marks where the cached
+# state stops answering.
+_UNKNOWN = Slot("", -1.0, "")
+MANY_PER_WRITE = 30  # captures per transaction: 2-4 operations each, 100 at most in all
+
+
+def capture_many(d: Deps, view: View, model: LiveModel, offers: list[Offer]
+                 ) -> list[str | None]:
+    """Offer a batch's invokes in order, as `capture` one by one would, but commit their
+    captures in one transaction: one request instead of one per capture.
+
+    Decisions run on a copy of the cached buffer state, updated as if each capture had
+    landed, while it answers them: free slots, or the replacement of a full strategy's known
+    least informative item. From the first offer that would need a read (a strategy that
+    just filled, or whose least informative item was just replaced), or if the transaction
+    fails (stale state, a data-hash claim), the offers left go through `capture`."""
+    fid = view.function.id
+    cache = d.captures
+    st = cache.state(fid, view.function.capture, model)
+    buffers = dict(st.buffers)
+    taken: list[tuple[int, Take]] = []
+    known, kept, texts = None, [], set()
+    stop = len(offers)
+    for n, o in enumerate(offers):
+        with cache.lock:
+            drawn = cache.rng.bit_generator.state
+            take = decide(st.strategies, _candidate(o.prediction, st.label_counts), buffers,
+                          cache.rng)
+            if take is not None and (take.replaces is _UNKNOWN
+                                     or len(taken) == MANY_PER_WRITE):
+                # `capture` decides this offer again: with the same draws, as one by one.
+                cache.rng.bit_generator.state = drawn
+                stop = n
+                break
+        if take is None:
+            continue
+        row = o.features.embeddings[0]
+        known = cache.known_embeddings(fid, st) if known is None else known
+        if (o.text in texts or near_duplicate(row, [*known, *kept],
+                                               st.policy.near_duplicate_cosine)):
+            continue
+        texts.add(o.text)
+        kept.append(row[None, :].astype(np.float32))
+        b = buffers.get(take.strategy, BufferState())
+        used = b.used + (take.replaces is None)
+        buffers[take.strategy] = BufferState(used, _UNKNOWN if used >= take.quota else None)
+        taken.append((n, take))
+    out: list[str | None] = [None] * len(offers)
+    if taken:
+        samples = [(_sample(fid, model, offers[n], t), t) for n, t in taken]
+        try:
+            d.store.capture_samples(samples)
+        except Conflict:
+            cache.invalidate(fid)
+            rest = [n for n, _ in taken] + list(range(stop, len(offers)))
+            for n in rest:
+                out[n] = _capture(d, view, model, offers[n])
+            return out
+        with cache.lock:
+            cache.committed_many(fid, st, [(offers[n].sample_id, t,
+                                            offers[n].features.embeddings[0])
+                                           for n, t in taken])
+        for n, t in taken:
+            out[n] = t.strategy
+    for n in range(stop, len(offers)):
+        out[n] = _capture(d, view, model, offers[n])
+    return out
+
+
+def _sample(fid: str, model: LiveModel, o: Offer, take: Take) -> SampleItem:
+    p = o.prediction
+    return SampleItem(
+        id=o.sample_id, function_id=fid, data=o.text, external_id=o.external_id,
+        data_hash=hashlib.sha256(o.text.encode()).hexdigest(), origin=CAPTURE_ORIGIN,
+        created_at=time.time(),
+        embedding=np.ascontiguousarray(o.features.embeddings[0], dtype=np.float32).tobytes(),
+        tokens=np.asarray(o.features.tokens[0], dtype=np.int32).tobytes(),
+        model_version=model.version, predicted_label_id=p.label_id,
+        predicted_confidence=p.confidence, predicted_margin=_margin(p),
+        capture_reason=take.strategy, buffer=take.strategy, priority=take.priority)
 
 
 def rescore(d: Deps, fid: str, model: LiveModel, labels: dict) -> int:
