@@ -473,3 +473,33 @@ def test_cli_parser():
     assert (args.port, args.data_dir, args.func) == (5000, Path(".labelloop"), run)
     args = parser.parse_args(["local", "--port", "5001", "--data-dir", "/tmp/x"])
     assert (args.port, args.data_dir) == (5001, Path("/tmp/x"))
+
+
+@pytest.mark.parametrize("how", ["sent, close() skipped", "dropped unsent"])
+def test_deferred_work_runs_even_when_the_server_skips_close(how):
+    """werkzeug's server skips a body's close() when the client resets the connection while
+    it drains the request: the request's deferred work must run all the same."""
+    from werkzeug.test import EnvironBuilder
+
+    from labelloop import afterwork
+
+    done: list[str] = []
+
+    def handler(event, context):
+        with afterwork.collect(context.aws_request_id):
+            afterwork.later(done.append, event["rawPath"])
+        return {"statusCode": 200, "body": "ok"}
+
+    runner = afterwork.Runner()
+    previous = afterwork.install(runner)
+    try:
+        gw = Gateway(handler, runner=runner)
+        body = gw(EnvironBuilder(path="/later", method="POST").get_environ(),
+                  lambda status, headers, exc_info=None: None)
+        if how == "sent, close() skipped":
+            assert b"".join(body) == b"ok"
+        else:
+            del body
+        assert runner.wait_idle(timeout=5) and done == ["/later"]
+    finally:
+        afterwork.install(previous)

@@ -123,6 +123,36 @@ def to_response(result):
     return response
 
 
+class _ThenFinish:
+    """A response body that calls `finish` once it has been sent, or once the client is gone.
+
+    Not werkzeug's close() alone: its server skips close() when the client resets the
+    connection while it drains the request, and the request's deferred work would then
+    never run (and the runner never be idle)."""
+
+    def __init__(self, body, finish: Callable[[], object]):
+        self._body, self._finish, self._done = body, finish, False
+
+    def __iter__(self):
+        try:
+            yield from self._body
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        try:
+            if hasattr(self._body, "close"):
+                self._body.close()
+        finally:
+            self._finish()
+
+    def __del__(self):
+        self.close()
+
+
 class Gateway:
     """Serves `handler(event, context)` on http://127.0.0.1:<port> (0 picks a free port)."""
 
@@ -160,9 +190,12 @@ class Gateway:
                 with self._container:
                     response = self._invoke(event, context)
                 if self.runner is not None:
-                    # The server calls close() once the body is out: as Lambda, which posts
-                    # the response before the extension runs the deferred work.
-                    response.call_on_close(lambda: self.runner.finish(context.aws_request_id))
+                    # Once the body is out, as Lambda posts the response before the extension
+                    # runs the deferred work.
+                    response.headers["Apigw-Requestid"] = request_id
+                    runner, rid = self.runner, context.aws_request_id
+                    return _ThenFinish(response(environ, start_response),
+                                       lambda: runner.finish(rid))
         response.headers["Apigw-Requestid"] = request_id
         return response(environ, start_response)
 
