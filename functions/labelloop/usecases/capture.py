@@ -90,7 +90,9 @@ def _capture(d: Deps, view: View, model: LiveModel, o: Offer) -> str | None:
 # it (just filled, or just replaced): every candidate beats it, which marks where the cached
 # state stops answering.
 _UNKNOWN = Slot("", -1.0, "")
-MANY_PER_WRITE = 30  # captures per transaction: 2-4 operations each, 100 at most in all
+# Captures per transaction: two operations each, plus per strategy one counter and at most
+# one replacement (two more): 69 at most, under DynamoDB's 100.
+MANY_PER_WRITE = 30
 
 
 def capture_many(d: Deps, view: View, model: LiveModel, offers: list[Offer]
