@@ -178,6 +178,7 @@ class Gateway:
         request = Request(environ)
         request.max_content_length = MAX_BODY_BYTES
         request_id = base64.b64encode(secrets.token_bytes(12)).decode()
+        finish = None
         if self._closed:
             response = _json_response(503, {"message": "Service Unavailable"})
         else:
@@ -192,12 +193,11 @@ class Gateway:
                 if self.runner is not None:
                     # Once the body is out, as Lambda posts the response before the extension
                     # runs the deferred work.
-                    response.headers["Apigw-Requestid"] = request_id
                     runner, rid = self.runner, context.aws_request_id
-                    return _ThenFinish(response(environ, start_response),
-                                       lambda: runner.finish(rid))
+                    finish = lambda: runner.finish(rid)  # noqa: E731
         response.headers["Apigw-Requestid"] = request_id
-        return response(environ, start_response)
+        body = response(environ, start_response)
+        return body if finish is None else _ThenFinish(body, finish)
 
     def _invoke(self, event: dict, context: LambdaContext):
         try:
