@@ -8,6 +8,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
 from infra.data import Data
@@ -23,7 +24,8 @@ WRITE = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
 # Layer -> its description ("labelloop <layer>: …"; tests read the name back from it).
 LAYER_DESCRIPTIONS = {
     "runtime": "invoke-path packages (no scikit-learn, no scipy)",
-    "encoder": "text encoder (ONNX) and tokenizer, in /opt/encoder",
+    "encoder": "text encoders: /opt/encoder (ONNX, tokenizer), /opt/encoder-accurate "
+               "(tokenizer; its model is an S3 asset)",
     "training": "training packages (scikit-learn, scipy, numpy; no onnxruntime), pruned"}
 # Never shipped to Lambda: the local stack (moto), caches, build metadata.
 CODE_EXCLUDE = ["**/__pycache__", "*.egg-info", "labelloop/local"]
@@ -80,6 +82,13 @@ class Compute(Construct):
                "LABELLOOP_INVOKE_RETENTION_DAYS": str(settings.invoke_retention_days),
                "POWERTOOLS_SERVICE_NAME": "labelloop",
                "POWERTOOLS_METRICS_NAMESPACE": f"labelloop-{settings.stage}"}
+        # The accurate encoder's model (110 MB) would put a function over 250 MB with its
+        # layers: an S3 asset instead, fetched to /tmp on a container's first use of it.
+        accurate_model, encoder_env = None, {}
+        if (settings.layer_dir("encoder") / "encoder-accurate" / "manifest.json").exists():
+            accurate_model = s3_assets.Asset(self, "AccurateEncoderModel",
+                                             path=str(settings.accurate_model_path()))
+            encoder_env["LABELLOOP_ACCURATE_ENCODER_MODEL"] = accurate_model.s3_object_url
         sizing = {"api": (settings.api_memory_mb, settings.api_timeout_seconds),
                   "training": (settings.training_memory_mb, None),
                   "batch-invoke": (settings.batch_memory_mb, None)}
@@ -93,7 +102,7 @@ class Compute(Construct):
                 memory_mb=memory, timeout=cdk.Duration.seconds(timeout),
                 layers=[layers[n] for n in spec.layers],
                 environment={**env, **(extra_training_env or {})} if spec.name == "training"
-                else env)
+                else {**env, **(encoder_env if "encoder" in spec.layers else {})})
             if spec.queue:
                 worker.alias.add_event_source(sources.SqsEventSource(
                     queues.queues[spec.queue], batch_size=queues.specs[spec.queue].batch_size,
@@ -101,6 +110,11 @@ class Compute(Construct):
             self.workers[spec.name] = worker
         self.api, self.training, self.batch = (self.workers[n]
                                                for n in ("api", "training", "batch-invoke"))
+
+        if accurate_model is not None:  # read that one object (grant_read would allow s3:List*)
+            for worker in (self.api, self.batch):
+                worker.allow(["s3:GetObject"], [
+                    accurate_model.bucket.arn_for_objects(accurate_model.s3_object_key)])
 
         main, invokes, idem = (data.tables[n] for n in ("main", "invokes", "idempotency"))
         bucket = data.bucket

@@ -18,6 +18,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from labelloop.encoder import file_sha256
+
 ROOT = Path(__file__).resolve().parents[1]
 # Days -> the name of aws_logs.RetentionDays (the CloudWatch periods people pick).
 RETENTION = {1: "ONE_DAY", 3: "THREE_DAYS", 5: "FIVE_DAYS", 7: "ONE_WEEK", 14: "TWO_WEEKS",
@@ -84,6 +86,19 @@ class StageSettings(BaseModel):
                 f" && .venv/bin/python scripts/build_layers.py --python {self.lambda_python} "
                 f"--platform {self.platform}` first")
         return folder
+
+    def accurate_model_path(self) -> Path:
+        """The accurate encoder's model.onnx, which must match the manifest in the layer."""
+        path = self.layers_dir / "encoder-accurate" / "model.onnx"
+        layer_manifest = self.layer_dir("encoder") / "encoder-accurate" / "manifest.json"
+        digest = json.loads(layer_manifest.read_text())["files"]["model.onnx"]
+        if not path.exists() or file_sha256(path) != digest:
+            raise SystemExit(
+                f"{path} is missing or not the model the encoder layer was built with: run "
+                "`.venv/bin/python scripts/build_encoder.py --encoder all && .venv/bin/python "
+                f"scripts/build_layers.py --python {self.lambda_python} --platform "
+                f"{self.platform}` first")
+        return path
 
 
 def from_context(get: Any) -> StageSettings:

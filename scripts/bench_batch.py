@@ -120,7 +120,7 @@ def run(args: argparse.Namespace, moto) -> None:
     sqs, url = boto3.client("sqs"), os.environ["LABELLOOP_BATCH_QUEUE_URL"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"]
-    encoder = d.encoder
+    encoder = d.encoders["fast"]
     encoder.warm()
 
     def raw() -> float:

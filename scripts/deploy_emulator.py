@@ -328,6 +328,55 @@ def sdk_function(creds: dict, steps: Steps):
     return func
 
 
+def handler_log_lines(function: str, needle: str) -> list[str]:
+    """Lines of a function's CloudWatch Logs (where the emulator writes handler output)."""
+    import boto3
+
+    logs, found, kwargs = boto3.client("logs"), [], {}
+    while True:
+        page = logs.filter_log_events(logGroupName=f"/aws/lambda/labelloop-{STAGE}-{function}",
+                                      **kwargs)
+        found += [e["message"] for e in page.get("events", []) if needle in e["message"]]
+        if not page.get("nextToken") or page["nextToken"] == kwargs.get("nextToken"):
+            return found
+        kwargs["nextToken"] = page["nextToken"]
+
+
+def accurate_function(creds: dict, steps: Steps) -> None:
+    """A function on the accurate encoder: its model.onnx is the stack's S3 asset, fetched by
+    the API container on first use (the layer holds only its manifest and tokenizer)."""
+    from labelloop.client import Client
+
+    client = Client(creds["url"], creds["client_id"], creds["client_secret"], timeout=120)
+    with steps.step("accurate encoder: create, label, 30 samples"):
+        fn = client.create_function(f"emulator-accurate-{int(time.time())}", encoder="accurate")
+        if fn.get("encoder") != "accurate":
+            raise Failed(f"created {fn}, not an accurate function")
+        for r in read_csv("example_labels.csv"):
+            client.create_label(fn["id"], r["name"], r["description"])
+        for r in read_csv("example_samples.csv"):
+            client.create_sample(fn["id"], r["text"], r["label"])
+    with steps.step("accurate encoder: trained, invoked over HTTP"):
+        deadline = time.monotonic() + TRAIN_TIMEOUT
+        while client.get_function(fn["id"]).get("liveModelVersion") is None:
+            if time.monotonic() > deadline:
+                raise Failed(f"the function did not train within {TRAIN_TIMEOUT} s")
+            time.sleep(1)
+        wrong = []
+        for text, label in EXPECTED.items():
+            out = client.invoke(fn["id"], text)
+            print(f"   {out['labelName']:<16} {out['confidence']:.3f}  {text}")
+            if out["labelName"] != label:
+                wrong.append(f"{text!r}: {out['labelName']}, expected {label}")
+        client.delete_function(fn["id"])
+        if wrong:
+            raise Failed("wrong predictions:\n  " + "\n  ".join(wrong))
+        fetched = handler_log_lines("api", "fetched the accurate encoder's model")
+        if not fetched:
+            raise Failed("no container fetched the accurate model from the stack's S3 asset")
+        print(f"   {len(fetched)} container(s) fetched the model; first: {fetched[0][:300]}")
+
+
 def read_jsonl(s3, bucket: str, prefix: str, parts: int, timeout: float) -> list[dict]:
     """The JSON-lines result objects of a batch job under `prefix`, once all `parts` exist."""
     deadline = time.monotonic() + timeout
@@ -469,6 +518,7 @@ def main() -> int:
             console(creds["url"])
         func = sdk_function(creds, steps)
         batches(creds, outputs, func.function_id, steps)
+        accurate_function(creds, steps)
         with steps.step("dead-letter queues empty; delete the function"):
             dead_letters(outputs)
             func.delete()

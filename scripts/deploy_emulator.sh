@@ -35,8 +35,8 @@ if [ ! -f "$stamp" ]; then
 fi
 lambda_python=$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 
-step "building the encoder and the layers for Python $lambda_python (ministack's interpreter)"
-.venv/bin/python scripts/build_encoder.py
+step "building the encoders and the layers for Python $lambda_python (ministack's interpreter)"
+.venv/bin/python scripts/build_encoder.py --encoder all
 .venv/bin/python scripts/build_layers.py --python "$lambda_python" > .cache/emulator-layers.log 2>&1 || {
   cat .cache/emulator-layers.log >&2
   echo "deploy-emulator: FAILED: scripts/build_layers.py --python $lambda_python" >&2

@@ -1,10 +1,11 @@
-"""Write tests/fixtures/reference_embeddings.npz: fp32 reference embeddings of fixed texts.
+"""Write tests/fixtures/reference_embeddings[-accurate].npz: fp32 reference embeddings.
 
-The reference is computed independently of our ONNX graphs: a float64 numpy BERT forward pass
-over the upstream safetensors, one text at a time (no padding), mean-pooled and normalised as
-sentence-transformers does. Run it again only if the texts change.
+The reference is computed independently of our ONNX graphs, one text at a time (no padding),
+mean-pooled and normalised as sentence-transformers does: for the fast encoder a float64 numpy
+BERT forward pass over the upstream safetensors; for the accurate one transformers' MPNet in
+float64 (scripts/export_mpnet.py --reference). Run it again only if the texts change.
 
-    python scripts/make_reference_fixture.py
+    python scripts/make_reference_fixture.py [--encoder fast|accurate]
 """
 
 from __future__ import annotations
@@ -18,10 +19,18 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
-from build_encoder import UPSTREAM_DIR, fetch_sources, patched_tokenizer, read_safetensors  # noqa: E402
+import build_mpnet  # noqa: E402
+from build_encoder import (  # noqa: E402
+    UPSTREAM_DIR,
+    download,
+    fetch_sources,
+    patched_tokenizer,
+    read_safetensors,
+    sha256,
+)
 
-OUT = ROOT / "tests" / "fixtures" / "reference_embeddings.npz"
-TEXTS = ROOT / "tests" / "fixtures" / "reference_texts.txt"
+FIXTURES = ROOT / "tests" / "fixtures"
+TEXTS = FIXTURES / "reference_texts.txt"
 _erf = np.vectorize(erf)
 
 
@@ -59,19 +68,41 @@ def bert_embed(weights: dict, ids: list[int]) -> np.ndarray:
     return pooled / np.linalg.norm(pooled)
 
 
+def mpnet_reference(tmp: Path) -> np.ndarray:
+    import subprocess
+
+    upstream = build_mpnet.fetch_upstream(tmp, download, sha256)
+    tok_path = tmp / "tokenizer.json"
+    patched_tokenizer(upstream / "tokenizer.json", tok_path, build_mpnet.MAX_TOKENS,
+                      build_mpnet.PAD)
+    out = tmp / "reference.npy"
+    subprocess.run([str(build_mpnet.torch_python()), str(ROOT / "scripts" / "export_mpnet.py"),
+                    "--reference", str(upstream), str(tok_path), str(TEXTS), str(out)],
+                   check=True)
+    return np.load(out)
+
+
 def main() -> None:
     from tokenizers import Tokenizer
 
+    accurate = sys.argv[1:] == ["--encoder", "accurate"]
     texts = [t for t in TEXTS.read_text().splitlines() if t.strip()]
+    out = FIXTURES / ("reference_embeddings-accurate.npz" if accurate
+                      else "reference_embeddings.npz")
     with tempfile.TemporaryDirectory() as tmp:
+        if accurate:
+            embs = mpnet_reference(Path(tmp))
+            np.savez_compressed(out, texts=np.array(texts), embeddings=embs)
+            print(f"wrote {out}: {embs.shape}")
+            return
         src = fetch_sources(Path(tmp))
         tok_path = Path(tmp) / "tokenizer.json"
         patched_tokenizer(src[UPSTREAM_DIR + "tokenizer.json"], tok_path)
         tok = Tokenizer.from_file(str(tok_path))
         weights = read_safetensors(src[UPSTREAM_DIR + "model.safetensors"])
         embs = np.stack([bert_embed(weights, tok.encode(t).ids) for t in texts])
-    np.savez_compressed(OUT, texts=np.array(texts), embeddings=embs.astype(np.float32))
-    print(f"wrote {OUT}: {embs.shape}")
+    np.savez_compressed(out, texts=np.array(texts), embeddings=embs.astype(np.float32))
+    print(f"wrote {out}: {embs.shape}")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,9 +26,31 @@ def encoder(encoder_dir):
 
 
 @pytest.fixture(scope="session")
-def reference():
-    z = np.load(FIXTURES / "reference_embeddings.npz")
-    return [str(t) for t in z["texts"]], z["embeddings"]
+def accurate_encoder_dir() -> Path:
+    """The accurate encoder (all-mpnet-base-v2), built as the README's commands build it."""
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "build_encoder.py"),
+                    "--encoder", "accurate"], check=True)
+    out = ROOT / "layers" / "encoder-accurate"
+    assert json.loads((out / "manifest.json").read_text())["dim"] == 768
+    return out
+
+
+@pytest.fixture(scope="session")
+def accurate_encoder(accurate_encoder_dir):
+    from labelloop.encoder import Encoder
+
+    return Encoder(accurate_encoder_dir, encoder="accurate")
+
+
+@pytest.fixture(scope="session")
+def encoders(encoder, accurate_encoder):
+    """Both encoders, one ONNX session each for the whole test session."""
+    from labelloop.encoder import Encoders
+
+    both = Encoders()
+    both.put(encoder)
+    both.put(accurate_encoder)
+    return both
 
 
 # -- the API and the training worker in-process, against moto ---------------------------
@@ -138,12 +159,12 @@ def aws(monkeypatch):
 
 
 @pytest.fixture
-def api(aws, encoder):
+def api(aws, encoders):
     from labelloop import container
     from labelloop.auth import register_client
 
     d = container.Deps()
-    d.__dict__["encoder"] = encoder  # one ONNX session for the whole test session
+    d.__dict__["encoders"] = encoders  # one ONNX session per encoder for the test session
     container.reset(d)
     register_client("client-a", "secret-a")
     register_client("client-b", "secret-b")

@@ -16,9 +16,9 @@ SAMPLES = [("I was charged twice this month", "billing"),
            ("Export to PDF produces an empty file", "bug")]
 
 
-def make_function(api, labels=LABELS, samples=SAMPLES, train=True) -> str:
+def make_function(api, labels=LABELS, samples=SAMPLES, train=True, **extra) -> str:
     status, fn, _ = api.call("POST", "/v1/functions", {"name": "support", "input": "Text",
-                                                        "output": "Classification"})
+                                                        "output": "Classification", **extra})
     assert status == 200, fn
     for name, description in labels.items():
         status, body, _ = api.call("POST", f"/v1/functions/{fn['id']}/labels",
@@ -64,6 +64,41 @@ def test_token_grant_and_bearer_checks(api, monkeypatch):
     monkeypatch.setattr(time, "time", real_time)
     status, body, _ = api.call("GET", "/v1/functions", token=body["access_token"])
     assert status == 401 and "expired" in body["message"]
+
+
+def test_an_accurate_function_embeds_with_mpnet_end_to_end(api):
+    from labelloop import container
+
+    status, body, _ = api.call("POST", "/v1/functions", {"name": "x", "encoder": "huge"})
+    assert status == 400 and body["message"].startswith("encoder: 'huge' is not supported")
+    fast, accurate = make_function(api), make_function(api, encoder="accurate")
+    assert api.call("GET", f"/v1/functions/{fast}")[1]["encoder"] == "fast"
+    assert api.call("GET", f"/v1/functions/{accurate}")[1]["encoder"] == "accurate"
+    status, body, _ = api.call("PUT", f"/v1/functions/{accurate}", {"encoder": "fast"})
+    assert status == 400 and body["message"].startswith("encoder: fixed")
+    # Samples and label priors are stored as the function's encoder embeds them.
+    store = container.deps().store
+    for fid, dim in ((fast, 384), (accurate, 768)):
+        bare = fid.removeprefix("function_")
+        sizes = {len(s["embedding"]) for s in store.iter_samples(bare, projection="embedding")}
+        assert sizes == {4 * dim}
+        assert {len(lb.prior_embeddings) % (4 * dim) for lb in store.list_labels(bare)} == {0}
+    for text, label in [("my card was charged two times", "billing"),
+                        ("clicking export gives a blank document", "bug")]:
+        for fid in (fast, accurate):
+            status, out, _ = api.call("POST", f"/v1/functions/{fid}/invoke", {"data": text})
+            assert status == 200 and out["labelName"] == label, (fid, out)
+    # A sample added later (and an invoke's feedback) is embedded by the same encoder.
+    status, out, _ = api.call("POST", f"/v1/functions/{accurate}/invoke",
+                              {"data": "why is there a fee on my statement"})
+    status, sample, _ = api.call("POST", f"/v1/functions/{accurate}/samples",
+                                 {"data": "the dashboard shows an error 500", "annotation": {
+                                     "labelName": "bug"}})
+    assert status == 200, sample
+    assert all(not r["batchItemFailures"] for r in api.train())
+    bare = accurate.removeprefix("function_")
+    assert {len(s["embedding"]) for s in store.iter_samples(bare, projection="embedding")} == {
+        4 * 768}
 
 
 def test_a_client_sees_only_its_own_functions(api):
@@ -243,7 +278,7 @@ def test_warm_container_sees_a_new_version_without_reading_s3_per_invoke(api, mo
     fid = make_function(api)
     monkeypatch.setenv("LABELLOOP_CACHE_SECONDS", "0.3")  # as deployed: seconds, not zero
     d = container.Deps()
-    d.__dict__["encoder"] = container.deps().encoder
+    d.__dict__["encoders"] = container.deps().encoders
     container.reset(d)
     reads = []
     d.store._s3.meta.events.register("before-call.s3.GetObject",

@@ -27,7 +27,7 @@ POLICY = {"random": {"rate": 0.5, "quota": 3}, "uncertainty": {"threshold": 0.0,
 
 def offers(d, fid: str, texts: list[str], ids: str = "s") -> list[Offer]:
     view = d.serving.view(fid)
-    features = d.encoder.featurize(texts, 32)
+    features = d.encoders["fast"].featurize(texts, 32)
     return [Offer(p, features.take([k]), f"{ids}{k:04d}", t, None) for k, (t, p) in
             enumerate(zip(texts, predict(view.model, view.labels, features), strict=True))]
 
@@ -108,7 +108,7 @@ def test_a_stale_counter_fails_the_transaction_not_the_quota(api):
     view = d.serving.view(bare)
     d.captures.state(bare, view.function.capture, view.model)  # reads "0 used"
     other = container.Deps()
-    other.__dict__["encoder"] = d.encoder
+    other.__dict__["encoders"] = d.encoders
     other.__dict__["captures"] = CaptureCache(other.store, ttl=0)
     assert capture_many(other, view, view.model, offers(other, bare, MORE[:3], "a")) == [
         "uncertainty"] * 3

@@ -466,10 +466,12 @@ def test_try_it_on_a_function_without_a_model_shows_the_409(stack, page):
 def test_a_function_made_in_the_console_and_api_errors_in_the_banner(stack, page):
     sign_in(page, stack)
     page.get_by_label("New function").fill("made in the console")
+    page.get_by_label("Encoder").select_option("accurate")
     page.get_by_role("button", name="Create").click()
     page.get_by_test_id("function-name").get_by_text("made in the console").wait_for()
     fid = re.search(r"#/functions/(function_[a-z0-9]+)$", page.url).group(1)
-    assert stack.client.get_function(fid)["name"] == "made in the console"
+    made = stack.client.get_function(fid)
+    assert (made["name"], made["encoder"]) == ("made in the console", "accurate")
     page.get_by_test_id("labels-card").get_by_text("No labels yet").wait_for()
     page.get_by_label("Name", exact=True).fill("billing")
     page.get_by_test_id("add-label").click()

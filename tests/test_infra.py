@@ -8,6 +8,7 @@ scripts/deploy_emulator.sh's.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -29,11 +30,18 @@ def _jsii_env() -> None:
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "1")
 
 
-def fake_layers(root: Path, python: str = "3.12") -> Path:
+def fake_layers(root: Path, python: str = "3.12", accurate: bool = True) -> Path:
     for folder in ("encoder-layer/encoder", f"runtime-py{python}-manylinux_2_28_x86_64/python",
                    f"training-py{python}-manylinux_2_28_x86_64/python"):
         (root / folder).mkdir(parents=True, exist_ok=True)
         (root / folder / "placeholder.txt").write_text("template tests only\n")
+    if accurate:  # the layer has its manifest; the model beside it becomes an S3 asset
+        model = root / "encoder-accurate" / "model.onnx"
+        model.parent.mkdir(parents=True, exist_ok=True)
+        model.write_bytes(b"template tests only\n")
+        (root / "encoder-layer" / "encoder-accurate").mkdir(parents=True, exist_ok=True)
+        (root / "encoder-layer" / "encoder-accurate" / "manifest.json").write_text(json.dumps(
+            {"files": {"model.onnx": hashlib.sha256(model.read_bytes()).hexdigest()}}))
     return root
 
 
@@ -320,6 +328,28 @@ def test_fargate_training_path(template):
     import importlib
 
     assert callable(importlib.import_module("labelloop.handlers.training_task").main)
+
+
+def test_the_accurate_model_is_an_asset_only_the_encoder_functions_read(template, tmp_path):
+    fns = by_name(template, "AWS::Lambda::Function", "FunctionName")
+    name = f"labelloop-{STAGE}-"
+    uris = {n: fns[name + n]["Environment"]["Variables"].get("LABELLOOP_ACCURATE_ENCODER_MODEL")
+            for n in ("api", "batch-invoke", "training")}
+    assert uris["training"] is None and uris["api"] == uris["batch-invoke"]
+    assert "s3://" in json.dumps(uris["api"])
+    for n in ("api", "batch-invoke"):
+        reads = json.dumps(_role_actions(template, name + n)["s3:GetObject"])
+        assert ".onnx" in reads, reads  # that one object, not the assets bucket
+    # A layer folder built without the accurate encoder: functions cannot pick it.
+    _, t = synth(fake_layers(tmp_path, accurate=False))
+    for props in resources(t.to_json(), "AWS::Lambda::Function").values():
+        assert "LABELLOOP_ACCURATE_ENCODER_MODEL" not in props["Environment"]["Variables"]
+    # One whose model does not match the layer's manifest fails synth with the fix.
+    (tmp_path / "stale").mkdir()
+    stale = fake_layers(tmp_path / "stale")
+    (stale / "encoder-accurate" / "model.onnx").write_bytes(b"another build\n")
+    with pytest.raises(SystemExit, match=r"build_encoder\.py --encoder all"):
+        synth(stale)
 
 
 def test_stage_without_fargate_and_for_an_emulator(tmp_path):

@@ -35,7 +35,7 @@ def run_build(out: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def built(tmp_path_factory, accurate_encoder_dir):
     if not (ROOT / "layers" / "encoder" / "manifest.json").exists():
         subprocess.run([sys.executable, str(ROOT / "scripts" / "build_encoder.py")],
                        check=True, cwd=ROOT)
@@ -64,6 +64,9 @@ def test_layout(built, training):
     assert (runtime / "python" / "boto3").is_dir()  # --with-boto3
     assert (out / "encoder-layer" / "encoder" / "manifest.json").is_file()
     assert (out / "encoder-layer" / "encoder" / "model.onnx").is_file()
+    # The accurate encoder's model is an S3 asset of the stack, not part of the layer.
+    accurate = out / "encoder-layer" / "encoder-accurate"
+    assert sorted(p.name for p in accurate.iterdir()) == ["manifest.json", "tokenizer.json"]
     for pkg in ("sklearn", "scipy", "numpy", "pydantic", "aws_lambda_powertools", "boto3"):
         assert (training / "python" / pkg).is_dir(), pkg
     # The worker never runs the encoder: no onnxruntime, no tokenizers (nor what they pull in).
@@ -160,16 +163,22 @@ assert protos.shape == (2, 384), protos.shape
 assert np.allclose(np.linalg.norm(protos, axis=1), 1.0, atol=1e-5)
 head = Head.from_bytes(Head(("billing", "weather"), protos, np.zeros(2)).to_bytes())
 assert head.predict(encoder.embed(["please pay the outstanding bill"]))[0] == "billing"
+# The accurate encoder from the layer's manifest and tokenizer, its model fetched on first use.
+accurate = Encoder(encoder="accurate",
+                   fetch_model=lambda dest: dest.write_bytes(open(sys.argv[3], "rb").read()))
+assert accurate.embed(["the invoice is overdue"]).shape == (1, 768)
 print(sorted(m for m in sys.modules if m.split(".")[0] in {"sklearn", "scipy"}))
 """
 
 
-def test_layer_alone_serves_invoke_path(built):
+def test_layer_alone_serves_invoke_path(built, accurate_encoder_dir, tmp_path):
     out, runtime, _ = built
-    env = {"PATH": os.environ.get("PATH", ""),
-           "LABELLOOP_ENCODER_DIR": str(out / "encoder-layer" / "encoder")}
+    env = {"PATH": os.environ.get("PATH", ""), "TMPDIR": str(tmp_path),
+           "LABELLOOP_ENCODER_DIR": str(out / "encoder-layer" / "encoder"),
+           "LABELLOOP_ACCURATE_ENCODER_DIR": str(out / "encoder-layer" / "encoder-accurate")}
     proc = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", PROBE, str(runtime / "python"), str(ROOT / "functions")],
+        [sys.executable, "-I", "-S", "-c", PROBE, str(runtime / "python"), str(ROOT / "functions"),
+         str(accurate_encoder_dir / "model.onnx")],
         capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"

@@ -45,7 +45,7 @@ def demo(args: argparse.Namespace) -> None:
     for i, s in enumerate(samples, start=2):
         if s["label"] not in known:
             raise SystemExit(f"{args.samples}:{i}: label {s['label']!r} is not in {args.labels}")
-    encoder = Encoder(args.encoder_dir)
+    encoder = Encoder(args.encoder_dir, encoder=args.encoder)
     started = time.perf_counter()
     encoder.warm()
     print(f"encoder: {encoder.manifest.name} ({encoder.manifest.variant}) from {encoder.model_dir}"
@@ -79,8 +79,10 @@ def main(argv: list[str] | None = None) -> None:
                    help="CSV with columns text,label")
     p.add_argument("--queries", type=Path, default=EXAMPLES / "example_queries.txt",
                    help="texts to classify, one per line")
+    p.add_argument("--encoder", choices=("fast", "accurate"), default="fast",
+                   help="fast: all-MiniLM-L6-v2; accurate: all-mpnet-base-v2 (default: fast)")
     p.add_argument("--encoder-dir", type=Path, default=None,
-                   help="built encoder folder (default: $LABELLOOP_ENCODER_DIR or layers/encoder)")
+                   help="built encoder folder (default: layers/encoder, layers/encoder-accurate)")
     p.set_defaults(func=demo)
     from labelloop.cli_client import add_parsers
     from labelloop.clients_cli import add_parser as add_clients

@@ -130,10 +130,11 @@ class Client:
 
     # -- functions ------------------------------------------------------------------------
 
-    def create_function(self, name: str, input: str = "Text",
-                        output: str = "Classification") -> dict:
+    def create_function(self, name: str, input: str = "Text", output: str = "Classification",
+                        encoder: str | None = None) -> dict:
+        body = {"name": name, "input": input, "output": output}
         return self.request("POST", "/v1/functions",
-                            {"name": name, "input": input, "output": output})
+                            body if encoder is None else {**body, "encoder": encoder})
 
     def list_functions(self) -> list[dict]:
         return self.request("GET", "/v1/functions")

@@ -1,4 +1,4 @@
-"""The composition root: clients, store, encoder and caches, built lazily once per container.
+"""The composition root: clients, store, encoders and caches, built lazily once per container.
 
 Nothing heavy happens at import time. Tests build their own `Deps` from settings (or reset the
 default one with `reset()`), so no module needs reloading.
@@ -6,10 +6,14 @@ default one with `reset()`), so no module needs reloading.
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from functools import cached_property
 
 from labelloop.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 class Deps:
@@ -50,10 +54,23 @@ class Deps:
         return sm.get_secret_value(SecretId=self.settings.signing_secret)["SecretString"].encode()
 
     @cached_property
-    def encoder(self):
-        from labelloop.encoder import Encoder
+    def encoders(self):
+        """One encoder per name (fast, accurate), each loaded on first use."""
+        from labelloop.encoder import Encoders
 
-        return Encoder()
+        return Encoders(fetch_model=self._fetch_encoder_model)
+
+    def _fetch_encoder_model(self, encoder: str, dest) -> None:
+        uri = self.settings.accurate_encoder_model if encoder == "accurate" else ""
+        if not uri:
+            from labelloop.encoder import EncoderNotBuilt
+
+            raise EncoderNotBuilt(f"the {encoder} encoder has no model.onnx in this deployment")
+        started = time.perf_counter()
+        self.store.download_object(uri, dest)
+        # A cold-start cost worth seeing in the logs (110 MB, once per container).
+        log.info("fetched the %s encoder's model from %s in %.1f s", encoder, uri,
+                 time.perf_counter() - started)
 
     @cached_property
     def serving(self):

@@ -29,6 +29,9 @@ class FunctionItem(Item):
     name: str
     input: str = "Text"
     output: str = "Classification"
+    # Which encoder embeds its texts (labelloop.encoder.ENCODERS): fixed at creation, since
+    # every stored sample's embedding comes from it.
+    encoder: str = "fast"
     created_at: float
     # The `live` pointer: the model version that serves. The only mutable part of a model.
     live: int | None = None

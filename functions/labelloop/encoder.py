@@ -1,14 +1,18 @@
-"""Text → unit-norm 384-d embedding: tokenizer + ONNX encoder + mean pooling.
+"""Text → unit-norm embedding: tokenizer + ONNX encoder + mean pooling.
 
-One ONNX session per process, created on first use (nothing heavy at import time).
+Two encoders, named by what they are for; a function picks one when it is created:
+`fast` (all-MiniLM-L6-v2, 384-d, the default) and `accurate` (all-mpnet-base-v2, 768-d).
+One ONNX session per encoder per process, created on first use (nothing heavy at import time).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -16,29 +20,41 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel
 
-ENCODER_DIR_ENV = "LABELLOOP_ENCODER_DIR"
-# Lambda mounts layers under /opt; the encoder layer holds its files in /opt/encoder.
-LAMBDA_ENCODER_DIR = Path("/opt/encoder")
+ENCODERS = ("fast", "accurate")
+DEFAULT_ENCODER = "fast"
+LAYERS_DIR = Path(__file__).resolve().parents[2] / "layers"
+# Lambda mounts layers under /opt: the encoder layer holds /opt/encoder, /opt/encoder-accurate.
+LAMBDA_LAYERS_DIR = Path("/opt")
 EMULATOR_LAYERS_ENV = "_LAMBDA_LAYERS_DIRS"
-REPO_ENCODER_DIR = Path(__file__).resolve().parents[2] / "layers" / "encoder"
+
+
+def folder_name(encoder: str) -> str:
+    return "encoder" if encoder == DEFAULT_ENCODER else f"encoder-{encoder}"
+
+
+def dir_env(encoder: str) -> str:
+    """LABELLOOP_ENCODER_DIR, LABELLOOP_ACCURATE_ENCODER_DIR: a built folder to use instead."""
+    return ("LABELLOOP_ENCODER_DIR" if encoder == DEFAULT_ENCODER
+            else f"LABELLOOP_{encoder.upper()}_ENCODER_DIR")
+
 
 
 class EncoderManifest(BaseModel):
     name: str
+    encoder: str = DEFAULT_ENCODER
     variant: str
     dim: int
     max_tokens: int
     pooling: str
     normalize: bool
+    inputs: list[str]
+    pad_id: int
+    special_ids: list[int]  # not words, so not lexical features
     files: dict[str, str]
 
 
 class EncoderNotBuilt(RuntimeError):
     pass
-
-
-# [PAD], [UNK], [CLS], [SEP]: not words, so not lexical features.
-_SPECIAL_IDS = np.array([0, 100, 101, 102])
 
 
 @dataclass(frozen=True)
@@ -55,34 +71,47 @@ class Features:
         return Features(self.embeddings[idx], [self.tokens[i] for i in np.asarray(idx)])
 
 
-def default_encoder_dir() -> Path:
-    if env := os.environ.get(ENCODER_DIR_ENV):
+def default_encoder_dir(encoder: str = DEFAULT_ENCODER) -> Path:
+    if env := os.environ.get(dir_env(encoder)):
         return Path(env)
-    if (LAMBDA_ENCODER_DIR / "manifest.json").exists():
-        return LAMBDA_ENCODER_DIR
+    name = folder_name(encoder)
     # An emulator (ministack) unpacks each layer into its own folder, not /opt, and lists them
     # here: each is what /opt is on Lambda.
-    for root in filter(None, os.environ.get(EMULATOR_LAYERS_ENV, "").split(os.pathsep)):
-        if (Path(root) / "encoder" / "manifest.json").exists():
-            return Path(root) / "encoder"
-    return REPO_ENCODER_DIR
+    roots = [LAMBDA_LAYERS_DIR, *map(Path, filter(None, os.environ.get(
+        EMULATOR_LAYERS_ENV, "").split(os.pathsep)))]
+    for root in roots:
+        if (root / name / "manifest.json").exists():
+            return root / name
+    return LAYERS_DIR / name
 
 
 class Encoder:
     """Embeds texts. Safe to share between threads (onnxruntime sessions are)."""
 
-    def __init__(self, model_dir: Path | None = None, threads: int = 1):
-        self.model_dir = Path(model_dir) if model_dir else default_encoder_dir()
+    def __init__(self, model_dir: Path | None = None, threads: int = 1,
+                 encoder: str = DEFAULT_ENCODER,
+                 fetch_model: Callable[[Path], None] | None = None):
+        self.model_dir = Path(model_dir) if model_dir else default_encoder_dir(encoder)
         self.threads = threads
         self._lock = threading.Lock()
+        self._encoder = encoder
+        # Where model.onnx is not beside the manifest (on Lambda the accurate encoder's is too
+        # big for the layers: it is fetched from S3 on first use), this writes it to a path.
+        self._fetch_model = fetch_model
 
     @cached_property
     def manifest(self) -> EncoderManifest:
         path = self.model_dir / "manifest.json"
         if not path.exists():
             raise EncoderNotBuilt(
-                f"no encoder at {self.model_dir}: run `python scripts/build_encoder.py`")
+                f"no {self._encoder} encoder at {self.model_dir}: run "
+                f"`python scripts/build_encoder.py --encoder {self._encoder}`")
         return EncoderManifest.model_validate(json.loads(path.read_text()))
+
+    @property
+    def name(self) -> str:
+        """The encoder's name (fast, accurate), as functions store it."""
+        return self.manifest.encoder
 
     @property
     def dim(self) -> int:
@@ -96,8 +125,13 @@ class Encoder:
         tok = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
         # Over-long text is truncated at the model window, never rejected.
         tok.enable_truncation(max_tokens)
-        tok.enable_padding(pad_id=0, pad_token="[PAD]")
+        pad_token = tok.id_to_token(self.manifest.pad_id)
+        tok.enable_padding(pad_id=self.manifest.pad_id, pad_token=pad_token)
         return tok
+
+    @cached_property
+    def _special_ids(self) -> np.ndarray:
+        return np.asarray(sorted(self.manifest.special_ids), dtype=np.int32)
 
     @cached_property
     def _session(self):
@@ -108,7 +142,23 @@ class Encoder:
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         return ort.InferenceSession(
-            str(self.model_dir / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+            str(self._model_path()), opts, providers=["CPUExecutionProvider"])
+
+    def _model_path(self) -> Path:
+        path = self.model_dir / "model.onnx"
+        if path.exists() or self._fetch_model is None:
+            return path
+        digest = self.manifest.files["model.onnx"]
+        local = Path(tempfile.gettempdir()) / f"labelloop-{self.name}-{digest[:16]}.onnx"
+        if not local.exists():
+            partial = local.with_suffix(".part")
+            self._fetch_model(partial)
+            if file_sha256(partial) != digest:
+                partial.unlink()
+                raise EncoderNotBuilt(f"the {self.name} encoder's model.onnx does not match its "
+                                      "manifest: redeploy the stack")
+            partial.rename(local)
+        return local
 
     def warm(self) -> None:
         """Load manifest, tokenizer and session now (cold start) rather than on first embed."""
@@ -124,7 +174,7 @@ class Encoder:
         if isinstance(texts, str):
             raise TypeError("pass a sequence of texts, not one string")
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        tokens: list[np.ndarray] = [_SPECIAL_IDS] * len(texts)
+        tokens: list[np.ndarray] = [_EMPTY_TOKENS] * len(texts)
         # Sort by length so that each batch pads little; results go back in input order.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for start in range(0, len(texts), batch_size):
@@ -145,17 +195,61 @@ class Encoder:
         encodings = self._tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-        (hidden,) = self._session.run(
-            None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)})
-        return mean_pool_normalize(hidden, mask), [_token_set(e.ids) for e in encodings]
+        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        (hidden,) = self._session.run(None, {k: feeds[k] for k in self.manifest.inputs})
+        return mean_pool_normalize(hidden, mask), [self._token_set(e.ids) for e in encodings]
 
     def wordpieces(self, texts: Sequence[str]) -> list[np.ndarray]:
         """The token part of `featurize` alone (no model run): for features stored earlier."""
-        return [_token_set(e.ids) for e in self._tokenizer.encode_batch(list(texts))]
+        return [self._token_set(e.ids) for e in self._tokenizer.encode_batch(list(texts))]
+
+    def _token_set(self, ids: list[int]) -> np.ndarray:
+        return np.setdiff1d(np.asarray(ids, dtype=np.int32), self._special_ids)
 
 
-def _token_set(ids: list[int]) -> np.ndarray:
-    return np.setdiff1d(np.asarray(ids, dtype=np.int32), _SPECIAL_IDS)
+_EMPTY_TOKENS = np.zeros(0, dtype=np.int32)
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class Encoders:
+    """The encoders of one container, each built on first use (one ONNX session apiece)."""
+
+    def __init__(self, fetch_model: Callable[[str, Path], None] | None = None,
+                 threads: int = 1):
+        self._fetch_model = fetch_model
+        self._threads = threads
+        self._built: dict[str, Encoder] = {}
+        self._lock = threading.Lock()
+
+    def __getitem__(self, name: str) -> Encoder:
+        if name not in ENCODERS:
+            raise KeyError(f"unknown encoder {name!r} (known: {', '.join(ENCODERS)})")
+        with self._lock:
+            if name not in self._built:
+                fetch = self._fetch_model
+                self._built[name] = Encoder(
+                    threads=self._threads, encoder=name,
+                    fetch_model=(lambda dest: fetch(name, dest)) if fetch else None)
+            return self._built[name]
+
+    def put(self, encoder: Encoder) -> None:
+        """Use this (already built) encoder for its name: tests share one session."""
+        with self._lock:
+            self._built[encoder.name] = encoder
+
+    def available(self, name: str) -> bool:
+        """Whether this deployment has the encoder (its manifest), without loading it."""
+        try:
+            return self[name].manifest is not None
+        except (KeyError, EncoderNotBuilt):
+            return False
 
 
 def mean_pool_normalize(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:

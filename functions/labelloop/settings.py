@@ -32,6 +32,10 @@ class Settings(BaseModel):
     max_body_bytes: int = Field(256 * 1024, ge=1024, alias="LABELLOOP_MAX_BODY_BYTES")
     default_invoke_retention_days: int = Field(
         30, ge=1, le=365, alias="LABELLOOP_INVOKE_RETENTION_DAYS")
+    # s3://bucket/key of the accurate encoder's model.onnx where the layers hold only its
+    # manifest and tokenizer (on Lambda: 110 MB do not fit beside the runtime). Empty: the
+    # model is beside the manifest (local stack, tests).
+    accurate_encoder_model: str = Field("", alias="LABELLOOP_ACCURATE_ENCODER_MODEL")
     # A training run silent for longer than this is taken as dead (its Lambda timed out).
     training_stale_seconds: int = Field(960, ge=60, alias="LABELLOOP_TRAINING_STALE_SECONDS")
 

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from boto3.dynamodb.conditions import Attr, Key
@@ -318,6 +319,11 @@ class Store:
             if err.response["Error"]["Code"] in ("NoSuchKey", "404"):
                 raise NotFound(f"model artifact {key!r} not found") from err
             raise
+
+    def download_object(self, uri: str, dest: Path) -> None:
+        """An object by s3:// URI to a local file (the accurate encoder's model, an asset)."""
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        self._s3.download_file(bucket, key, str(dest))
 
     # -- labels -------------------------------------------------------------------------
 

@@ -32,7 +32,8 @@ def _compact(d: dict) -> dict:
 
 def function_json(fn: FunctionItem) -> dict:
     return _compact({"id": full(fn.id, "function"), "name": fn.name, "input": fn.input,
-                     "output": fn.output, "createdAt": iso(fn.created_at),
+                     "output": fn.output, "encoder": fn.encoder,
+                     "createdAt": iso(fn.created_at),
                      "storeInvokes": fn.store_invokes,
                      "invokeRetentionDays": fn.invoke_retention_days,
                      "liveModelVersion": fn.live,

@@ -197,7 +197,7 @@ def run_part(d: Deps, message: BatchMessage, message_id: str, sent_ms: int) -> P
         pending = []
         for start, end in _slabs(len(texts)):
             slab = texts[start:end]
-            features = d.encoder.featurize([t for _, t, _ in slab], EMBED_BATCH)
+            features = d.encoders[fn.encoder].featurize([t for _, t, _ in slab], EMBED_BATCH)
             clock.lap("embed")
             predictions = predict(model, view.labels, features)
             if not predictions:

@@ -6,6 +6,7 @@ import time
 
 from labelloop.container import Deps
 from labelloop.domain import FunctionItem
+from labelloop.encoder import DEFAULT_ENCODER, ENCODERS
 from labelloop.errors import BadRequest
 from labelloop.ids import full, new_bare
 from labelloop.usecases.common import is_training, owned_function
@@ -16,15 +17,23 @@ OUTPUTS = ("Classification",)
 
 def create_function(d: Deps, client: str, name: str | None, input: str, output: str,
                     store_invokes: bool | None = None,
-                    invoke_retention_days: int | None = None) -> FunctionItem:
+                    invoke_retention_days: int | None = None,
+                    encoder: str | None = None) -> FunctionItem:
     if input not in INPUTS:
         raise BadRequest(f"input: {input!r} is not supported (supported: {', '.join(INPUTS)})")
     if output not in OUTPUTS:
         raise BadRequest(f"output: {output!r} is not supported (supported: "
                          f"{', '.join(OUTPUTS)})")
+    encoder = encoder or DEFAULT_ENCODER
+    if encoder not in ENCODERS:
+        raise BadRequest(f"encoder: {encoder!r} is not supported (supported: "
+                         f"{', '.join(ENCODERS)})")
+    if not d.encoders.available(encoder):
+        raise BadRequest(f"encoder: {encoder!r} is not built in this deployment (build it with "
+                         f"`scripts/build_encoder.py --encoder {encoder}`)")
     fn = FunctionItem(
         id=new_bare(), client=client, name=(name or "").strip() or "NewFunction", input=input,
-        output=output, created_at=time.time(),
+        output=output, encoder=encoder, created_at=time.time(),
         store_invokes=True if store_invokes is None else store_invokes,
         invoke_retention_days=invoke_retention_days or d.settings.default_invoke_retention_days)
     d.store.put_function(fn)

@@ -53,7 +53,7 @@ def invoke(d: Deps, client: str, function_id: str, data, external_id: str | None
     if external_id is not None and len(external_id) > MAX_EXTERNAL_ID:
         raise BadRequest(f"externalId: at most {MAX_EXTERNAL_ID} characters")
     model = _model(d, view, model_id)
-    features = d.encoder.featurize_one(text)
+    features = d.encoders[view.function.encoder].featurize_one(text)
     predictions = predict(model, view.labels, features)
     if not predictions:
         raise NotReady("the model's labels were all deleted; a retrain is queued")

@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from labelloop.container import Deps
-from labelloop.domain import LabelItem
+from labelloop.domain import FunctionItem, LabelItem
 from labelloop.errors import BadRequest
 from labelloop.ids import bare, new_bare
 from labelloop.usecases.common import owned_function, prefixed_conflict, request_training
@@ -28,8 +28,8 @@ def _validated(name: str | None, description: str | None) -> tuple[str, str | No
     return name, description or None
 
 
-def _with_priors(d: Deps, **fields) -> LabelItem:
-    f = d.encoder.featurize(prior_texts(fields["name"], fields.get("description")))
+def _with_priors(d: Deps, fn: FunctionItem, **fields) -> LabelItem:
+    f = d.encoders[fn.encoder].featurize(prior_texts(fields["name"], fields.get("description")))
     return LabelItem(**fields, prior_embeddings=np.ascontiguousarray(f.embeddings).tobytes(),
                      prior_tokens=[np.asarray(t, dtype=np.int32).tobytes() for t in f.tokens])
 
@@ -39,7 +39,7 @@ def create_label(d: Deps, client: str, function_id: str, name: str | None,
                  metadata: dict[str, str] | None = None) -> LabelItem:
     fn = owned_function(d, client, function_id)
     name, description = _validated(name, description)
-    label = _with_priors(d, id=new_bare(), function_id=fn.id, name=name,
+    label = _with_priors(d, fn, id=new_bare(), function_id=fn.id, name=name,
                          description=description, metadata=metadata or None,
                          created_at=time.time())
     with prefixed_conflict("existingLabelId", "label"):
@@ -67,7 +67,7 @@ def update_label(d: Deps, client: str, function_id: str, label_id: str, name: st
     if (name, description) == (old.name, old.description):
         new = old.model_copy(update={"metadata": metadata or None})
     else:
-        new = _with_priors(d, id=old.id, function_id=fn.id, name=name, description=description,
+        new = _with_priors(d, fn, id=old.id, function_id=fn.id, name=name, description=description,
                            metadata=metadata or None, created_at=old.created_at)
     d.store.replace_label(old, new)
     if (name, description) != (old.name, old.description):

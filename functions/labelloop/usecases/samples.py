@@ -94,7 +94,7 @@ def create_sample(d: Deps, client: str, function_id: str, data, external_id: str
     if external_id is not None and len(external_id) > MAX_EXTERNAL_ID:
         raise BadRequest(f"externalId: at most {MAX_EXTERNAL_ID} characters")
     label_id = _resolve_label(d, fn, annotation, "annotation") if annotation else None
-    features = d.encoder.featurize_one(text)
+    features = d.encoders[fn.encoder].featurize_one(text)
     sample = _new_sample(fn, new_bare(), text, features, external_id, label_id, "API")
     with prefixed_conflict("existingSampleId", "sample"):
         d.store.create_sample(sample)
@@ -166,7 +166,7 @@ def _sample_from_invoke(d: Deps, fn: FunctionItem, sid: str, label_id: str) -> S
     if record is None:
         raise NotFound(f"sample {full(sid, 'sample')!r} not found (nor an invoke within the "
                        f"function's {fn.invoke_retention_days}-day invoke retention)")
-    sample = _new_sample(fn, sid, record.data, d.encoder.featurize_one(record.data),
+    sample = _new_sample(fn, sid, record.data, d.encoders[fn.encoder].featurize_one(record.data),
                          record.external_id, label_id, "InvokeFeedback").model_copy(update={
         "model_version": record.model_version, "predicted_label_id": record.label_id,
         "predicted_confidence": record.confidence, "predicted_margin": record.margin})
