@@ -80,6 +80,7 @@ class Compute(Construct):
         env = {**data.environment(), **queues.environment(),
                "LABELLOOP_TRAIN_DEBOUNCE_SECONDS": str(settings.train_debounce_seconds),
                "LABELLOOP_INVOKE_RETENTION_DAYS": str(settings.invoke_retention_days),
+               "LABELLOOP_DEFAULT_ENCODER": settings.default_encoder,
                "POWERTOOLS_SERVICE_NAME": "labelloop",
                "POWERTOOLS_METRICS_NAMESPACE": f"labelloop-{settings.stage}"}
         # The accurate encoder's model (110 MB) would put a function over 250 MB with its
@@ -89,6 +90,10 @@ class Compute(Construct):
             accurate_model = s3_assets.Asset(self, "AccurateEncoderModel",
                                              path=str(settings.accurate_model_path()))
             encoder_env["LABELLOOP_ACCURATE_ENCODER_MODEL"] = accurate_model.s3_object_url
+        elif settings.default_encoder == "accurate":
+            raise SystemExit("default_encoder is accurate but the encoder layer has no accurate "
+                             "encoder: run `.venv/bin/python scripts/build_encoder.py --encoder "
+                             "all` and scripts/build_layers.py first")
         sizing = {"api": (settings.api_memory_mb, settings.api_timeout_seconds),
                   "training": (settings.training_memory_mb, None),
                   "batch-invoke": (settings.batch_memory_mb, None)}

@@ -48,6 +48,9 @@ class StageSettings(BaseModel):
     log_retention_days: int = Field(30)
     train_debounce_seconds: int = Field(3, ge=0, le=900)
     invoke_retention_days: int = Field(30, ge=1, le=365)
+    # The encoder of functions created without one: `accurate` is a few points more accurate
+    # with few samples per label and costs about 9x the encoder time (README "Encoder").
+    default_encoder: str = Field("fast", pattern=r"^(fast|accurate)$")
     # The Fargate training path: functions with at least this many annotated samples train in
     # a container task instead of the training Lambda (memory and time limits).
     fargate_training: bool = True

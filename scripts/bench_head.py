@@ -5,7 +5,7 @@ Data: CLINC150's in-scope training set (150 labels), embedded once and cached, s
 LogisticRegression fit at a fixed C (no CV, no calibration, no lexical model) for training,
 and that model's `predict_proba` on one vector for serving.
 
-    python scripts/bench_head.py [--sizes 1000 10000 15000]
+    python scripts/bench_head.py [--sizes 1000 10000 15000] [--encoder fast|accurate]
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from benchlib import emit_json, featurize_cached, load_dataset, print_table, timings
-from labelloop.encoder import Encoder
+from labelloop.encoder import DEFAULT_ENCODER, ENCODERS, Encoder
 from labelloop.model import LabelSpec, build_model
 
 
@@ -26,8 +26,9 @@ def main() -> None:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 15000])
+    p.add_argument("--encoder", choices=ENCODERS, default=DEFAULT_ENCODER)
     args = p.parse_args()
-    enc = Encoder(threads=2)
+    enc = Encoder(threads=2, encoder=args.encoder)
     texts, labels, _, _ = load_dataset("clinc150")
     features = featurize_cached(enc, texts, "clinc150-train")
     y = np.asarray(labels)
@@ -58,8 +59,9 @@ def main() -> None:
     figures["predict_one_us"] = {"ours": round(ours_p, 1), "baseline_sklearn": round(base_p, 1),
                                  "ratio": round(ours_p / base_p, 3)}
     print_table(["what", "ours (s or µs)", "baseline", "ratio", "notes"], rows)
-    print("baseline: sklearn LogisticRegression(C=10) fit / predict_proba, same data, same run")
-    emit_json("head", figures)
+    print(f"encoder: {args.encoder} ({enc.dim}-d); baseline: sklearn LogisticRegression(C=10) "
+          "fit / predict_proba, same data, same run")
+    emit_json("head", {"encoder": args.encoder, "dim": enc.dim, **figures})
 
 
 if __name__ == "__main__":

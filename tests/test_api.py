@@ -101,6 +101,19 @@ def test_an_accurate_function_embeds_with_mpnet_end_to_end(api):
         4 * 768}
 
 
+def test_a_deployment_can_make_accurate_the_default_encoder(api, monkeypatch):
+    from labelloop import container
+
+    monkeypatch.setenv("LABELLOOP_DEFAULT_ENCODER", "accurate")
+    d = container.Deps()
+    d.__dict__["encoders"] = container.deps().encoders
+    container.reset(d)
+    status, fn, _ = api.call("POST", "/v1/functions", {"name": "x"})
+    assert status == 200 and fn["encoder"] == "accurate"
+    status, fn, _ = api.call("POST", "/v1/functions", {"name": "y", "encoder": "fast"})
+    assert status == 200 and fn["encoder"] == "fast"
+
+
 def test_a_client_sees_only_its_own_functions(api):
     fid = make_function(api, samples=[], train=False)
     other = api.token("client-b", "secret-b")

@@ -340,10 +340,15 @@ def test_the_accurate_model_is_an_asset_only_the_encoder_functions_read(template
     for n in ("api", "batch-invoke"):
         reads = json.dumps(_role_actions(template, name + n)["s3:GetObject"])
         assert ".onnx" in reads, reads  # that one object, not the assets bucket
-    # A layer folder built without the accurate encoder: functions cannot pick it.
+    assert {fns[name + n]["Environment"]["Variables"]["LABELLOOP_DEFAULT_ENCODER"]
+            for n in ("api", "batch-invoke")} == {"fast"}
+    # A layer folder built without the accurate encoder: functions cannot pick it, nor can it
+    # be the stage's default.
     _, t = synth(fake_layers(tmp_path, accurate=False))
     for props in resources(t.to_json(), "AWS::Lambda::Function").values():
         assert "LABELLOOP_ACCURATE_ENCODER_MODEL" not in props["Environment"]["Variables"]
+    with pytest.raises(SystemExit, match="default_encoder is accurate"):
+        synth(fake_layers(tmp_path, accurate=False), default_encoder="accurate")
     # One whose model does not match the layer's manifest fails synth with the fix.
     (tmp_path / "stale").mkdir()
     stale = fake_layers(tmp_path / "stale")

@@ -32,6 +32,9 @@ class Settings(BaseModel):
     max_body_bytes: int = Field(256 * 1024, ge=1024, alias="LABELLOOP_MAX_BODY_BYTES")
     default_invoke_retention_days: int = Field(
         30, ge=1, le=365, alias="LABELLOOP_INVOKE_RETENTION_DAYS")
+    # The encoder of a function created without one (`fast` or `accurate`).
+    default_encoder: str = Field("fast", pattern=r"^(fast|accurate)$",
+                                 alias="LABELLOOP_DEFAULT_ENCODER")
     # s3://bucket/key of the accurate encoder's model.onnx where the layers hold only its
     # manifest and tokenizer (on Lambda: 110 MB do not fit beside the runtime). Empty: the
     # model is beside the manifest (local stack, tests).

@@ -6,7 +6,7 @@ import time
 
 from labelloop.container import Deps
 from labelloop.domain import FunctionItem
-from labelloop.encoder import DEFAULT_ENCODER, ENCODERS
+from labelloop.encoder import ENCODERS
 from labelloop.errors import BadRequest
 from labelloop.ids import full, new_bare
 from labelloop.usecases.common import is_training, owned_function
@@ -24,7 +24,7 @@ def create_function(d: Deps, client: str, name: str | None, input: str, output: 
     if output not in OUTPUTS:
         raise BadRequest(f"output: {output!r} is not supported (supported: "
                          f"{', '.join(OUTPUTS)})")
-    encoder = encoder or DEFAULT_ENCODER
+    encoder = encoder or d.settings.default_encoder
     if encoder not in ENCODERS:
         raise BadRequest(f"encoder: {encoder!r} is not supported (supported: "
                          f"{', '.join(ENCODERS)})")
