@@ -82,10 +82,16 @@ def test_bad_input_is_rejected(encoder):
         build_model(encoder, LABELS, f, ["travel"])
 
 
-def test_demo_trains_the_example_function_and_prints_predictions(encoder_dir):
-    out = subprocess.run([sys.executable, "-m", "labelloop.cli", "demo", "--encoder-dir",
-                          str(encoder_dir)], capture_output=True, text=True, check=True, cwd=ROOT)
+@pytest.mark.parametrize("encoder", ["fast", "accurate"])
+def test_demo_trains_the_example_function_and_prints_predictions(encoder, encoder_dir,
+                                                                 accurate_encoder_dir):
+    folder = encoder_dir if encoder == "fast" else accurate_encoder_dir
+    out = subprocess.run([sys.executable, "-m", "labelloop.cli", "demo", "--encoder", encoder,
+                          "--encoder-dir", str(folder)], capture_output=True, text=True,
+                         check=True, cwd=ROOT)
     text = out.stdout
+    name = "all-MiniLM-L6-v2" if encoder == "fast" else "all-mpnet-base-v2"
+    assert f"encoder: {name}" in text
     assert "zero-shot" in text and "cross-validated accuracy" in text
     lines = text.split("predictions:")[1].strip().splitlines()[::2]
     predicted = [line.split()[0] for line in lines]
