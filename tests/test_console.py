@@ -472,6 +472,7 @@ def test_a_function_made_in_the_console_and_api_errors_in_the_banner(stack, page
     fid = re.search(r"#/functions/(function_[a-z0-9]+)$", page.url).group(1)
     made = stack.client.get_function(fid)
     assert (made["name"], made["encoder"]) == ("made in the console", "accurate")
+    assert page.get_by_test_id("function-encoder").inner_text() == "accurate encoder"
     page.get_by_test_id("labels-card").get_by_text("No labels yet").wait_for()
     page.get_by_label("Name", exact=True).fill("billing")
     page.get_by_test_id("add-label").click()

@@ -104,8 +104,10 @@ const TABS = [['', 'Overview', 'tab-overview'], ['/review', 'Review', 'tab-revie
 export function functionHeader(ctx, fid, active) {
   const title = h('h1', { 'data-testid': 'function-name' }, '…');
   const meta = h('span', { class: 'muted mono' }, fid);
+  const encoder = h('span', { class: 'muted', 'data-testid': 'function-encoder' });
   ctx.root.append(h('div', { class: 'fn-head' },
-    h('div', {}, h('a', { href: '#/functions', class: 'crumb' }, 'Functions'), ' / ', meta),
+    h('div', {}, h('a', { href: '#/functions', class: 'crumb' }, 'Functions'), ' / ', meta,
+      ' · ', encoder),
     title,
     h('nav', { class: 'tabs', 'aria-label': 'Function' }, TABS.map(([suffix, text, testid]) => h('a', {
       href: `#/functions/${fid}${suffix}`, class: suffix === active ? 'tab active' : 'tab',
@@ -114,6 +116,7 @@ export function functionHeader(ctx, fid, active) {
   return attempt(async () => {
     const f = await api.get(api.fn(fid));
     title.textContent = f.name;
+    encoder.textContent = `${f.encoder} encoder`;
     document.title = `${f.name} · labelloop`;
     return f;
   });
