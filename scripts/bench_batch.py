@@ -1,6 +1,7 @@
 """Batch-invoke throughput: the worker's Lambda handler ÷ the raw batched encoder, same run.
 
     .venv/bin/python scripts/bench_batch.py [--items 2000] [--rounds 3] [--shots 5]
+                                            [--encoder fast|accurate]
 
 Against moto in server mode, in a process of its own (DynamoDB, S3, SQS: as with AWS, its
 work does not hold this process's GIL): a BANKING77 function (77
@@ -36,6 +37,7 @@ import boto3
 
 from benchlib import emit_json, load_dataset, print_table
 from fastmoto import moto_process
+from labelloop.encoder import DEFAULT_ENCODER, ENCODERS
 
 CLIENT = "bench-client"
 
@@ -52,7 +54,7 @@ class _Laps(logging.Handler):
             self.parts.append(record.seconds)
 
 
-def setup(d, shots: int) -> str:
+def setup(d, shots: int, encoder: str) -> str:
     from labelloop.usecases import functions as F
     from labelloop.usecases import labels as L
     from labelloop.usecases import samples as S
@@ -60,7 +62,7 @@ def setup(d, shots: int) -> str:
     from labelloop.usecases.common import TrainingMessage
 
     texts, labels, _, _ = load_dataset("banking77")
-    fn = F.create_function(d, CLIENT, "banking77", "Text", "Classification")
+    fn = F.create_function(d, CLIENT, "banking77", "Text", "Classification", encoder=encoder)
     by_label: dict[str, list[str]] = defaultdict(list)
     for t, y in zip(texts, labels, strict=True):
         by_label[y].append(t)
@@ -80,6 +82,8 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=2000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--shots", type=int, default=5)
+    ap.add_argument("--encoder", choices=ENCODERS, default=DEFAULT_ENCODER,
+                    help="the function's encoder (the raw baseline uses the same one)")
     ap.add_argument("--plain-moto", action="store_true",
                     help="moto's DynamoDB as shipped: each transaction deep-copies the tables "
                          "(O(table) per capture, which DynamoDB does not cost)")
@@ -105,7 +109,7 @@ def run(args: argparse.Namespace, moto) -> None:
     d = container.Deps()
     container.reset(d)
     print(f"training a BANKING77 function ({args.shots} samples per label) …", flush=True)
-    fid = setup(d, args.shots)
+    fid = setup(d, args.shots, args.encoder)
     from labelloop.handlers.batch import handler
 
     # The worker's per-part log line carries the breakdown: collected here, not printed.
@@ -120,7 +124,7 @@ def run(args: argparse.Namespace, moto) -> None:
     sqs, url = boto3.client("sqs"), os.environ["LABELLOOP_BATCH_QUEUE_URL"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"]
-    encoder = d.encoders["fast"]
+    encoder = d.encoders[args.encoder]
     encoder.warm()
 
     def raw() -> float:
@@ -200,6 +204,7 @@ def run(args: argparse.Namespace, moto) -> None:
           f"shares {os.cpu_count()} cores with the worker")
     ratio = (n / total["worker (capture on)"]) / base
     emit_json("batch_invoke", {
+        "encoder": args.encoder,
         "items": len(texts), "rounds": args.rounds, "part_items": B.PART_ITEMS,
         "raw_encoder_texts_per_s": round(base, 1),
         "worker_texts_per_s": round(n / total["worker (capture on)"], 1),
