@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from labelloop.encoder import file_sha256
+from labelloop.encoder import DEFAULT_ENCODER, ENCODERS, file_sha256
 
 ROOT = Path(__file__).resolve().parents[1]
 # Days -> the name of aws_logs.RetentionDays (the CloudWatch periods people pick).
@@ -50,7 +50,7 @@ class StageSettings(BaseModel):
     invoke_retention_days: int = Field(30, ge=1, le=365)
     # The encoder of functions created without one: `accurate` is a few points more accurate
     # with few samples per label and costs about 9x the encoder time (README "Encoder").
-    default_encoder: str = Field("fast", pattern=r"^(fast|accurate)$")
+    default_encoder: str = Field(DEFAULT_ENCODER, pattern=f"^({'|'.join(ENCODERS)})$")
     # The Fargate training path: functions with at least this many annotated samples train in
     # a container task instead of the training Lambda (memory and time limits).
     fargate_training: bool = True

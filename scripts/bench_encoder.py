@@ -21,7 +21,7 @@ from benchlib import ROOT, emit_json, print_table, timings
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from build_encoder import build
-from labelloop.encoder import Encoder
+from labelloop.encoder import ENCODERS, Encoder
 
 TEXT = "I lost my debit card yesterday at the station, can you block it and send me a new one?"
 FIXTURES = {"fast": ROOT / "tests" / "fixtures" / "reference_embeddings.npz",
@@ -51,10 +51,10 @@ def measure(enc: Encoder, texts: list[str], reference: np.ndarray, repeat: int) 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeat", type=int, default=400)
-    p.add_argument("--encoder", choices=("all", "fast", "accurate"), default="all")
+    p.add_argument("--encoder", choices=("all", *ENCODERS), default="all")
     args = p.parse_args()
     runs = {}  # name -> (encoder, folder)
-    for encoder in ("fast", "accurate") if args.encoder == "all" else (args.encoder,):
+    for encoder in ENCODERS if args.encoder == "all" else (args.encoder,):
         chosen = Encoder(threads=1, encoder=encoder)
         runs[f"{encoder} {chosen.manifest.variant} (chosen)"] = (encoder, chosen.model_dir)
         others = ("fp32", "weight-int8") if encoder == "fast" else ("fp32",)

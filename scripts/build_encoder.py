@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 import build_mpnet
+from labelloop.encoder import ENCODERS
 from labelloop.encoder import file_sha256 as sha256
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -243,7 +244,6 @@ def static_int8(fp32_model, original_inits: dict, tokenizer_path: Path, work: Pa
     return model
 
 
-ENCODERS = ("fast", "accurate")
 DEFAULT_VARIANT = {"fast": "static-int8", "accurate": "weight-int8"}
 
 

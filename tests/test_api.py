@@ -76,6 +76,10 @@ def test_an_accurate_function_embeds_with_mpnet_end_to_end(api):
     assert api.call("GET", f"/v1/functions/{accurate}")[1]["encoder"] == "accurate"
     status, body, _ = api.call("PUT", f"/v1/functions/{accurate}", {"encoder": "fast"})
     assert status == 400 and body["message"].startswith("encoder: fixed")
+    # Sending back the function as read (its own encoder) is no change.
+    status, body, _ = api.call("PUT", f"/v1/functions/{accurate}",
+                               {"name": "renamed", "encoder": "accurate"})
+    assert status == 200 and (body["name"], body["encoder"]) == ("renamed", "accurate")
     # Samples and label priors are stored as the function's encoder embeds them.
     store = container.deps().store
     for fid, dim in ((fast, 384), (accurate, 768)):

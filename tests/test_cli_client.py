@@ -66,6 +66,19 @@ def test_functions_create_with_labels_and_list(cli, state):
     assert status == 0 and fid in out and "support" in out
 
 
+def test_functions_create_on_the_accurate_encoder(cli, api):
+    status, out, _ = cli("functions", "create", "precise", "--encoder", "accurate")
+    assert status == 0
+    fid = out.strip()
+    assert api.get_function(fid)["encoder"] == "accurate"
+    status, out, _ = cli("functions", "list")
+    assert status == 0 and next(line for line in out.splitlines() if fid in line).split()[
+        3] == "accurate"
+    with pytest.raises(SystemExit):  # argparse: exit 2, naming the choices
+        cli("functions", "create", "x", "--encoder", "huge")
+    cli("functions", "delete", fid)
+
+
 def test_import_then_reimport_is_all_duplicates(cli, state):
     n = len((DATA / "example_samples.csv").read_text().strip().splitlines()) - 1
     status, out, _ = cli("import", state["fid"], DATA / "example_samples.csv")

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from labelloop.encoder import DEFAULT_ENCODER, ENCODERS
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "scripts" / "data"
 
 
@@ -79,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
                    help="CSV with columns text,label")
     p.add_argument("--queries", type=Path, default=EXAMPLES / "example_queries.txt",
                    help="texts to classify, one per line")
-    p.add_argument("--encoder", choices=("fast", "accurate"), default="fast",
+    p.add_argument("--encoder", choices=ENCODERS, default=DEFAULT_ENCODER,
                    help="fast: all-MiniLM-L6-v2; accurate: all-mpnet-base-v2 (default: fast)")
     p.add_argument("--encoder-dir", type=Path, default=None,
                    help="built encoder folder (default: layers/encoder, layers/encoder-accurate)")

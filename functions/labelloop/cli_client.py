@@ -208,8 +208,8 @@ def functions_create(args: argparse.Namespace, client: Client) -> None:
 
 def functions_list(args: argparse.Namespace, client: Client) -> None:
     rows = [[f["id"], f.get("name", ""), _version(f.get("liveModelVersion")),
-             f.get("createdAt", "")] for f in client.list_functions()]
-    _print_table(["id", "name", "live", "created"], rows)
+             f.get("encoder", ""), f.get("createdAt", "")] for f in client.list_functions()]
+    _print_table(["id", "name", "live", "encoder", "created"], rows)
 
 
 def functions_delete(args: argparse.Namespace, client: Client) -> None:

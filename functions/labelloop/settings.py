@@ -12,6 +12,8 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from labelloop.encoder import DEFAULT_ENCODER, ENCODERS
+
 
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, populate_by_name=True)
@@ -33,7 +35,7 @@ class Settings(BaseModel):
     default_invoke_retention_days: int = Field(
         30, ge=1, le=365, alias="LABELLOOP_INVOKE_RETENTION_DAYS")
     # The encoder of a function created without one (`fast` or `accurate`).
-    default_encoder: str = Field("fast", pattern=r"^(fast|accurate)$",
+    default_encoder: str = Field(DEFAULT_ENCODER, pattern=f"^({'|'.join(ENCODERS)})$",
                                  alias="LABELLOOP_DEFAULT_ENCODER")
     # s3://bucket/key of the accurate encoder's model.onnx where the layers hold only its
     # manifest and tokenizer (on Lambda: 110 MB do not fit beside the runtime). Empty: the

@@ -139,12 +139,9 @@ def get_function(function_id: str):
 
 @app.put(FN)
 def update_function(function_id: str, body: FunctionPatch):
-    if body.encoder is not None:
-        raise BadRequest("encoder: fixed when a function is created (its samples' embeddings "
-                         "come from it); create a new function to use another")
     fn = F.update_function(deps(), _client(), function_id, name=body.name,
                            store_invokes=body.storeInvokes,
-                           invoke_retention_days=body.invokeRetentionDays)
+                           invoke_retention_days=body.invokeRetentionDays, encoder=body.encoder)
     return _json(200, P.function_json(fn))
 
 

@@ -17,7 +17,7 @@ class FunctionIn(Body):
     storeInvokes: bool | None = None
     invokeRetentionDays: int | None = Field(None, ge=1, le=365)
     # Ours: `fast` (all-MiniLM-L6-v2, the default) or `accurate` (all-mpnet-base-v2: a few
-    # points more accurate few-shot, ~10x the encoder time). Fixed once created.
+    # points more accurate few-shot, ~9x the encoder time). Fixed once created.
     encoder: str | None = None
 
 
@@ -25,7 +25,7 @@ class FunctionPatch(Body):
     name: str | None = Field(None, max_length=200)
     storeInvokes: bool | None = None
     invokeRetentionDays: int | None = Field(None, ge=1, le=365)
-    encoder: str | None = None  # only to say that it cannot change
+    encoder: str | None = None  # may repeat the function's own; another one is a 400
 
 
 class LabelIn(Body):

@@ -47,6 +47,10 @@ def list_functions(d: Deps, client: str) -> list[FunctionItem]:
 def update_function(d: Deps, client: str, function_id: str, **changes) -> FunctionItem:
     fn = owned_function(d, client, function_id)
     changes = {k: v for k, v in changes.items() if v is not None}
+    # A client may send back the function it read: the same encoder is no change.
+    if changes.pop("encoder", fn.encoder) != fn.encoder:
+        raise BadRequest("encoder: fixed when a function is created (its samples' embeddings "
+                         "come from it); create a new function to use another")
     if "name" in changes:
         changes["name"] = changes["name"].strip() or fn.name
     if changes:
