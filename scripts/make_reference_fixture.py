@@ -10,6 +10,7 @@ float64 (scripts/export_mpnet.py --reference). Run it again only if the texts ch
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 from math import erf
@@ -26,8 +27,8 @@ from build_encoder import (  # noqa: E402
     fetch_sources,
     patched_tokenizer,
     read_safetensors,
-    sha256,
 )
+from labelloop.encoder import DEFAULT_ENCODER, ENCODERS  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures"
 TEXTS = FIXTURES / "reference_texts.txt"
@@ -71,7 +72,7 @@ def bert_embed(weights: dict, ids: list[int]) -> np.ndarray:
 def mpnet_reference(tmp: Path) -> np.ndarray:
     import subprocess
 
-    upstream = build_mpnet.fetch_upstream(tmp, download, sha256)
+    upstream = build_mpnet.fetch_upstream(tmp, download)
     tok_path = tmp / "tokenizer.json"
     patched_tokenizer(upstream / "tokenizer.json", tok_path, build_mpnet.MAX_TOKENS,
                       build_mpnet.PAD)
@@ -85,7 +86,9 @@ def mpnet_reference(tmp: Path) -> np.ndarray:
 def main() -> None:
     from tokenizers import Tokenizer
 
-    accurate = sys.argv[1:] == ["--encoder", "accurate"]
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--encoder", choices=ENCODERS, default=DEFAULT_ENCODER)
+    accurate = p.parse_args().encoder == "accurate"
     texts = [t for t in TEXTS.read_text().splitlines() if t.strip()]
     out = FIXTURES / ("reference_embeddings-accurate.npz" if accurate
                       else "reference_embeddings.npz")

@@ -41,7 +41,7 @@ def dir_env(encoder: str) -> str:
 
 class EncoderManifest(BaseModel):
     name: str
-    encoder: str = DEFAULT_ENCODER
+    encoder: str
     variant: str
     dim: int
     max_tokens: int
@@ -229,6 +229,9 @@ class Encoders:
         self._lock = threading.Lock()
 
     def __getitem__(self, name: str) -> Encoder:
+        # Every invoke asks: no lock once built (dict reads are atomic under the GIL).
+        if built := self._built.get(name):
+            return built
         if name not in ENCODERS:
             raise KeyError(f"unknown encoder {name!r} (known: {', '.join(ENCODERS)})")
         with self._lock:
