@@ -62,7 +62,8 @@ def test_the_uncertainty_buffer_keeps_the_most_uncertain_within_its_quota(api):
     assert all(i["captureReason"] == "uncertainty" and i["origin"] == "InvokeCapture"
                for i in items)
     assert [i["priority"] for i in items] == sorted((i["priority"] for i in items), reverse=True)
-    assert used(api, fid) == {"uncertainty": 3, "random": 0, "rare_class": 0}
+    assert used(api, fid) == {"uncertainty": 3, "random": 0, "rare_class": 0,
+                              "near_threshold": 0, "confused_pair": 0}
     # The same items are samples, listed by origin; training samples are not among them.
     status, captured, _ = api.call("GET", f"/v1/functions/{fid}/samples",
                                    query="origin=InvokeCapture")
@@ -181,7 +182,8 @@ def test_policy_defaults_merging_and_errors_that_name_the_field(api):
     fid = make_function(api, train=False)
     body = api.call("GET", f"/v1/functions/{fid}/capture")[1]
     quotas = {s["name"]: s["quota"] for s in body["strategies"]}
-    assert set(quotas) == {"uncertainty", "random", "rare_class"} and all(quotas.values())
+    assert quotas == {"random": 50, "near_threshold": 50, "confused_pair": 0,
+                      "uncertainty": 400, "rare_class": 50}
     body = policy(api, fid, {"uncertainty": {"quota": 7}})
     body = policy(api, fid, {"uncertainty": {"measure": "least_confidence"}})
     u = next(s for s in body["strategies"] if s["name"] == "uncertainty")

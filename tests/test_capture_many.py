@@ -67,7 +67,8 @@ def test_many_at_once_decide_as_one_by_one(api, texts):
     captured = sum(x is not None for x in out)
     assert len(buffered) == sum(counters.values()) > 0
     if len(texts) > 10:  # both quotas full, and items were replaced
-        assert counters == {"random": 3, "uncertainty": 4, "rare_class": 0}
+        assert counters == {"random": 3, "uncertainty": 4, "rare_class": 0,
+                            "near_threshold": 0, "confused_pair": 0}
         assert captured > 7
     else:
         assert captured == len(buffered)

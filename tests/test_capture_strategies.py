@@ -26,7 +26,9 @@ def candidates(n: int, seed: int = 0) -> list[Candidate]:
         margin = float(rng.uniform(0, conf))
         count = int(rng.integers(0, 30))
         out.append(Candidate(f"l{rng.integers(5)}", conf, margin, count,
-                             int(rng.integers(20)), 20, 30))
+                             int(rng.integers(20)), 20, 30, runner_up=f"l{rng.integers(5)}",
+                             accept_threshold=float(rng.uniform(0.5, 1.0)),
+                             pair_rank=int(rng.integers(10)) if rng.random() < 0.5 else None))
     return out
 
 
@@ -38,7 +40,7 @@ def strategy(request):
 
 
 def test_defaults_need_no_configuration_and_unknown_settings_are_rejected(strategy):
-    assert strategy.quota > 0
+    assert strategy.quota >= 0  # 0: off until a function turns it on
     with pytest.raises(ValidationError):
         type(strategy)(no_such_setting=1)
     with pytest.raises(ValidationError):
@@ -103,6 +105,34 @@ def test_rare_class_takes_only_the_rarest_labels_rarer_first():
     assert rarest > second > 0
     # Every label equally covered: none is rare.
     assert rare.priority(Candidate("a", 0.9, 0.5, 6, 0, 20, 6), rng) is None
+
+
+def test_near_threshold_takes_a_band_under_the_accept_threshold_closer_first():
+    near = STRATEGIES["near_threshold"](band=0.1)
+    rng = np.random.default_rng()
+
+    def at(conf, threshold=0.9):
+        return near.priority(Candidate("a", conf, 0.5, 10, 3, accept_threshold=threshold), rng)
+
+    assert at(0.9) is None and at(0.95) is None  # accepted already
+    assert at(0.79) is None  # too far under
+    assert at(0.8) == pytest.approx(0.0) and at(0.85) == pytest.approx(0.5)
+    assert at(0.899) > at(0.85) > at(0.81)
+    assert at(0.85, threshold=None) is None  # no policy, or a target it cannot show
+
+
+def test_confused_pair_takes_uncertain_predictions_between_the_most_confused_labels():
+    pair = STRATEGIES["confused_pair"](pairs=3, threshold=0.3)
+    rng = np.random.default_rng()
+
+    def of(rank, margin):
+        return pair.priority(Candidate("a", 0.6, margin, 10, 3, runner_up="b",
+                                       pair_rank=rank), rng)
+
+    assert of(0, 0.2) == pytest.approx(0.8) and of(2, 0.5) == pytest.approx(0.5)
+    assert of(3, 0.2) is None  # not among the 3 most confused
+    assert of(None, 0.2) is None  # its top two are not a confused pair
+    assert of(0, 0.8) is None  # sure enough
 
 
 def test_rarity_counts_labels_with_fewer_samples():

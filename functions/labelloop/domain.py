@@ -46,6 +46,9 @@ class FunctionItem(Item):
     invoke_retention_days: int = 30
     # Overrides of the capture defaults (labelloop.capture.decide.CapturePolicy, as a dict).
     capture: dict = Field(default_factory=dict)
+    # The decision policy (labelloop.thresholds.ThresholdPolicy, as a dict; perLabel keyed by
+    # bare label id), or None: invokes then carry no decision.
+    thresholds: dict | None = None
 
 
 class LabelItem(Item):
@@ -118,6 +121,9 @@ class ModelVersionItem(Item):
     # Promotion decision against the model that was live: promoted, and why.
     promoted: bool = False
     decision: str = ""
+    # When it went live under a decision policy: the thresholds solved for it, per label id
+    # ({"accept": t | None, "review": t, "was": the previous live version's accept}).
+    thresholds: dict | None = None
 
 
 class InvokeItem(Item):

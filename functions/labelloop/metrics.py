@@ -37,3 +37,19 @@ def macro_f1(y, pred) -> float:
         fn = float(((pred != c) & (y == c)).sum())
         scores.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
     return float(np.mean(scores))
+
+
+def wilson(correct, n, z: float = 1.96):
+    """The 95 % Wilson score interval of a proportion `correct / n` (scalars or arrays; where
+    n is 0 the interval is the whole of [0, 1])."""
+    correct, n = np.asarray(correct, dtype=float), np.asarray(n, dtype=float)
+    safe = np.maximum(n, 1.0)
+    p = correct / safe
+    denom = 1 + z * z / safe
+    centre = (p + z * z / (2 * safe)) / denom
+    half = z * np.sqrt(p * (1 - p) / safe + z * z / (4 * safe * safe)) / denom
+    low = np.where(n > 0, np.maximum(0.0, centre - half), 0.0)
+    high = np.where(n > 0, np.minimum(1.0, centre + half), 1.0)
+    if low.ndim == 0:
+        return float(low), float(high)
+    return low, high

@@ -7,6 +7,7 @@ immutable, so each is read from S3 once per container and kept.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -17,7 +18,10 @@ import numpy as np
 
 from labelloop.domain import FunctionItem, LabelItem, SampleItem
 from labelloop.encoder import Features
+from labelloop.errors import NotFound
 from labelloop.head import Head
+from labelloop.quality import Quality
+from labelloop.thresholds import Decisions, ThresholdPolicy, resolve
 
 MAX_MODELS = 64  # versions kept per container; each is a few hundred KB
 
@@ -54,6 +58,8 @@ class LiveModel:
     version: int
     head: Head
     meta: ModelMeta
+    # How it did on samples it was not trained on (quality.json); None for zero-shot versions.
+    quality: Quality | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,9 @@ class View:
     labels: dict[str, LabelItem]  # by bare id
     model: LiveModel | None
     loaded_at: float
+    # The function's decision policy solved for the live version (None: no policy, or no
+    # model yet): travels with the view, so deciding costs an invoke no I/O.
+    decisions: Decisions | None = None
 
     def predict(self, features: Features) -> list[Prediction]:
         return predict(self.model, self.labels, features)
@@ -114,6 +123,9 @@ class ServingCache:
         self._ttl = cache_seconds
         self._views: dict[str, View] = {}
         self._models: OrderedDict[tuple[str, int], LiveModel] = OrderedDict()
+        # (fid, version) -> ((policy, label ids), decisions): re-solved when one changes.
+        self._decisions: OrderedDict[tuple[str, int], tuple[tuple, Decisions | None]] = (
+            OrderedDict())
         self._lock = threading.Lock()
 
     def view(self, fid: str) -> View:
@@ -122,9 +134,27 @@ class ServingCache:
             fn = self._store.get_function(fid)
             labels = {lb.id: lb for lb in self._store.list_labels(fid, consistent=False)}
             model = self.model(fid, fn.live) if fn.live else None
-            v = View(fn, labels, model, time.monotonic())
+            v = View(fn, labels, model, time.monotonic(),
+                     self.decisions(fid, fn.thresholds, model, labels))
             self._views[fid] = v
         return v
+
+    def decisions(self, fid: str, policy: dict | None, model: LiveModel | None,
+                  labels: dict[str, LabelItem]) -> Decisions | None:
+        """The policy solved for this model version and label set (cached)."""
+        if policy is None or model is None:
+            return None
+        key = (json.dumps(policy, sort_keys=True), tuple(sorted(labels)))
+        with self._lock:
+            cached = self._decisions.get((fid, model.version))
+        if cached is None or cached[0] != key:
+            cached = (key, resolve(ThresholdPolicy.model_validate(policy), model.quality,
+                                   sorted(labels), model.version))
+            with self._lock:
+                self._decisions[(fid, model.version)] = cached
+                while len(self._decisions) > MAX_MODELS:
+                    self._decisions.popitem(last=False)
+        return cached[1]
 
     def invalidate(self, fid: str) -> None:
         self._views.pop(fid, None)
@@ -147,4 +177,9 @@ def load_model(store, fid: str, version: int) -> LiveModel:
     prefix = artifact_prefix(fid, version)
     head = Head.from_bytes(store.get_artifact(prefix + "head.npz"))
     meta = ModelMeta.from_json(store.get_artifact(prefix + "model.json"))
-    return LiveModel(version, head, meta)
+    quality = None
+    # A version trained before quality was measured has none.
+    with contextlib.suppress(NotFound):
+        if not head.zero_shot:
+            quality = Quality.from_json(store.get_artifact(prefix + "quality.json"))
+    return LiveModel(version, head, meta, quality)

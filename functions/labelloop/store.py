@@ -309,6 +309,11 @@ class Store:
                                UpdateExpression="SET promoted = :p, decision = :d",
                                ExpressionAttributeValues={":p": promoted, ":d": decision})
 
+    def record_thresholds(self, fid: str, version: int, record: dict) -> None:
+        self.table.update_item(Key={"pk": _fn(fid), "sk": f"MODEL#{version:08d}"},
+                               UpdateExpression="SET thresholds = :t",
+                               ExpressionAttributeValues={":t": _to_ddb(record)})
+
     def put_artifact(self, key: str, body: bytes) -> None:
         self._s3.put_object(Bucket=self.bucket, Key=key, Body=body)
 

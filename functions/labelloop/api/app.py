@@ -12,8 +12,9 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from labelloop.api import batch, console, review
+from labelloop.api import batch, console, review, thresholds
 from labelloop.api import presenters as P
+from labelloop.api import quality_presenters as QP
 from labelloop.api.schemas import (
     AnnotationIn,
     FunctionIn,
@@ -63,7 +64,8 @@ def _invalid(err: RequestValidationError) -> Response:
     problems = []
     for e in err.errors():
         loc = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path")]
-        problems.append(f"{'.'.join(loc) or 'body'}: {e.get('msg', 'invalid')}")
+        msg = e.get("msg", "invalid").removeprefix("Value error, ")
+        problems.append(f"{'.'.join(loc) or 'body'}: {msg}")
     return _json(400, {"message": "; ".join(problems) or "invalid request"})
 
 
@@ -83,6 +85,7 @@ def _public(path: str) -> bool:
 
 app.use(middlewares=[_authenticate])
 app.include_router(review.router)
+app.include_router(thresholds.router)
 app.include_router(batch.router)
 app.include_router(console.router)
 
@@ -317,10 +320,15 @@ def list_models(function_id: str):
 
 @app.get(FN + "/models/<version>")
 def get_model(function_id: str, version: int):
+    """The version, with its cross-validated quality: per-label precision, recall and F1,
+    the most confused label pairs, the confusion matrix."""
     d = deps()
     fn = F.owned_function(d, _client(), function_id)
-    return _json(200, P.model_version_json(M.get_version(d, _client(), function_id, version),
-                                           fn.live))
+    mv = M.get_version(d, _client(), function_id, version)
+    quality, labels = M.version_quality(d, fn, version)
+    return _json(200, {**P.model_version_json(mv, fn.live),
+                       "quality": QP.quality_json(quality, labels),
+                       "thresholds": QP.version_thresholds_json(mv.thresholds)})
 
 
 @app.post(FN + "/models/<version>/promote")

@@ -81,7 +81,9 @@ def invoke_json(r: InvokeResult, label_count: int | None, include_metadata: bool
     ranked = r.prediction.ranked[:label_count] if label_count else r.prediction.ranked
     return {**one(r.prediction.label_id, r.prediction.confidence),
             "labelConfidences": [one(lid, c) for lid, c in ranked],
-            "modelVersion": r.model_version, "sampleId": full(r.sample_id, "sample")}
+            "modelVersion": r.model_version, "sampleId": full(r.sample_id, "sample"),
+            **(r.decisions.fields(r.prediction.label_id, r.prediction.confidence)
+               if r.decisions else {})}
 
 
 def invoke_record_json(r: InvokeItem) -> dict:

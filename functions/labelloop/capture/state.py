@@ -36,6 +36,8 @@ class CaptureState:
     loaded_at: float
     trained: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
     label_counts: dict[str, int] = field(default_factory=dict)
+    # The live version's most confused label pairs: {frozenset({a, b}): rank}.
+    pair_ranks: dict[frozenset, int] = field(default_factory=dict)
 
 
 class CaptureCache:
@@ -123,9 +125,11 @@ class CaptureCache:
             buffers[s.name] = BufferState(n, self._store.lowest_buffered(fid, s.name)
                                           if full else None)
         trained, counts = self._trained_of(fid, model)
+        quality = model.quality if model is not None else None
         return CaptureState(dict(raw_policy), policy, strategies, buffers,
                             model.version if model is not None else None, time.monotonic(),
-                            trained=trained, label_counts=counts)
+                            trained=trained, label_counts=counts,
+                            pair_ranks=quality.pair_ranks if quality is not None else {})
 
     def _trained_of(self, fid: str, model) -> tuple[np.ndarray, dict[str, int]]:
         if model is None:

@@ -35,6 +35,12 @@ class Candidate:
     rarity_rank: int
     label_total: int = 1
     top_count: int = 0
+    # The second most confident label; the decision policy's accept threshold for the
+    # predicted label (None: no policy, or its target cannot be shown); and the rank of the
+    # top two labels among the live version's most confused pairs (0 = most; None: not one).
+    runner_up: str | None = None
+    accept_threshold: float | None = None
+    pair_rank: int | None = None
 
 
 class Strategy(BaseModel):
@@ -108,10 +114,46 @@ class RareClass(Strategy):
         return min(max((1.0 - c.margin / 2) / (1.0 + c.label_count), 0.0), 1.0)
 
 
+class NearThreshold(Strategy):
+    """Predictions whose confidence lies within `band` under the accept threshold of their
+    label (the function's decision policy): the annotations that move the threshold. Closer
+    first. Without a policy it takes nothing."""
+
+    name: ClassVar[str] = "near_threshold"
+    quota: int = Field(50, ge=0, le=10_000)
+    band: float = Field(0.1, gt=0.0, le=1.0)
+
+    def priority(self, c: Candidate, rng: np.random.Generator) -> float | None:
+        t = c.accept_threshold
+        if t is None or not t - self.band <= c.confidence < t:
+            return None
+        return min(max(1.0 - (t - c.confidence) / self.band, 0.0), 1.0)
+
+
+class ConfusedPair(Strategy):
+    """Predictions whose top two labels are one of the live version's `pairs` most confused
+    pairs (its cross-validated confusion: the "problematic classes"), with uncertainty
+    (1 − margin) at least `threshold`. More uncertain first."""
+
+    name: ClassVar[str] = "confused_pair"
+    quota: int = Field(0, ge=0, le=10_000)
+    pairs: int = Field(5, ge=1, le=10)
+    threshold: float = Field(0.3, ge=0.0, le=1.0)
+
+    def priority(self, c: Candidate, rng: np.random.Generator) -> float | None:
+        if c.pair_rank is None or c.pair_rank >= self.pairs:
+            return None
+        u = min(max(1.0 - c.margin, 0.0), 1.0)
+        return u if u >= self.threshold else None
+
+
 # Order matters: an invoke goes to the first strategy that takes it, and `random` comes first
-# so that its sample stays unbiased (nothing is taken away from it by the others).
+# so that its sample stays unbiased (nothing is taken away from it by the others). The narrow
+# strategies come before the broad uncertainty one, which would otherwise take their items.
 STRATEGIES: dict[str, type[Strategy]] = {
     Random.name: Random,
+    NearThreshold.name: NearThreshold,
+    ConfusedPair.name: ConfusedPair,
     Uncertainty.name: Uncertainty,
     RareClass.name: RareClass,
 }

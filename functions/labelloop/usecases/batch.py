@@ -209,7 +209,9 @@ def run_part(d: Deps, message: BatchMessage, message_id: str, sent_ms: int) -> P
                 lines[i] |= {"labelId": full(p.label_id, "label"),
                              "labelName": view.labels[p.label_id].name,
                              "confidence": round(p.confidence, 6),
-                             "modelVersion": model.version, "sampleId": full(sid, "sample")}
+                             "modelVersion": model.version, "sampleId": full(sid, "sample"),
+                             **(view.decisions.fields(p.label_id, p.confidence)
+                                if view.decisions else {})}
                 records.append(InvokeItem(
                     function_id=fid, sample_id=sid, data=text, external_id=ext,
                     model_version=model.version, label_id=p.label_id, confidence=p.confidence,

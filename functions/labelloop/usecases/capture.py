@@ -9,7 +9,6 @@ batch slab's invokes are decided the same way and committed together (`capture_m
 from __future__ import annotations
 
 import hashlib
-import math
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -26,13 +25,16 @@ from labelloop.capture.decide import (
     near_duplicate,
     rarity,
 )
+from labelloop.capture.state import CaptureState
 from labelloop.capture.strategies import STRATEGIES, Candidate
 from labelloop.container import Deps
 from labelloop.domain import SampleItem
 from labelloop.encoder import Features
 from labelloop.errors import BadRequest, Conflict
 from labelloop.ids import bare
+from labelloop.metrics import wilson
 from labelloop.serving import LiveModel, Prediction, View, predict
+from labelloop.thresholds import Decisions
 from labelloop.usecases.common import owned_function
 
 CAPTURE_ORIGIN = "InvokeCapture"
@@ -42,8 +44,13 @@ def _margin(p: Prediction) -> float:
     return p.confidence - (p.ranked[1][1] if len(p.ranked) > 1 else 0.0)
 
 
-def _candidate(p: Prediction, label_counts: dict[str, int]) -> Candidate:
-    return Candidate(p.label_id, p.confidence, _margin(p), **rarity(label_counts, p.label_id))
+def _candidate(p: Prediction, st: CaptureState, decisions: Decisions | None) -> Candidate:
+    runner_up = p.ranked[1][0] if len(p.ranked) > 1 else None
+    applied = decisions.by_label.get(p.label_id) if decisions is not None else None
+    return Candidate(p.label_id, p.confidence, _margin(p), **rarity(st.label_counts, p.label_id),
+                     runner_up=runner_up,
+                     accept_threshold=applied.accept if applied is not None else None,
+                     pair_rank=st.pair_ranks.get(frozenset((p.label_id, runner_up))))
 
 
 @dataclass(frozen=True)
@@ -68,7 +75,7 @@ def _capture(d: Deps, view: View, model: LiveModel, o: Offer) -> str | None:
     cache = d.captures
     st = cache.state(fid, view.function.capture, model)
     with cache.lock:
-        take = decide(st.strategies, _candidate(o.prediction, st.label_counts), st.buffers,
+        take = decide(st.strategies, _candidate(o.prediction, st, view.decisions), st.buffers,
                       cache.rng)
     if take is None:
         return None
@@ -115,7 +122,7 @@ def capture_many(d: Deps, view: View, model: LiveModel, offers: list[Offer]
     for n, o in enumerate(offers):
         with cache.lock:
             drawn = cache.rng.bit_generator.state
-            take = decide(st.strategies, _candidate(o.prediction, st.label_counts), buffers,
+            take = decide(st.strategies, _candidate(o.prediction, st, view.decisions), buffers,
                           cache.rng)
             if take is not None and (take.replaces is _UNKNOWN
                                      or len(taken) == MANY_PER_WRITE):
@@ -174,9 +181,10 @@ def _sample(fid: str, model: LiveModel, o: Offer, take: Take) -> SampleItem:
 def rescore(d: Deps, fid: str, model: LiveModel, labels: dict) -> int:
     """After a retrain: every buffered item's priority under the new model, so that the
     uncertainty buffer holds what is uncertain now. Returns how many were re-scored."""
-    raw = d.store.get_function(fid).capture
-    policy = CapturePolicy.model_validate(raw)
-    counts = d.captures.state(fid, raw, model).label_counts
+    fn = d.store.get_function(fid)
+    policy = CapturePolicy.model_validate(fn.capture)
+    st = d.captures.state(fid, fn.capture, model)
+    decisions = d.serving.decisions(fid, fn.thresholds, model, labels)
     n = 0
     for s in policy.build():
         items = [SampleItem.model_validate(i) for i in d.store.iter_buffer(fid, s.name)]
@@ -186,7 +194,7 @@ def rescore(d: Deps, fid: str, model: LiveModel, labels: dict) -> int:
                                    for i in items]),
                          [np.frombuffer(i.tokens, dtype=np.int32) for i in items])
         for item, p in zip(items, predict(model, labels, feats), strict=True):
-            d.store.rescore(item, s.rescore(_candidate(p, counts), item.priority or 0.0))
+            d.store.rescore(item, s.rescore(_candidate(p, st, decisions), item.priority or 0.0))
             n += 1
     d.captures.invalidate(fid)
     return n
@@ -268,15 +276,6 @@ class LiveAccuracy:
     accuracy: float
     low: float  # 95 % Wilson interval
     high: float
-
-
-def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n == 0:
-        return 0.0, 1.0
-    p = correct / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def live_accuracy(d: Deps, client: str, function_id: str) -> list[LiveAccuracy]:

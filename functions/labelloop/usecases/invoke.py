@@ -17,6 +17,7 @@ from labelloop.domain import InvokeItem
 from labelloop.errors import BadRequest, NotFound, NotReady
 from labelloop.ids import bare, new_bare
 from labelloop.serving import LiveModel, Prediction, View, predict
+from labelloop.thresholds import Decisions
 from labelloop.usecases.capture import capture as capture_invoke
 from labelloop.usecases.common import owned_function
 from labelloop.usecases.samples import MAX_EXTERNAL_ID, MAX_PAGE, checked_text
@@ -28,6 +29,7 @@ class InvokeResult:
     model_version: int
     sample_id: str  # bare
     view: View
+    decisions: Decisions | None = None  # the function's policy, solved for model_version
 
 
 def _model(d: Deps, view: View, model_id: str | None) -> LiveModel:
@@ -70,7 +72,9 @@ def invoke(d: Deps, client: str, function_id: str, data, external_id: str | None
         # Invokes of a version chosen by modelId are experiments, not traffic: not captured.
         if capture and model is view.model:
             later(capture_invoke, d, view, model, best, features, sid, text, external_id)
-    return InvokeResult(best, model.version, sid, view)
+    decisions = (view.decisions if model is view.model else
+                 d.serving.decisions(fid, view.function.thresholds, model, view.labels))
+    return InvokeResult(best, model.version, sid, view, decisions)
 
 
 def recent_invokes(d: Deps, client: str, function_id: str, limit: int, after: str | None

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from labelloop.container import Deps
-from labelloop.domain import ModelVersionItem
+from labelloop.domain import FunctionItem, LabelItem, ModelVersionItem
 from labelloop.errors import Conflict
+from labelloop.quality import Quality
 from labelloop.usecases.common import owned_function, request_training
+from labelloop.usecases.thresholds import record_thresholds
 
 
 def list_versions(d: Deps, client: str, function_id: str) -> tuple[list[ModelVersionItem],
@@ -19,12 +21,20 @@ def get_version(d: Deps, client: str, function_id: str, version: int) -> ModelVe
     return d.store.get_model_version(fn.id, version)
 
 
+def version_quality(d: Deps, fn: FunctionItem, version: int
+                    ) -> tuple[Quality | None, dict[str, LabelItem]]:
+    """A version's measured quality (None for zero-shot versions) and the labels now."""
+    labels = {lb.id: lb for lb in d.store.list_labels(fn.id, consistent=False)}
+    return d.serving.model(fn.id, version).quality, labels
+
+
 def promote(d: Deps, client: str, function_id: str, version: int) -> int:
     fn = owned_function(d, client, function_id)
     d.store.get_model_version(fn.id, version)  # NotFound if it does not exist
     if fn.live != version:
         d.store.set_live(fn.id, version, fn.live, [*fn.live_history, version])
         d.store.mark_promoted(fn.id, version, "promoted by hand", True)
+        _record(d, fn.id, version, fn.live)
     d.serving.invalidate(fn.id)
     return version
 
@@ -36,8 +46,14 @@ def rollback(d: Deps, client: str, function_id: str) -> int:
         raise Conflict("no earlier live version to roll back to")
     previous = fn.live_history[-2]
     d.store.set_live(fn.id, previous, fn.live, fn.live_history[:-1])
+    _record(d, fn.id, previous, fn.live)
     d.serving.invalidate(fn.id)
     return previous
+
+
+def _record(d: Deps, fid: str, version: int, was: int | None) -> None:
+    record_thresholds(d, fid, d.serving.model(fid, version),
+                      d.serving.model(fid, was) if was is not None else None)
 
 
 def train(d: Deps, client: str, function_id: str, force: bool) -> None:

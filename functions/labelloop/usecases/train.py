@@ -25,10 +25,12 @@ from labelloop.domain import FunctionItem, ModelVersionItem
 from labelloop.encoder import Features
 from labelloop.errors import Busy, Conflict, NotFound
 from labelloop.model import LabelSpec, TrainedModel, build_model
+from labelloop.quality import Quality
 from labelloop.serving import LiveModel, ModelMeta, artifact_prefix, predict
 from labelloop.store import TrainingTask
 from labelloop.usecases.capture import rescore
 from labelloop.usecases.common import TrainingMessage
+from labelloop.usecases.thresholds import record_thresholds
 
 # How much worse (in standard errors of the paired difference) a candidate must look on the
 # new annotations to be held back. One was too eager: with two equal models it holds back
@@ -96,13 +98,15 @@ def _train(d: Deps, fn: FunctionItem, message: TrainingMessage) -> RunResult:
     if not labels:
         return RunResult(None, None)
     label_ids = {lb.id for lb in labels}
-    ids, annotations, emb, tokens = [], [], [], []
-    for s in d.store.iter_samples(fn.id, projection="id, annotation, embedding, tokens"):
+    ids, annotations, emb, tokens, random = [], [], [], [], []
+    for s in d.store.iter_samples(fn.id, projection="id, annotation, embedding, tokens, "
+                                                    "capture_reason"):
         if s.get("annotation") in label_ids:
             ids.append(s["id"])
             annotations.append(s["annotation"])
             emb.append(np.frombuffer(s["embedding"], dtype=np.float32))
             tokens.append(np.frombuffer(s["tokens"], dtype=np.int32))
+            random.append(s.get("capture_reason") == "random")
     features = Features(np.stack(emb) if emb else np.zeros((0, 1), np.float32), tokens)
 
     started = time.perf_counter()
@@ -120,6 +124,10 @@ def _train(d: Deps, fn: FunctionItem, message: TrainingMessage) -> RunResult:
     prefix = artifact_prefix(fn.id, version)
     d.store.put_artifact(prefix + "head.npz", model.head.to_bytes())
     d.store.put_artifact(prefix + "model.json", meta.to_json())
+    if not model.zero_shot:
+        quality = Quality.measure(model.head.classes, annotations, model.cv_predictions,
+                                  model.cv_confidences, random, ece=model.cv_ece)
+        d.store.put_artifact(prefix + "quality.json", quality.to_json())
     decision = decide(model, meta, features, live, message.force)
     d.store.put_model_version(ModelVersionItem(
         function_id=fn.id, version=version, created_at=time.time(), artifact_key=prefix,
@@ -134,7 +142,9 @@ def _train(d: Deps, fn: FunctionItem, message: TrainingMessage) -> RunResult:
             # Moved by hand meanwhile: the user's choice stands; this run is recorded only.
             return RunResult(version, Decision(False, "live moved by hand during training"))
         d.store.mark_promoted(fn.id, version, decision.reason, True)
-        rescore(d, fn.id, d.serving.model(fn.id, version), {lb.id: lb for lb in labels})
+        promoted = d.serving.model(fn.id, version)
+        record_thresholds(d, fn.id, promoted, live)
+        rescore(d, fn.id, promoted, {lb.id: lb for lb in labels})
     return RunResult(version, decision)
 
 
