@@ -56,7 +56,7 @@ from tqdm import tqdm
 
 from benchlib import emit_json, featurize_cached, load_dataset, print_table
 from fastmoto import speed_up_moto
-from labelloop.encoder import Encoder, Features
+from labelloop.encoder import Encoder, Encoders, Features
 from labelloop.metrics import macro_f1
 
 OFF = {"quota": 0}
@@ -141,7 +141,9 @@ def moto_deps(encoder, seed: int):
                 saved.setdefault(k, os.environ.get(k))
                 os.environ[k] = v
             d = container.Deps()
-            d.__dict__["encoder"] = encoder
+            encoders = Encoders()
+            encoders.put(encoder)  # serves the cached features under the encoder's name
+            d.__dict__["encoders"] = encoders
             # The random strategy's draws: seeded, so a run is reproducible.
             d.__dict__["captures"] = CaptureCache(d.store, d.settings.cache_seconds, seed=seed)
             container.reset(d)
