@@ -19,8 +19,12 @@ request; EVAL_CAPTURE_VERIFY_MOTO=1 checks every shortcut against moto's own cod
 
 Policies: `random` (random only, rate 1), `margin` (uncertainty only, threshold 0), `mix`
 (60/20/20: uncertainty 300 threshold 0, random 100 rate 0.2, rare_class 100), `default`
-(`CapturePolicy()` with no overrides); more with `--policy name=JSON` (the strategies dict
-given to `usecases.capture.set_policy`, unset quotas are NOT zeroed: give them).
+(`CapturePolicy()` with no overrides), `no_near` (the default without near_threshold) and
+`pair` (the default plus confused_pair, quota 50); more with `--policy name=JSON` (the
+strategies dict given to `usecases.capture.set_policy`, unset quotas are NOT zeroed: give
+them). `--thresholds JSON` sets that decision policy on every function: near_threshold then
+has thresholds to capture under, and each round also reports the precision and coverage of
+the live version's accept decisions on the test split.
 
 Summary per policy: final accuracy vs the issue's anchor; labels-to-target (labels the policy
 needed to first reach random-only's final accuracy, interpolated between rounds, over
@@ -60,13 +64,24 @@ from labelloop.encoder import Encoder, Encoders, Features
 from labelloop.metrics import macro_f1
 
 OFF = {"quota": 0}
+
+
+def only(**settings: dict) -> dict:
+    """These strategies' settings, every other registered strategy off."""
+    from labelloop.capture.strategies import STRATEGIES
+
+    return {name: settings.get(name, OFF) for name in STRATEGIES}
+
+
 POLICIES: dict[str, dict | None] = {
     "default": None,  # CapturePolicy() as shipped: no overrides
-    "random": {"random": {"quota": 500, "rate": 1.0}, "uncertainty": OFF, "rare_class": OFF},
-    "margin": {"random": OFF, "uncertainty": {"quota": 500, "threshold": 0.0},
-               "rare_class": OFF},
-    "mix": {"random": {"quota": 100, "rate": 0.2}, "uncertainty": {"quota": 300, "threshold": 0.0},
-            "rare_class": {"quota": 100}},
+    "random": only(random={"quota": 500, "rate": 1.0}),
+    "margin": only(uncertainty={"quota": 500, "threshold": 0.0}),
+    "mix": only(random={"quota": 100, "rate": 0.2}, uncertainty={"quota": 300, "threshold": 0.0},
+                rare_class={"quota": 100}),
+    # The strategies that know the decision policy (run with --thresholds to give them one).
+    "no_near": {"near_threshold": OFF},
+    "pair": {"confused_pair": {"quota": 50}},
 }
 # The issue's measurements on the same encoder: accuracy after 500 labels.
 ANCHOR = {"banking77": {"random": 0.809, "margin": 0.854, "mix": 0.840},
@@ -168,6 +183,9 @@ class Run:
     rejected_gain: list[float] = field(default_factory=list)  # candidate - live, test accuracy
     captured: dict[str, int] = field(default_factory=dict)  # per strategy, over all invokes
     seconds: float = 0.0
+    # With --thresholds, per round: the accept decisions' precision and coverage on test.
+    accept_precision: list[float | None] = field(default_factory=list)
+    accept_coverage: list[float] = field(default_factory=list)
 
 
 def allocate(total: int, quotas: dict[str, int], available: dict[str, int]) -> dict[str, int]:
@@ -198,10 +216,25 @@ def evaluate(d, fid: str, test: Features, yte: np.ndarray,
     return float((pred == yte).mean()), macro_f1(yte, pred)
 
 
+def accepted(d, fid: str, test: Features, yte: np.ndarray) -> tuple[float | None, float]:
+    """The live version's accept decisions on the test split under the function's decision
+    policy: their precision (None if none) and coverage."""
+    view = d.serving.view(fid)
+    head = view.model.head
+    proba = head.predict_proba(test.embeddings, test.tokens if head.uses_tokens else None)
+    classes = np.array(head.classes)
+    best = proba.argmax(axis=1)
+    take = np.array([view.decisions.decide(classes[i], float(row[i]))[0] == "accept"
+                     for i, row in zip(best, proba, strict=True)])
+    right = np.array([view.labels[c].name for c in classes[best]]) == yte
+    return (float(right[take].mean()) if take.any() else None), float(take.mean())
+
+
 def replay(encoder, ds: dict, policy: dict | None, seed: int, args, bar) -> Run:
     from labelloop.capture.decide import CapturePolicy
     from labelloop.ids import bare
-    from labelloop.usecases import capture, functions, invoke, labels, samples, train
+    from labelloop.thresholds import ThresholdPolicy
+    from labelloop.usecases import capture, functions, invoke, labels, samples, thresholds, train
     from labelloop.usecases.common import TrainingMessage
 
     run, started = Run(seed), time.perf_counter()
@@ -211,6 +244,8 @@ def replay(encoder, ds: dict, policy: dict | None, seed: int, args, bar) -> Run:
             labels.create_label(d, CLIENT, fid, c)
         if policy is not None:
             capture.set_policy(d, CLIENT, fid, policy)
+        if args.thresholds is not None:
+            thresholds.set_policy(d, CLIENT, fid, ThresholdPolicy.model_validate(args.thresholds))
         quotas = {s.name: s.quota for s in CapturePolicy.model_validate(
             d.store.get_function(fid).capture).build()}
         for i in ds["start"][seed]:
@@ -231,6 +266,10 @@ def replay(encoder, ds: dict, policy: dict | None, seed: int, args, bar) -> Run:
             run.labels.append(len(run.annotated))
             run.accuracy.append(acc)
             run.macro_f1.append(f1)
+            if args.thresholds is not None:
+                precision, coverage = accepted(d, fid, ds["test"], ds["ytest"])
+                run.accept_precision.append(precision)
+                run.accept_coverage.append(coverage)
 
         retrain_and_evaluate("start")
         stream = ds["stream"][seed]
@@ -335,6 +374,14 @@ def summarize(ds_name: str, ds: dict, runs: dict[str, list[Run]], seeds: int) ->
             "rejected_candidates_gain_pts": [round(100 * g, 2) for r in rs
                                              for g in r.rejected_gain],
             "wall_seconds": round(sum(r.seconds for r in rs), 1)}
+        if rs[0].accept_coverage:
+            final = [r.accept_precision[-1] for r in rs if r.accept_precision[-1] is not None]
+            out[name] |= {
+                "accept_coverage": [round(float(x), 4) for x in np.mean(
+                    [r.accept_coverage for r in rs], axis=0)],
+                "final_accept_precision": round(float(np.mean(final)), 4) if final else None,
+                "final_accept_coverage": round(float(np.mean(
+                    [r.accept_coverage[-1] for r in rs])), 4)}
     return out
 
 
@@ -394,10 +441,13 @@ def print_dataset(title: str, summary: dict[str, dict], ran: list[str]) -> None:
                      f"{f['promoted']}/{f['promoted'] + f['not_promoted']}" + "".join(
                          f" {g:+.1f}" for g in f.get("rejected_candidates_gain_pts", [])),
                      "".join("Y" if v else "n" for v in f["targets"].values()),
+                     "-" if "final_accept_coverage" not in f else
+                     f"{f['final_accept_precision'] or 0:.3f} / "
+                     f"{f['final_accept_coverage']:.3f}",
                      f"{f['wall_seconds']:.0f}" + ("" if n in ran else " (reused)")])
     print_table(["policy", "final acc", "final F1", "anchor", "Δ pts", "labels→target",
                  "coverage", "eff. classes", "rare labels / covered", "labels by strategy",
-                 "promoted", "targets", "wall s"], rows)
+                 "promoted", "targets", "accept P / cov", "wall s"], rows)
     print("labels→target: labels to first reach random-only's final accuracy / its total; "
           "promoted: training runs promoted / all, then per rejected candidate its test "
           "accuracy minus the live model's (pts); targets: half_labels near_margin spread "
@@ -495,6 +545,10 @@ def main() -> None:
     p.add_argument("--chunk", type=int, default=500)
     p.add_argument("--per-round", type=int, default=50)
     p.add_argument("--start", type=int, default=2, help="annotated samples per label at start")
+    p.add_argument("--thresholds", type=json.loads, metavar="JSON",
+                   help='a decision policy set on every function, e.g. \'{"accept": '
+                        '{"targetPrecision": 0.9}}\': near_threshold captures under it, and '
+                        "the accept decisions' precision and coverage on test are reported")
     p.add_argument("--reuse", metavar="FILE",
                    help="an earlier run's output (its last line): its policies' figures are "
                         "shown and compared with, without running them again")
@@ -514,7 +568,8 @@ def main() -> None:
     enc = Encoder(threads=1)
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     config = {"seeds": args.seeds, "first_seed": args.first_seed, "rounds": args.rounds,
-              "chunk": args.chunk, "per_round": args.per_round, "start": args.start}
+              "chunk": args.chunk, "per_round": args.per_round, "start": args.start,
+              "thresholds": args.thresholds}
     reused: dict = {}
     if args.reuse:
         earlier = last_json(args.reuse)

@@ -167,6 +167,44 @@ def test_promote_and_errors(cli, state):
     assert (status, err) == (1, "error: 401 invalid client_id or client_secret\n")
 
 
+def test_thresholds_report_set_and_clear_the_policy(cli, state, api):
+    fid = state["fid"]
+    status, out, _ = cli("thresholds", fid, "--target-precision", "0.6")
+    assert status == 0, out
+    assert re.match(r"model v\d+: 30 cross-validated predictions, 0 annotated random captures "
+                    r"· target precision 0\.6\n", out), out
+    assert re.search(r"^overall: (accept at confidence >= [\d.]+: precision|no threshold)",
+                     out, flags=re.M), out
+    assert "policy: none" in out
+    rows = {line.split()[0] for line in out.splitlines()[4:]}
+    assert rows == set(LABELS)
+    status, out, _ = cli("thresholds", fid, "--curve", "--label", LABELS[0])
+    assert status == 0 and re.search(rf"^label {LABELS[0]}: ", out, flags=re.M)
+    curve = [line.split() for line in out.splitlines() if re.match(r"\d\.\d\d\s", line)]
+    assert [c[0] for c in curve] == [f"{i / 20:.2f}" for i in range(21)]
+
+    status, out, _ = cli("thresholds", fid, "--set", "--accept", "0.8", "--review", "0.5")
+    assert status == 0, out
+    assert out.startswith("policy saved: accept at confidence >= 0.8\n")
+    assert "policy: accept at confidence >= 0.8, review at confidence >= 0.5" in out
+    answer = api.invoke(fid, "my card was charged twice this month")
+    assert answer["decisionThreshold"] == 0.8 and answer["decision"] in (
+        "accept", "review", "reject")
+    status, out, _ = cli("thresholds", fid, "--set", "--target-precision", "0.9")
+    assert status == 0 and "re-solved per model version" in out
+    assert api.thresholds(fid)["policy"]["accept"] == {"targetPrecision": 0.9}
+
+    status, _, err = cli("thresholds", fid, "--review", "0.5")
+    assert (status, err) == (1, "error: --accept and --review go with --set\n")
+    status, _, err = cli("thresholds", fid, "--set", "--accept", "0.5", "--review", "0.9")
+    assert status == 1 and err.startswith("error: 400 review.confidence: ")
+    with pytest.raises(SystemExit):  # argparse: exit 2, naming the option
+        cli("thresholds", fid, "--target-precision", "1.5")
+    status, out, _ = cli("thresholds", fid, "--clear")
+    assert (status, out) == (0, "policy removed: invokes carry no decision\n")
+    assert "decision" not in api.invoke(fid, "my card was charged twice this month")
+
+
 def test_delete(cli, state):
     status, out, _ = cli("functions", "delete", state["fid"])
     assert status == 0

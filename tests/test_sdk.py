@@ -9,6 +9,8 @@ import nyckel
 import pytest
 from test_api import SAMPLES
 
+from labelloop.client import Client
+
 
 def wait_trained(func, timeout: float = 90) -> None:
     deadline = time.time() + timeout
@@ -32,6 +34,14 @@ def test_the_nyckel_sdk_drives_the_local_stack(local_stack):
     predictions = func.invoke(["my invoice shows the wrong amount", "the app keeps crashing"])
     assert [p.label_name for p in predictions] == ["billing", "bug"]
     assert all(0.5 < p.confidence <= 1 for p in predictions)
+    # With a decision policy the answers carry decision fields; the SDK reads what it knows.
+    ours = Client(local_stack.url, local_stack.client_id, local_stack.client_secret)
+    ours.set_thresholds(func.function_id, {"accept": {"confidence": 0.7},
+                                           "review": {"confidence": 0.4}})
+    assert ours.invoke(func.function_id, "the app keeps crashing")["decisionThreshold"] == 0.7
+    again = func.invoke(["my invoice shows the wrong amount", "the app keeps crashing"])
+    assert [(p.label_name, p.confidence) for p in again] == [
+        (p.label_name, p.confidence) for p in predictions]
 
     samples = func.list_samples()
     # Invokes the capture kept for review are samples too, unannotated (as on Nyckel).

@@ -1,6 +1,6 @@
 """`labelloop` subcommands that drive a running service (the local stack or a deployment) over
-its HTTP API: functions, import, train, invoke, models, promote, rollback, and the review side
-(review, accuracy, capture)."""
+its HTTP API: functions, import, train, invoke, models, promote, rollback, the review side
+(review, accuracy, capture), and thresholds (`cli_thresholds`)."""
 
 from __future__ import annotations
 
@@ -147,6 +147,10 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--near-duplicate-cosine", type=float, metavar="X",
                    help="skip invokes this similar to a buffered or trained-on text")
     p.set_defaults(func=_guarded(capture))
+
+    from labelloop import cli_thresholds  # it imports this module's helpers
+
+    cli_thresholds.add_parser(subparsers, conn, _guarded)
 
 
 def _guarded(command: Callable[[argparse.Namespace, Client], None]

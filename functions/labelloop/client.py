@@ -269,6 +269,20 @@ class Client:
     def live_accuracy(self, function_id: str) -> list[dict]:
         return self.request("GET", f"/v1/functions/{_p(function_id)}/live-accuracy")
 
+    # -- the decision policy ------------------------------------------------------------
+
+    def thresholds(self, function_id: str, target_precision: float | None = None,
+                   model_version: int | None = None, label: str | None = None) -> dict:
+        return self.request("GET", f"/v1/functions/{_p(function_id)}/thresholds", None,
+                            {"targetPrecision": target_precision,
+                             "modelVersion": model_version, "label": label})
+
+    def set_thresholds(self, function_id: str, policy: dict) -> dict:
+        return self.request("PUT", f"/v1/functions/{_p(function_id)}/thresholds", policy)
+
+    def clear_thresholds(self, function_id: str) -> None:
+        self.request("DELETE", f"/v1/functions/{_p(function_id)}/thresholds")
+
     def train(self, function_id: str, force: bool = False) -> dict:
         return self.request("POST", f"/v1/functions/{_p(function_id)}/train", {"force": force})
 
