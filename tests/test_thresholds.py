@@ -235,3 +235,19 @@ def test_near_threshold_captures_predictions_just_under_their_accept_threshold(a
         assert i["captureReason"] == "near_threshold"
         # Closer first: confidences come rounded to 6 decimals, the band is narrow.
         assert abs(i["priority"] - (1 - (accept - near[i["id"]]) / band)) < 1e-6 / band
+
+
+def test_annotated_random_captures_are_marked_in_the_next_versions_evidence(api):
+    fid = make_function(api, samples=SAMPLES + MORE)
+    policy(api, fid, {"random": {"rate": 1.0, "quota": 10}})
+    outs = invoke_all(api, fid, UNSURE[:5])
+    for o in outs:
+        status, body, _ = api.call("PUT", f"/v1/functions/{fid}/samples/{o['sampleId']}"
+                                   "/annotation", {"labelName": o["labelName"]})
+        assert status == 200, body
+    api.train()
+    r = thresholds(api, fid)
+    assert r["modelVersion"] == 2
+    assert r["evidence"] == {"crossValidated": 35, "randomCaptures": 5, "minRandom": 200,
+                             "minRandomPerLabel": 50}
+    assert r["overall"]["source"] == "cv"  # 5 are too few to prefer
