@@ -529,3 +529,107 @@ def test_a_bad_token_lands_on_sign_in_with_the_expired_message(stack, page):
     page.get_by_role("alert").wait_for()
     assert page.get_by_role("alert").inner_text().startswith("Sign-in failed")
     assert page.evaluate("sessionStorage.getItem('labelloop.token')") is None
+
+
+# -- label quality and the decision policy -----------------------------------------------
+
+def test_threshold_page_drags_the_threshold_and_saves_it_as_the_policy(stack, page):
+    client = stack.client
+    fid = trained_function(stack, client, "thresholds", LABELS, SAMPLES)
+    ids = label_ids(stack, fid)
+    live = client.get_function(fid)["liveModelVersion"]
+    quality = client.request("GET", f"/v1/functions/{fid}/models/{live}")["quality"]
+    sign_in(page, stack)
+
+    # The overview: one bar per label, worst first, and the confusion matrix cell by cell.
+    page.goto(f"{stack.url}/console/#/functions/{fid}")
+    card = page.get_by_test_id("quality-card")
+    bars = card.get_by_test_id("label-accuracy-bar")
+    bars.first.wait_for()
+    assert bars.count() == len(LABELS)
+    assert {b.get_attribute("data-label-id") for b in bars.all()} == set(ids.values())
+    recalls = [float(b.get_attribute("data-recall")) for b in bars.all()]
+    assert recalls == sorted(recalls)
+    recall = {q["labelId"]: q["recall"] for q in quality["perLabel"]}
+    assert all(float(b.get_attribute("data-recall")) == recall[b.get_attribute("data-label-id")]
+               for b in bars.all())
+    order = quality["confusion"]["labelIds"]
+    counts = {(order[i], order[j]): n for i, j, n in quality["confusion"]["cells"]}
+    cells = card.get_by_test_id("confusion-heatmap").get_by_test_id("confusion-cell")
+    assert cells.count() == len(LABELS) ** 2
+    shown = {(c.get_attribute("data-true"), c.get_attribute("data-predicted")):
+             int(c.get_attribute("data-count")) for c in cells.all()}
+    assert shown == {(a, b): counts.get((a, b), 0) for a in ids.values() for b in ids.values()}
+    assert card.get_by_test_id("confused-pair").count() == len(quality["confusedPairs"])
+    near = page.locator("[data-testid=capture-strategy][data-strategy=near_threshold]")
+    assert "Near threshold" in near.inner_text()
+    shot(page, "overview-quality")
+
+    # The thresholds tab: drag the handle with the mouse.
+    page.get_by_test_id("tab-thresholds").click()
+    handle = page.get_by_test_id("threshold-handle")
+    readout = page.get_by_test_id("threshold-readout")
+    handle.wait_for()
+    report = client.request("GET", f"/v1/functions/{fid}/thresholds")
+    curve = report["overall"]["curve"]
+    assert page.get_by_test_id("target-precision").input_value() == str(report["targetPrecision"])
+    assert page.get_by_test_id("thresholds-table").locator("tbody tr").count() == len(LABELS)
+    start, text_before = float(handle.get_attribute("data-threshold")), readout.inner_text()
+    plot = page.get_by_test_id("threshold-plot").bounding_box()
+    knob = handle.locator("circle").bounding_box()
+    x, y = knob["x"] + knob["width"] / 2, knob["y"] + knob["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 0.3 * plot["width"] * (1 if start < 0.6 else -1), y + 40, steps=8)
+    page.mouse.up()
+    dragged = float(handle.get_attribute("data-threshold"))
+    assert abs(dragged - start) > 0.2 and readout.inner_text() != text_before
+
+    def matches_curve(t: float) -> None:
+        i = min(range(len(curve["threshold"])), key=lambda k: abs(curve["threshold"][k] - t))
+        assert abs(curve["threshold"][i] - t) < 1e-9, "the handle snaps to the curve's grid"
+        assert readout.get_attribute("data-threshold") == handle.get_attribute("data-threshold")
+        assert int(readout.get_attribute("data-covered")) == curve["covered"][i]
+        assert int(readout.get_attribute("data-total")) == curve["total"]
+        precision, shown = curve["precision"][i], readout.get_attribute("data-precision")
+        assert shown == "" if precision is None else float(shown) == precision
+        assert f"{curve['covered'][i]} of {curve['total']} covered" in readout.inner_text()
+
+    matches_curve(dragged)
+    # By keyboard: one grid step.
+    handle.focus()
+    page.keyboard.press("ArrowRight")
+    value = handle.get_attribute("data-threshold")
+    assert round(float(value) - dragged, 6) == 0.005
+    matches_curve(float(value))
+
+    # Saved as the policy: the API has it, and invokes are now told the threshold.
+    page.get_by_test_id("save-policy").click()
+    summary = page.get_by_test_id("policy-summary")
+    summary.get_by_test_id("applied-table").wait_for()
+    assert value in summary.get_by_test_id("policy-accept").inner_text()
+    applied = summary.get_by_test_id("applied-row")
+    assert {r.get_attribute("data-accept") for r in applied.all()} == {value}
+    policy = client.request("GET", f"/v1/functions/{fid}/thresholds")["policy"]
+    assert policy["accept"] == {"confidence": float(value)}
+    answer = wait_for(lambda: (a := client.invoke(fid, TRAFFIC[0])).get("decisionThreshold")
+                      is not None and a, what="an invoke with a decision")
+    assert answer["decisionThreshold"] == float(value)
+    assert answer["decision"] == ("accept" if answer["confidence"] >= float(value) else "review")
+    shot(page, "thresholds")
+
+    # One label's curve: its own numbers, and saving adds an override for that label only.
+    page.get_by_test_id("label-select").select_option(label="billing")
+    page.get_by_test_id("recommendation").get_by_text("billing").first.wait_for()
+    billing = client.request("GET", f"/v1/functions/{fid}/thresholds",
+                             query={"label": ids["billing"]})["label"]["curve"]
+    page.wait_for_selector(f"[data-testid=threshold-readout][data-total=\"{billing['total']}\"]")
+    page.get_by_test_id("save-policy").click()
+    summary.locator("dt", has_text="billing").wait_for()
+    policy = client.request("GET", f"/v1/functions/{fid}/thresholds")["policy"]
+    assert policy["accept"] == {"confidence": float(value)}
+    assert policy["perLabel"] == {ids["billing"]: {"accept": {"confidence": float(value)}}}
+
+    page.get_by_test_id("clear-policy").click()
+    summary.get_by_text("No policy").wait_for()
+    assert client.request("GET", f"/v1/functions/{fid}/thresholds")["policy"] is None

@@ -70,6 +70,8 @@ def test_the_report_gives_curves_and_recommendations_or_says_why_not(api):
     assert len(curve["threshold"]) == 201 and curve["threshold"][:3] == [0.0, 0.005, 0.01]
     assert curve["covered"][0] == curve["total"] == 30
     assert curve["covered"] == sorted(curve["covered"], reverse=True)
+    assert all(lo <= c <= hi for lo, c, hi in zip(curve["coverageLow"], curve["coverage"],
+                                                  curve["coverageHigh"], strict=True))
     rec = r["overall"]["recommended"]
     i = curve["threshold"].index(rec["threshold"])
     # The recommendation is the lowest threshold whose interval's lower end reaches 0.85.

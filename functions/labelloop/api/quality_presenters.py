@@ -23,10 +23,12 @@ def _interval(low, high) -> list[float]:
 
 def curve_json(c: Curve) -> dict:
     low, high = c.precision_interval
+    c_low, c_high = c.coverage_interval
     return {"total": c.total,
             "threshold": [round(float(t), 4) for t in c.thresholds],
             "covered": c.covered.tolist(), "correct": c.correct.tolist(),
             "coverage": [_r(x) for x in c.coverage],
+            "coverageLow": [_r(x) for x in c_low], "coverageHigh": [_r(x) for x in c_high],
             "precision": [None if np.isnan(x) else _r(x) for x in c.precision],
             "precisionLow": [_r(x) for x in low], "precisionHigh": [_r(x) for x in high]}
 

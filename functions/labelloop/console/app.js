@@ -8,6 +8,7 @@ import { signInPage, functionsPage } from './pages.js';
 import { overviewPage } from './overview.js';
 import { reviewPage } from './review.js';
 import { samplesPage } from './samples.js';
+import { thresholdsPage } from './thresholds.js';
 
 const ROUTES = [
   [/^#\/signin$/, signInPage, { public: true }],
@@ -15,6 +16,7 @@ const ROUTES = [
   [/^#\/functions\/([^/]+)$/, overviewPage],
   [/^#\/functions\/([^/]+)\/review$/, reviewPage],
   [/^#\/functions\/([^/]+)\/samples$/, samplesPage],
+  [/^#\/functions\/([^/]+)\/thresholds$/, thresholdsPage],
 ];
 const RETURN_TO = 'labelloop.returnTo';
 

@@ -4,15 +4,16 @@
 import { h, s, pct } from './ui.js';
 
 const H = 200;
-const PAD = { l: 40, r: 12, t: 12, b: 28 };
+export const PAD = { l: 40, r: 12, t: 12, b: 28 };
 
-function frame(label, testid, W) {
+export function frame(label, testid, W, height = H) {
   return s('svg', {
-    viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', 'aria-label': label, 'data-testid': testid,
+    viewBox: `0 0 ${W} ${height}`, class: 'chart', role: 'img', 'aria-label': label,
+    'data-testid': testid,
   });
 }
 
-function yAxis(svg, W, y, ticks, format) {
+export function yAxis(svg, W, y, ticks, format) {
   for (const t of ticks) {
     svg.append(
       s('line', { x1: PAD.l, x2: W - PAD.r, y1: y(t), y2: y(t), class: 'gridline' }),

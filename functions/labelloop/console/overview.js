@@ -1,6 +1,7 @@
-// A function at a glance: model versions (with accuracy and the live pointer), labels,
-// the capture buffer and recent invoke confidence. Metrics are polled, quickly while a
-// training run is pending or running, and the versions reload when one ends.
+// A function at a glance: model versions (with accuracy and the live pointer), the live
+// version's quality per label, labels, the capture buffer and recent invoke confidence.
+// Metrics are polled, quickly while a training run is pending or running, and the versions
+// reload when one ends.
 
 import * as api from './api.js';
 import {
@@ -8,6 +9,7 @@ import {
 } from './ui.js';
 import { accuracyChart, histogram, fillBar } from './charts.js';
 import { functionHeader } from './pages.js';
+import { qualityView } from './quality.js';
 
 const FAST_MS = 2000;
 const SLOW_MS = 15000;
@@ -16,6 +18,7 @@ export function overviewPage(ctx, fid) {
   functionHeader(ctx, fid, '');
   const status = h('div', { class: 'status-strip', 'data-testid': 'status-strip' });
   const models = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
+  const quality = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
   const labels = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
   const capture = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
   const invokes = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
@@ -32,6 +35,8 @@ export function overviewPage(ctx, fid) {
 
   ctx.root.append(status, h('div', { class: 'grid' },
     card('Model versions', 'models-card', h('div', { class: 'actions' }, retrain, rollback), models),
+    card('Label quality', 'quality-card',
+      h('a', { href: `#/functions/${fid}/thresholds`, class: 'button-link' }, 'Thresholds →'), quality),
     card('Labels', 'labels-card', null, labels),
     h('div', { class: 'column' },
       card('Capture buffer', 'capture-card',
@@ -74,6 +79,7 @@ export function overviewPage(ctx, fid) {
     if (!versions.length) {
       clear(models, empty('No model yet',
         'Add labels and a few annotated samples; training starts by itself.'));
+      clear(quality, empty('No model yet'));
       return;
     }
     const rows = [...versions].sort((a, b) => b.version - a.version).map((v) => {
@@ -101,6 +107,20 @@ export function overviewPage(ctx, fid) {
         h('thead', {}, h('tr', {}, ['Version', 'Created', 'Samples', 'CV accuracy',
           'Live accuracy (95%)', 'Decision', ''].map((t) => h('th', {}, t)))),
         h('tbody', {}, rows))));
+    await loadQuality(fn.liveModelVersion);
+  }
+
+  async function loadQuality(version) {
+    const v = version ? await api.get(api.fn(fid, `/models/${version}`)) : null;
+    if (!v) {
+      clear(quality, empty('No live model'));
+    } else if (v.quality) {
+      clear(quality, qualityView(v.quality));
+    } else {
+      clear(quality, empty(`No quality for v${v.version}`, v.zeroShot
+        ? 'A zero-shot model learned from label names alone: there is nothing to cross-validate.'
+        : 'This version was trained before quality was measured.'));
+    }
   }
 
   async function loadCapture() {
@@ -221,5 +241,7 @@ function settingsText(st) {
   if (st.name === 'random') return `rate ${pct(st.rate, st.rate < 0.1 ? 1 : 0)}`;
   if (st.name === 'uncertainty') return `threshold ${st.threshold} · ${st.measure || 'margin'}`;
   if (st.name === 'rare_class') return `rarest ${pct(st.fraction)}`;
+  if (st.name === 'near_threshold') return `band ${st.band} below accept`;
+  if (st.name === 'confused_pair') return `top ${st.pairs} pairs · uncertainty ≥ ${st.threshold}`;
   return '';
 }

@@ -95,7 +95,7 @@ export function functionsPage(ctx) {
 }
 
 const TABS = [['', 'Overview', 'tab-overview'], ['/review', 'Review', 'tab-review'],
-  ['/samples', 'Samples', 'tab-samples']];
+  ['/samples', 'Samples', 'tab-samples'], ['/thresholds', 'Thresholds', 'tab-thresholds']];
 
 /**
  * The function's name and tabs. Resolves to the function (or undefined when it failed: the

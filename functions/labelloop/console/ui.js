@@ -98,7 +98,13 @@ export function labelNamer(labels) {
 
 export const byName = (a, b) => a.name.localeCompare(b.name);
 
-const STRATEGY_NAMES = { random: 'Random', uncertainty: 'Uncertainty', rare_class: 'Rare class' };
+const STRATEGY_NAMES = {
+  random: 'Random',
+  near_threshold: 'Near threshold',
+  confused_pair: 'Confused pair',
+  uncertainty: 'Uncertainty',
+  rare_class: 'Rare class',
+};
 
 export const strategyName = (name) => STRATEGY_NAMES[name] || name;
 
