@@ -1,5 +1,5 @@
 """Model quality and the decision policy, as pure functions: the curve arithmetic against a
-hand-computed case, per-label metrics and confused pairs, the recommendation rule, pooling,
+hand-computed case, per-label metrics and confused pairs, the recommendation rule, groups of labels,
 policies and the decision of one prediction."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from labelloop.quality import Evidence, Quality, curve, lowest_supported, point
 from labelloop.thresholds import (
     ThresholdPolicy,
     resolve,
+    solve_group,
     solve_label,
     solve_overall,
-    solve_target,
 )
 
 # Six predictions over labels a (0) and b (1), worked out by hand below.
@@ -98,17 +98,25 @@ def test_random_captures_are_preferred_once_they_have_the_numbers():
     assert solve_overall(q, 0.9).curve.total == 200
 
 
-def test_labels_that_cannot_show_the_target_alone_share_a_pooled_threshold():
-    # a: 300 right at 0.6 (its own threshold: 0); b and c: 15 each, too few alone, pooled.
+def test_a_target_is_one_threshold_over_the_labels_without_a_rule_of_their_own():
+    # a: 300 right at 0.6; b and c: 14 right at 0.9 and 1 wrong at 0.2 each.
     rows = (many(300, 0.6, 0, 0.0, label=0) + many(14, 0.9, 1, 0.2, label=1, wrong_truth=2)
             + many(14, 0.9, 1, 0.2, label=2, wrong_truth=1))
     q = quality(rows, labels=("a", "b", "c"))
-    assert solve_label(q, "b", 0.8).threshold is None
-    solved = solve_target(q, ["a", "b", "c"], 0.8)
-    assert solved["a"].threshold == 0.0 and solved["a"].source == "cv"
-    # b and c together: 28 right at 0.9 (lower end 0.879) above 0.2.
-    assert solved["b"].threshold == solved["c"].threshold == pytest.approx(0.205)
-    assert solved["b"].source == "cv pooled"
+    # All together: 328 of 330 from 0 (lower end 0.978): accept everything.
+    d = resolve(ThresholdPolicy(accept={"targetPrecision": 0.95}), q, ["a", "b", "c"], 1)
+    assert {lid: a.accept for lid, a in d.by_label.items()} == {"a": 0.0, "b": 0.0, "c": 0.0}
+    assert {a.source for a in d.by_label.values()} == {"cv"}
+    # a holds its own target: b and c are solved on their predictions alone (28 of 30 from
+    # 0: lower end 0.787; 28 of 28 above 0.2: 0.879).
+    own = ThresholdPolicy(accept={"targetPrecision": 0.85},
+                          perLabel={"a": {"accept": {"targetPrecision": 0.98}}})
+    d = resolve(own, q, ["a", "b", "c"], 1)
+    assert d.by_label["a"].accept == 0.0  # 300 of 300: lower end 0.987
+    assert d.by_label["b"].accept == d.by_label["c"].accept == pytest.approx(0.205)
+    assert solve_group(q, ["b", "c"], 0.85).threshold == pytest.approx(0.205)
+    # Alone, 15 predictions of b cannot show 0.85.
+    assert solve_label(q, "b", 0.85).threshold is None
 
 
 def test_a_label_newer_than_the_version_and_a_zero_shot_version_cannot_promise():

@@ -84,11 +84,9 @@ def _print_report(r: dict, curve: bool) -> None:
         a = applied.get(x["labelId"])
         rows.append([x["labelName"] or x["labelId"], str(x["support"]), _num(x["precision"]),
                      _num(x["recall"]), _num(rec["threshold"]) if rec else "-",
-                     _num(x["forTarget"]) + (" pooled" if "pooled" in (
-                         x["forTargetSource"] or "") else ""),
                      (_num(a["accept"]) if a else "")])
-    _print_table(["label", "samples", "precision", "recall", "own threshold",
-                  f"at {r['targetPrecision']:g}", "applied"], rows)
+    _print_table(["label", "samples", "precision", "recall", "own threshold", "applied"],
+                 rows)
     if "label" in r:
         print(f"label {r['label']['labelName']}: " + _recommendation(r["label"]))
     if curve:

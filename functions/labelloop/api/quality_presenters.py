@@ -7,10 +7,9 @@ import numpy as np
 
 from labelloop.domain import LabelItem
 from labelloop.ids import full
-from labelloop.metrics import wilson
 from labelloop.quality import MIN_RANDOM, MIN_RANDOM_PER_LABEL, Curve, Quality, point
 from labelloop.thresholds import Decisions, Solved
-from labelloop.usecases.thresholds import Expected, Report
+from labelloop.usecases.thresholds import Report
 
 
 def _r(x: float | None) -> float | None:
@@ -52,18 +51,6 @@ def solved_json(s: Solved, with_curve: bool = False) -> dict:
     return out
 
 
-def expected_json(e: Expected | None) -> dict | None:
-    if e is None:
-        return None
-    p_low, p_high = wilson(e.correct, e.covered)
-    c_low, c_high = wilson(e.covered, e.total)
-    return {"precision": _r(e.correct / e.covered) if e.covered else None,
-            "precisionInterval95": _interval(p_low, p_high),
-            "coverage": _r(e.covered / max(e.total, 1)),
-            "coverageInterval95": _interval(c_low, c_high),
-            "covered": e.covered, "total": e.total}
-
-
 def policy_json(stored: dict | None) -> dict | None:
     """The stored policy as the API shows it: perLabel keyed by full label id."""
     if not stored:
@@ -84,19 +71,15 @@ def decisions_json(d: Decisions | None, labels: dict[str, LabelItem]) -> list[di
 
 def thresholds_json(r: Report) -> dict:
     q = r.quality
-    applied = r.for_target.by_label
     per_label = []
     for lr in r.per_label:
-        lq, a = lr.quality, applied.get(lr.label_id)
+        lq = lr.quality
         per_label.append({
             "labelId": full(lr.label_id, "label"), "labelName": lr.name,
             "support": lq.support if lq else 0, "predicted": lq.predicted if lq else 0,
             "precision": _r(lq.precision) if lq else None,
             "recall": _r(lq.recall) if lq else None,
-            **solved_json(lr.recommended),
-            # What a targetPrecision policy would use for this label: its own threshold, or
-            # the one shared by the labels that cannot show the target alone.
-            "forTarget": a.accept if a else None, "forTargetSource": a.source if a else None})
+            **solved_json(lr.recommended)})
     out = {
         "modelVersion": r.model.version, "zeroShot": r.model.head.zero_shot,
         "targetPrecision": r.target,
@@ -105,7 +88,6 @@ def thresholds_json(r: Report) -> dict:
                      "minRandom": MIN_RANDOM, "minRandomPerLabel": MIN_RANDOM_PER_LABEL},
         "overall": solved_json(r.overall, with_curve=True),
         "perLabel": per_label,
-        "forTarget": expected_json(r.expected),
         "policy": policy_json(r.function.thresholds),
         "applied": decisions_json(r.applied, r.labels),
     }

@@ -163,12 +163,7 @@ export function thresholdsPage(ctx, fid) {
         `, expected ${interval('precision', rec.precision, rec.precisionInterval95)}, `
         + `${interval('coverage', rec.coverage, rec.coverageInterval95)} `
         + `(${rec.covered} of ${rec.total}).`)
-      : h('p', { class: 'warn-text' }, `No threshold shows ${goal}${on}: ${sc.reason}.`),
-    !st.label && r.forTarget ? h('p', { class: 'muted small' }, 'Saved as a target (a threshold '
-      + 'per label where the evidence allows): ', r.forTarget.covered
-      ? `${interval('precision', r.forTarget.precision, r.forTarget.precisionInterval95)}, `
-        + `${interval('coverage', r.forTarget.coverage, r.forTarget.coverageInterval95)}.`
-      : 'nothing would be accepted yet.') : null);
+      : h('p', { class: 'warn-text' }, `No threshold shows ${goal}${on}: ${sc.reason}.`));
   }
 
   function renderPolicy(r) {
@@ -214,7 +209,7 @@ export function thresholdsPage(ctx, fid) {
     },
     h('thead', {}, h('tr', {}, h('th', {}, 'Label'), h('th', { class: 'num' }, 'Support'),
       h('th', { class: 'num' }, 'Precision'), h('th', { class: 'num' }, 'Recall'),
-      h('th', { class: 'num' }, 'Recommended'), h('th', { class: 'num' }, 'For target'))),
+      h('th', { class: 'num' }, 'Own threshold'))),
     h('tbody', {}, rows.map((l) => h('tr', {
       'data-testid': 'threshold-row', 'data-label-id': l.labelId,
       class: l.labelId === st.label ? 'is-selected' : null,
@@ -227,10 +222,7 @@ export function thresholdsPage(ctx, fid) {
     h('td', { class: 'num' }, pct(l.precision, 1)),
     h('td', { class: 'num' }, pct(l.recall, 1)),
     h('td', { class: 'num' }, l.recommended ? formatThreshold(l.recommended.threshold)
-      : h('span', { class: 'muted', title: l.reason || '' }, '—')),
-    h('td', { class: 'num', title: l.forTargetSource ? sourceText(l.forTargetSource) : null },
-      l.forTarget === null || l.forTarget === undefined ? h('span', { class: 'muted' }, '—')
-        : formatThreshold(l.forTarget))))))));
+      : h('span', { class: 'muted', title: l.reason || '' }, '—'))))))));
   }
 
   // -- saving ------------------------------------------------------------------------------
@@ -292,10 +284,7 @@ function ruleText(rule) {
     : `where precision ≥ ${pct(rule.targetPrecision, 1)} can be shown (solved per version)`;
 }
 
-function sourceText(source) {
-  const [base, pooled] = source.split(' ');
-  return `${SOURCES[base] || base}${pooled ? `, ${pooled}` : ''}`;
-}
+const sourceText = (source) => SOURCES[source] || source;
 
 function interval(what, value, [low, high]) {
   return `${what} ${pct(value, 1)} (${pct(low, 1)}–${pct(high, 1)})`;

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from labelloop.container import Deps
 from labelloop.domain import FunctionItem, LabelItem
 from labelloop.errors import BadRequest, NotFound, NotReady
@@ -34,15 +32,6 @@ class LabelReport:
 
 
 @dataclass(frozen=True)
-class Expected:
-    """A set of thresholds applied to the version's cross-validated predictions."""
-
-    covered: int
-    correct: int
-    total: int
-
-
-@dataclass(frozen=True)
 class Report:
     function: FunctionItem
     model: LiveModel
@@ -50,9 +39,6 @@ class Report:
     target: float
     overall: Solved
     per_label: list[LabelReport]
-    # A targetPrecision policy for `target`, solved for this version, and how it does.
-    for_target: Decisions
-    expected: Expected | None
     policy: ThresholdPolicy | None
     applied: Decisions | None  # the function's policy solved for this version
     label_curve: LabelReport | None = None
@@ -79,8 +65,6 @@ def report(d: Deps, client: str, function_id: str, target: float | None,
     q = model.quality
     ids = list(q.labels) if q else sorted(model.head.classes)
     ids += sorted(set(labels) - set(ids))
-    target_policy = ThresholdPolicy.model_validate({"accept": {"targetPrecision": target}})
-    for_target = resolve(target_policy, q, ids, version)
     quality_of = {lq.label_id: lq for lq in q.per_label} if q else {}
     per_label = [LabelReport(lid, labels[lid].name if lid in labels else None,
                              quality_of.get(lid), solve_label(q, lid, target))
@@ -91,23 +75,8 @@ def report(d: Deps, client: str, function_id: str, target: float | None,
         picked = next((r for r in per_label if r.label_id == lid), None)
         if picked is None:
             raise NotFound(f"label: {label!r} is newer than model version {version}")
-    return Report(fn, model, labels, target, solve_overall(q, target), per_label, for_target,
-                  expected(for_target, q), policy,
+    return Report(fn, model, labels, target, solve_overall(q, target), per_label, policy,
                   resolve(policy, q, ids, version) if policy else None, picked)
-
-
-def expected(decisions: Decisions, q: Quality | None) -> Expected | None:
-    if q is None or not len(q.cv):
-        return None
-    ev = q.cv
-    accept = np.array([_accept_or_never(decisions, lid) for lid in q.labels])
-    covered = ev.confidence >= accept[ev.predicted]
-    return Expected(int(covered.sum()), int((covered & ev.correct).sum()), len(ev))
-
-
-def _accept_or_never(decisions: Decisions, lid: str) -> float:
-    a = decisions.by_label.get(lid)
-    return a.accept if a is not None and a.accept is not None else np.inf
 
 
 def set_policy(d: Deps, client: str, function_id: str, policy: ThresholdPolicy
