@@ -171,7 +171,8 @@ def test_thresholds_report_set_and_clear_the_policy(cli, state, api):
     fid = state["fid"]
     status, out, _ = cli("thresholds", fid, "--target-precision", "0.6")
     assert status == 0, out
-    assert re.match(r"model v\d+: \d+ cross-validated predictions, 0 annotated random captures "
+    assert re.match(r"model v\d+: \d+ cross-validated predictions \(1 picked for being hard, "
+                    r"left out of the curves\), 0 annotated random captures "
                     r"· target precision 0\.6\n", out), out
     assert re.search(r"^overall: (accept at confidence >= [\d.]+: precision|no threshold)",
                      out, flags=re.M), out

@@ -23,10 +23,11 @@ ROWS = [(0, 0, 0.95), (0, 0, 0.90), (0, 1, 0.80), (1, 1, 0.70), (1, 0, 0.60), (0
 EV = Evidence(*map(np.array, zip(*ROWS, strict=True)))
 
 
-def quality(rows, labels=("a", "b"), random=()) -> Quality:
+def quality(rows, labels=("a", "b"), random=(), picked=()) -> Quality:
     ev = Evidence(*map(np.array, zip(*rows, strict=True))) if rows else Evidence(
         np.zeros(0), np.zeros(0), np.zeros(0))
-    return Quality(tuple(labels), ev, np.array(random, dtype=np.int64))
+    return Quality(tuple(labels), ev, np.array(random, dtype=np.int64),
+                   picked=np.array(picked, dtype=np.int64))
 
 
 def test_the_curve_counts_predictions_at_or_above_each_threshold():
@@ -88,6 +89,18 @@ def test_the_lowest_threshold_whose_interval_clears_the_target_and_none_where_no
     assert unsupported.threshold is None
     assert "220 cross-validated predictions" in unsupported.reason
     assert "at best 0.981" in unsupported.reason
+
+
+def test_samples_picked_for_being_hard_count_in_the_metrics_but_not_in_the_curves():
+    # 200 right at 0.9, and 40 captured mistakes at 0.9 too (as a review queue feeds them).
+    rows = many(200, 0.9, 40, 0.9)
+    everything = quality(rows)
+    assert solve_overall(everything, 0.95).threshold is None  # 200/240 from any threshold
+    q = quality(rows, picked=range(200, 240))
+    s = solve_overall(q, 0.95)
+    assert s.curve.total == 200 and s.threshold == 0.0
+    assert q.per_label[0].predicted == 240 and q.accuracy == pytest.approx(200 / 240)
+    assert Quality.from_json(q.to_json()).picked.tolist() == list(range(200, 240))
 
 
 def test_random_captures_are_preferred_once_they_have_the_numbers():

@@ -247,6 +247,28 @@ def test_annotated_random_captures_are_marked_in_the_next_versions_evidence(api)
     api.train()
     r = thresholds(api, fid)
     assert r["modelVersion"] == 2
-    assert r["evidence"] == {"crossValidated": 35, "randomCaptures": 5, "minRandom": 200,
+    assert r["evidence"] == {"crossValidated": 35, "picked": 0, "randomCaptures": 5,
+                             "minRandom": 200,
                              "minRandomPerLabel": 50}
     assert r["overall"]["source"] == "cv"  # 5 are too few to prefer
+
+
+def test_captures_and_feedback_train_but_stay_out_of_the_curves(api):
+    fid = make_function(api, samples=SAMPLES + MORE)
+    policy(api, fid, {"random": {"quota": 0}, "uncertainty": {"quota": 3, "threshold": 0.0}})
+    outs = invoke_all(api, fid, UNSURE[:6])
+    captured = queue(api, fid)
+    assert len(captured) == 3
+    for item in captured:
+        api.call("PUT", f"/v1/functions/{fid}/samples/{item['id']}/annotation",
+                 {"labelName": "billing"})
+    feedback = next(o for o in outs if o["sampleId"] not in {i["id"] for i in captured})
+    status, body, _ = api.call("PUT", f"/v1/functions/{fid}/samples/{feedback['sampleId']}"
+                               "/annotation", {"labelName": "bug"})
+    assert status == 200 and body["origin"] == "InvokeFeedback", body
+    api.train()
+    r = thresholds(api, fid)
+    assert r["evidence"]["crossValidated"] == 34 and r["evidence"]["picked"] == 4
+    assert r["overall"]["curve"]["total"] == 30
+    quality = api.call("GET", f"/v1/functions/{fid}/models/{r['modelVersion']}")[1]["quality"]
+    assert quality["samples"] == 34  # the metrics count them

@@ -64,7 +64,8 @@ def thresholds(args: argparse.Namespace, client: Client) -> None:
 
 def _print_report(r: dict, curve: bool) -> None:
     ev = r["evidence"]
-    print(f"model v{r['modelVersion']}: {ev['crossValidated']} cross-validated predictions, "
+    print(f"model v{r['modelVersion']}: {ev['crossValidated']} cross-validated predictions "
+          f"({ev['picked']} picked for being hard, left out of the curves), "
           f"{ev['randomCaptures']} annotated random captures · target precision "
           f"{r['targetPrecision']:g}")
     print("overall: " + _recommendation(r["overall"]))

@@ -134,10 +134,10 @@ def solve_group(q: Quality | None, label_ids: Iterable[str], target: float) -> S
     idx = [i for i in (q.index(x) for x in label_ids) if i is not None] if q else []
     if not idx:
         return Solved(None, "cv", _no_evidence(q, None), curve(_empty()))
-    mask = np.isin(q.cv.predicted, idx)
     random = np.isin(q.random_evidence.predicted, idx)
     source = "random" if random.sum() >= MIN_RANDOM else "cv"
-    ev = q.random_evidence.take(random) if source == "random" else q.cv.take(mask)
+    ev = q.evidence(source)
+    ev = ev.take(np.isin(ev.predicted, idx))
     c = curve(ev)
     at = lowest_supported(c, target)
     if at is None:
@@ -190,7 +190,7 @@ def _empty() -> Evidence:
 
 def _what(source: str) -> str:
     return ("annotated random captures" if source == "random"
-            else "cross-validated predictions")
+            else "cross-validated predictions (of samples not picked for being hard)")
 
 
 def _no_evidence(q: Quality | None, label_id: str | None) -> str:

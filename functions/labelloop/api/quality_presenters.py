@@ -84,6 +84,8 @@ def thresholds_json(r: Report) -> dict:
         "modelVersion": r.model.version, "zeroShot": r.model.head.zero_shot,
         "targetPrecision": r.target,
         "evidence": {"crossValidated": len(q.cv) if q else 0,
+                     # left out of the curves: picked for being hard (captures, feedback)
+                     "picked": len(q.picked) if q else 0,
                      "randomCaptures": len(q.random) if q else 0,
                      "minRandom": MIN_RANDOM, "minRandomPerLabel": MIN_RANDOM_PER_LABEL},
         "overall": solved_json(r.overall, with_curve=True),

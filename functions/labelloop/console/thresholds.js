@@ -294,7 +294,9 @@ function evidenceText(r, sc) {
   const e = r.evidence;
   const on = sc.source && sc.source.startsWith('random')
     ? `${plural(e.randomCaptures, 'annotated random capture')}`
-    : `${plural(e.crossValidated, 'cross-validated prediction')} (annotated random captures: `
-      + `${e.randomCaptures} of the ${e.minRandom} that would replace them)`;
+    : `${plural(e.crossValidated - e.picked, 'cross-validated prediction')}`
+      + (e.picked ? ` (${e.picked} samples picked for being hard — captures, feedback — left out)` : '')
+      + ` (annotated random captures: ${e.randomCaptures} of the ${e.minRandom} that would `
+      + 'replace them)';
   return `v${r.modelVersion}, measured on ${on}.`;
 }

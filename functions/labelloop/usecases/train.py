@@ -28,7 +28,7 @@ from labelloop.model import LabelSpec, TrainedModel, build_model
 from labelloop.quality import Quality
 from labelloop.serving import LiveModel, ModelMeta, artifact_prefix, predict
 from labelloop.store import TrainingTask
-from labelloop.usecases.capture import rescore
+from labelloop.usecases.capture import CAPTURE_ORIGIN, rescore
 from labelloop.usecases.common import TrainingMessage
 from labelloop.usecases.thresholds import record_thresholds
 
@@ -98,15 +98,16 @@ def _train(d: Deps, fn: FunctionItem, message: TrainingMessage) -> RunResult:
     if not labels:
         return RunResult(None, None)
     label_ids = {lb.id for lb in labels}
-    ids, annotations, emb, tokens, random = [], [], [], [], []
+    ids, annotations, emb, tokens, random, picked = [], [], [], [], [], []
     for s in d.store.iter_samples(fn.id, projection="id, annotation, embedding, tokens, "
-                                                    "capture_reason"):
+                                                    "origin, capture_reason"):
         if s.get("annotation") in label_ids:
             ids.append(s["id"])
             annotations.append(s["annotation"])
             emb.append(np.frombuffer(s["embedding"], dtype=np.float32))
             tokens.append(np.frombuffer(s["tokens"], dtype=np.int32))
             random.append(s.get("capture_reason") == "random")
+            picked.append(is_picked(s.get("origin"), s.get("capture_reason")))
     features = Features(np.stack(emb) if emb else np.zeros((0, 1), np.float32), tokens)
 
     started = time.perf_counter()
@@ -126,7 +127,7 @@ def _train(d: Deps, fn: FunctionItem, message: TrainingMessage) -> RunResult:
     d.store.put_artifact(prefix + "model.json", meta.to_json())
     if not model.zero_shot:
         quality = Quality.measure(model.head.classes, annotations, model.cv_predictions,
-                                  model.cv_confidences, random, ece=model.cv_ece)
+                                  model.cv_confidences, random, picked, ece=model.cv_ece)
         d.store.put_artifact(prefix + "quality.json", quality.to_json())
     decision = decide(model, meta, features, live, message.force)
     d.store.put_model_version(ModelVersionItem(
@@ -146,6 +147,14 @@ def _train(d: Deps, fn: FunctionItem, message: TrainingMessage) -> RunResult:
         record_thresholds(d, fn.id, promoted, live)
         rescore(d, fn.id, promoted, {lb.id: lb for lb in labels})
     return RunResult(version, decision)
+
+
+def is_picked(origin: str | None, capture_reason: str | None) -> bool:
+    """Picked for being hard (or wrong): captured by a strategy other than `random`, or sent
+    as feedback from an app, which is mostly corrections."""
+    if origin == "InvokeFeedback":
+        return True
+    return origin == CAPTURE_ORIGIN and capture_reason != "random"
 
 
 def _cv(model: TrainedModel, ids: list[str]) -> dict[str, list]:
