@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from labelloop.container import Deps
 from labelloop.domain import FunctionItem, LabelItem
-from labelloop.errors import BadRequest, NotFound, NotReady
+from labelloop.errors import BadRequest, NotReady
 from labelloop.quality import LabelQuality, Quality
 from labelloop.serving import LiveModel
 from labelloop.thresholds import (
@@ -69,14 +69,14 @@ def report(d: Deps, client: str, function_id: str, target: float | None,
     per_label = [LabelReport(lid, labels[lid].name if lid in labels else None,
                              quality_of.get(lid), solve_label(q, lid, target))
                  for lid in ids]
-    picked = None
+    chosen = None
     if label is not None:
         lid = _label_id(labels, label, "label")
-        picked = next((r for r in per_label if r.label_id == lid), None)
-        if picked is None:
-            raise NotFound(f"label: {label!r} is newer than model version {version}")
+        chosen = next(r for r in per_label if r.label_id == lid)
+    # Applied as invokes are decided: over the labels that exist now.
+    applied = resolve(policy, q, sorted(labels), version) if policy else None
     return Report(fn, model, labels, target, solve_overall(q, target), per_label, policy,
-                  resolve(policy, q, ids, version) if policy else None, picked)
+                  applied, chosen)
 
 
 def set_policy(d: Deps, client: str, function_id: str, policy: ThresholdPolicy
