@@ -10,7 +10,8 @@ Adding a strategy: one class here and one entry in `STRATEGIES`; the contract te
 tests/test_capture_strategies.py run over every entry. The defaults (quotas 400 / 50 / 50,
 uncertainty threshold 0.5, random rate 0.02, rare fraction 0.2) were chosen with
 scripts/eval_capture.py: among the mixes tried, the one that met the most targets on BANKING77
-and CLINC150 (see README "Capture and review").
+and CLINC150 (see README "Capture and review"); with a decision policy, near_threshold (50)
+added 3 to 23 points of coverage at the target, confused_pair gained nothing clear (0: off).
 """
 
 from __future__ import annotations
