@@ -121,8 +121,8 @@ class ModelVersionItem(Item):
     # Promotion decision against the model that was live: promoted, and why.
     promoted: bool = False
     decision: str = ""
-    # When it went live under a decision policy: the thresholds solved for it, per label id
-    # ({"accept": t | None, "review": t, "was": the previous live version's accept}).
+    # When it went live under a decision policy: {"policy", "previousVersion", "labels":
+    # {label id: {"accept", "review", "source", "was": the previous live version's accept}}}.
     thresholds: dict | None = None
 
 
