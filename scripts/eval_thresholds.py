@@ -58,6 +58,7 @@ from tqdm import tqdm
 from benchlib import DATA, ROOT, emit_json, featurize_cached, load_dataset, print_table
 from fastmoto import speed_up_moto
 from labelloop.encoder import Encoder, Features
+from labelloop.metrics import calibration_error
 
 DATASETS = ("banking77", "clinc150", "clinc150_imbalanced")
 CLIENT = "eval-client"
@@ -131,14 +132,6 @@ def realised(take: np.ndarray, right: np.ndarray) -> dict:
     n = int(take.sum())
     return {"precision": round(float(right[take].mean()), 4) if n else None,
             "coverage": round(float(take.mean()), 4), "accepted": n}
-
-
-def ece(conf: np.ndarray, right: np.ndarray, bins: int = ECE_BINS) -> float:
-    """Top-label ECE over equal-width confidence bins (as `metrics.expected_calibration_error`,
-    from the top confidence and its correctness)."""
-    b = np.minimum((conf * bins).astype(int), bins - 1)
-    return float(sum((b == k).mean() * abs(right[b == k].mean() - conf[b == k].mean())
-                     for k in range(bins) if (b == k).any()))
 
 
 def at_threshold(conf: np.ndarray, right: np.ndarray, threshold: float | None) -> dict:
@@ -241,6 +234,7 @@ def run_one(enc: CachedEncoder, ds: dict, name: str, size: str, args
             # What a single threshold could have done at the target itself, in hindsight.
             at_target = best_global(conf_a, right, target)
             diff = None if ours["precision"] is None else round(ours["precision"] - target, 4)
+            ece = calibration_error(conf_a, right, ECE_BINS)
             rec = promised["recommended"]
             all_accepted = ours["coverage"] == 1.0
             row = {
@@ -249,7 +243,7 @@ def run_one(enc: CachedEncoder, ds: dict, name: str, size: str, args
                 "model_version": version, "cv_accuracy": round(float(quality.accuracy), 4),
                 "cv_ece": None if quality.ece is None else round(float(quality.ece), 4),
                 "accuracy": round(float(right.mean()), 4),
-                "ece": round(ece(conf_a, right), 4), "promised": promised,
+                "ece": round(ece, 4), "promised": promised,
                 "realised": {**ours, "precision_minus_target": diff,
                              "precision_in_promised_interval": None if rec is None or
                              ours["precision"] is None else bool(
@@ -267,7 +261,7 @@ def run_one(enc: CachedEncoder, ds: dict, name: str, size: str, args
                     "within_2pts": None if all_accepted and diff is not None and diff > 0
                     else bool((promised["refused"] and ours["accepted"] == 0)
                               or (diff is not None and abs(diff) <= PRECISION_TOLERANCE + 1e-9)),
-                    "ece": bool(ece(conf_a, right) <= MAX_ECE)},
+                    "ece": bool(ece <= MAX_ECE)},
                 "seconds": {k: round(v, 1) for k, v in times.items()}}
             rows.append(row)
             tqdm.write(f"{name} {size} p={target:g}: realised {ours['precision']} / "

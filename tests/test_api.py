@@ -303,7 +303,7 @@ def test_warm_container_sees_a_new_version_without_reading_s3_per_invoke(api, mo
     first = api.call("POST", f"/v1/functions/{fid}/invoke", {"data": "refund"})[1]
     for _ in range(20):
         api.call("POST", f"/v1/functions/{fid}/invoke", {"data": "refund"})
-    assert len(reads) == 3  # head.npz, model.json and quality.json, once
+    assert len(reads) == 2  # head.npz and model.json, once; no policy: no quality.json
     api.call("POST", f"/v1/functions/{fid}/samples",
              {"data": "Why was I billed in euros?", "annotation": {"labelName": "billing"}})
     api.call("POST", f"/v1/functions/{fid}/train", {"force": True})
@@ -311,3 +311,10 @@ def test_warm_container_sees_a_new_version_without_reading_s3_per_invoke(api, mo
     time.sleep(0.35)
     later = api.call("POST", f"/v1/functions/{fid}/invoke", {"data": "refund"})[1]
     assert later["modelVersion"] > first["modelVersion"]
+    # A decision policy reads the version's quality.json, once.
+    reads.clear()
+    api.call("PUT", f"/v1/functions/{fid}/thresholds", {"accept": {"targetPrecision": 0.9}})
+    time.sleep(0.35)
+    for _ in range(5):
+        assert "decision" in api.call("POST", f"/v1/functions/{fid}/invoke", {"data": "x"})[1]
+    assert len(reads) == 1

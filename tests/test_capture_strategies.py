@@ -26,7 +26,7 @@ def candidates(n: int, seed: int = 0) -> list[Candidate]:
         margin = float(rng.uniform(0, conf))
         count = int(rng.integers(0, 30))
         out.append(Candidate(f"l{rng.integers(5)}", conf, margin, count,
-                             int(rng.integers(20)), 20, 30, runner_up=f"l{rng.integers(5)}",
+                             int(rng.integers(20)), 20, 30,
                              accept_threshold=float(rng.uniform(0.5, 1.0)),
                              pair_rank=int(rng.integers(10)) if rng.random() < 0.5 else None))
     return out
@@ -126,7 +126,7 @@ def test_confused_pair_takes_uncertain_predictions_between_the_most_confused_lab
     rng = np.random.default_rng()
 
     def of(rank, margin):
-        return pair.priority(Candidate("a", 0.6, margin, 10, 3, runner_up="b",
+        return pair.priority(Candidate("a", 0.6, margin, 10, 3,
                                        pair_rank=rank), rng)
 
     assert of(0, 0.2) == pytest.approx(0.8) and of(2, 0.5) == pytest.approx(0.5)

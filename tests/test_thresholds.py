@@ -272,3 +272,26 @@ def test_captures_and_feedback_train_but_stay_out_of_the_curves(api):
     assert r["overall"]["curve"]["total"] == 30
     quality = api.call("GET", f"/v1/functions/{fid}/models/{r['modelVersion']}")[1]["quality"]
     assert quality["samples"] == 34  # the metrics count them
+
+
+def test_confused_pair_captures_invokes_between_the_most_confused_labels(api):
+    # Two labels that overlap: the version's cross-validation mixes them up.
+    labels = {**LABELS, "payments": "Paying, charges and refunds"}
+    overlap = [("I paid twice for one order", "payments"), ("My refund is late", "payments"),
+               ("The card payment failed", "payments"), ("Charge me yearly please", "payments"),
+               ("Why was my card charged again?", "billing"), ("Where is my refund?", "billing")]
+    fid = make_function(api, labels=labels, samples=SAMPLES + MORE + overlap)
+    pairs = api.call("GET", f"/v1/functions/{fid}/models/1")[1]["quality"]["confusedPairs"]
+    ids = {lb["name"]: lb["id"] for lb in api.call("GET", f"/v1/functions/{fid}/labels")[1]}
+    assert pairs and set(pairs[0]["labelIds"]) == {ids["billing"], ids["payments"]}
+    policy(api, fid, {"random": {"quota": 0}, "uncertainty": {"quota": 0},
+                      "rare_class": {"quota": 0},
+                      "confused_pair": {"quota": 20, "pairs": 1, "threshold": 0.0}})
+    outs = invoke_all(api, fid, ["refund the duplicate charge", "my card payment was charged",
+                                 "the app crashes on start", "payment refund for last month"])
+    items = queue(api, fid)
+    assert items and all(i["captureReason"] == "confused_pair" for i in items)
+    top_two = {o["sampleId"]: {c["labelId"] for c in o["labelConfidences"][:2]} for o in outs}
+    for i in items:
+        assert top_two[i["id"]] == {ids["billing"], ids["payments"]}
+    assert len(items) == sum(t == {ids["billing"], ids["payments"]} for t in top_two.values())

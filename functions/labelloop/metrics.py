@@ -11,14 +11,19 @@ def expected_calibration_error(proba: np.ndarray, y, classes, n_bins: int = 15) 
     y = np.asarray(y)
     if len(y) == 0:
         return 0.0
-    conf = proba.max(axis=1)
-    correct = np.asarray(classes)[proba.argmax(axis=1)] == y
-    bins = np.minimum((conf * n_bins).astype(int), n_bins - 1)
+    return calibration_error(proba.max(axis=1), np.asarray(classes)[proba.argmax(axis=1)] == y,
+                             n_bins)
+
+
+def calibration_error(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 15) -> float:
+    """The same, from each prediction's confidence and whether it was right."""
+    confidence, correct = np.asarray(confidence, dtype=float), np.asarray(correct, dtype=bool)
+    bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
     ece = 0.0
     for b in range(n_bins):
         m = bins == b
         if m.any():
-            ece += m.mean() * abs(correct[m].mean() - conf[m].mean())
+            ece += m.mean() * abs(correct[m].mean() - confidence[m].mean())
     return float(ece)
 
 

@@ -12,7 +12,9 @@ import json
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -58,8 +60,15 @@ class LiveModel:
     version: int
     head: Head
     meta: ModelMeta
-    # How it did on samples it was not trained on (quality.json); None for zero-shot versions.
-    quality: Quality | None = None
+    # Reads quality.json; only what needs it (a decision policy, the thresholds report, the
+    # confused_pair strategy) pays the read, once per version.
+    load_quality: Callable[[], Quality | None] = field(default=lambda: None, repr=False,
+                                                        compare=False)
+
+    @cached_property
+    def quality(self) -> Quality | None:
+        """How it did on samples it was not trained on; None for zero-shot versions."""
+        return self.load_quality()
 
 
 @dataclass(frozen=True)
@@ -177,9 +186,12 @@ def load_model(store, fid: str, version: int) -> LiveModel:
     prefix = artifact_prefix(fid, version)
     head = Head.from_bytes(store.get_artifact(prefix + "head.npz"))
     meta = ModelMeta.from_json(store.get_artifact(prefix + "model.json"))
-    quality = None
-    # A version trained before quality was measured has none.
-    with contextlib.suppress(NotFound):
-        if not head.zero_shot:
-            quality = Quality.from_json(store.get_artifact(prefix + "quality.json"))
-    return LiveModel(version, head, meta, quality)
+
+    def load_quality() -> Quality | None:
+        # A version trained before quality was measured has none.
+        with contextlib.suppress(NotFound):
+            if not head.zero_shot:
+                return Quality.from_json(store.get_artifact(prefix + "quality.json"))
+        return None
+
+    return LiveModel(version, head, meta, load_quality)

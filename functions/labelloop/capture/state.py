@@ -125,7 +125,8 @@ class CaptureCache:
             buffers[s.name] = BufferState(n, self._store.lowest_buffered(fid, s.name)
                                           if full else None)
         trained, counts = self._trained_of(fid, model)
-        quality = model.quality if model is not None else None
+        wants_pairs = model is not None and any(s.uses_pairs and s.quota for s in strategies)
+        quality = model.quality if wants_pairs else None
         return CaptureState(dict(raw_policy), policy, strategies, buffers,
                             model.version if model is not None else None, time.monotonic(),
                             trained=trained, label_counts=counts,

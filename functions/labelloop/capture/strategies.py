@@ -36,10 +36,9 @@ class Candidate:
     rarity_rank: int
     label_total: int = 1
     top_count: int = 0
-    # The second most confident label; the decision policy's accept threshold for the
-    # predicted label (None: no policy, or its target cannot be shown); and the rank of the
-    # top two labels among the live version's most confused pairs (0 = most; None: not one).
-    runner_up: str | None = None
+    # The decision policy's accept threshold for the predicted label (None: no policy, or its
+    # target cannot be shown), and the rank of the top two labels among the live version's
+    # most confused pairs (0 = most; None: not one, or no strategy asked for pairs).
     accept_threshold: float | None = None
     pair_rank: int | None = None
 
@@ -50,6 +49,8 @@ class Strategy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: ClassVar[str]
+    # Whether it reads `Candidate.pair_rank`: the live version's quality is read only then.
+    uses_pairs: ClassVar[bool] = False
     quota: int = Field(ge=0, le=10_000)
 
     def priority(self, c: Candidate, rng: np.random.Generator) -> float | None:
@@ -137,6 +138,7 @@ class ConfusedPair(Strategy):
     (1 − margin) at least `threshold`. More uncertain first."""
 
     name: ClassVar[str] = "confused_pair"
+    uses_pairs: ClassVar[bool] = True
     quota: int = Field(0, ge=0, le=10_000)
     pairs: int = Field(5, ge=1, le=10)
     threshold: float = Field(0.3, ge=0.0, le=1.0)

@@ -48,7 +48,6 @@ def _candidate(p: Prediction, st: CaptureState, decisions: Decisions | None) -> 
     runner_up = p.ranked[1][0] if len(p.ranked) > 1 else None
     applied = decisions.by_label.get(p.label_id) if decisions is not None else None
     return Candidate(p.label_id, p.confidence, _margin(p), **rarity(st.label_counts, p.label_id),
-                     runner_up=runner_up,
                      accept_threshold=applied.accept if applied is not None else None,
                      pair_rank=st.pair_ranks.get(frozenset((p.label_id, runner_up))))
 
