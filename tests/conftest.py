@@ -62,6 +62,16 @@ CONTEXT = type("Context", (), {
     "log_stream_name": "test", "get_remaining_time_in_millis": staticmethod(lambda: 30000)})()
 
 
+def sqs_event(msgs: list[dict], queue: str) -> dict:
+    """The event an SQS event source mapping sends for these received messages."""
+    return {"Records": [{
+        "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"],
+        "body": m["Body"], "attributes": m["Attributes"], "messageAttributes": {},
+        "md5OfBody": m["MD5OfBody"], "eventSource": "aws:sqs",
+        "eventSourceARN": f"arn:aws:sqs:us-east-1:000000000000:{queue}",
+        "awsRegion": "us-east-1"} for m in msgs]}
+
+
 class Api:
     """Drives the real Lambda handlers with API Gateway v2 and SQS events."""
 
@@ -122,13 +132,7 @@ class Api:
                                        AttributeNames=["All"]).get("Messages", [])
             if not msgs:
                 return out
-            event = {"Records": [{
-                "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"], "attributes": m["Attributes"], "messageAttributes": {},
-                "md5OfBody": m["MD5OfBody"], "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:training",
-                "awsRegion": "us-east-1"} for m in msgs]}
-            result = handler(event, CONTEXT)
+            result = handler(sqs_event(msgs, "training"), CONTEXT)
             failed = {f["itemIdentifier"] for f in result["batchItemFailures"]}
             for m in msgs:
                 if m["MessageId"] not in failed:
@@ -144,11 +148,14 @@ def aws(monkeypatch):
     import boto3
     from moto import mock_aws
 
+    from labelloop.local.fastdynamo import install
+
     for k, v in {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test",
                  "AWS_SECRET_ACCESS_KEY": "test", "POWERTOOLS_TRACE_DISABLED": "1",
                  "LABELLOOP_TRAIN_DEBOUNCE_SECONDS": "0", "LABELLOOP_CACHE_SECONDS": "0"}.items():
         monkeypatch.setenv(k, v)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    install()  # the moto the local stack runs
     with mock_aws():
         from labelloop.resources import create_all
 

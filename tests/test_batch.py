@@ -324,7 +324,7 @@ def test_cli_batch_invoke_writes_merged_results_in_input_order(stack, tmp_path, 
 
 
 def test_a_poison_message_ends_in_the_dlq(stack):
-    sqs = boto3.client("sqs")
+    sqs = boto3.session.Session().client("sqs")  # with the stack's access key
     url = stack.env["LABELLOOP_BATCH_QUEUE_URL"]
     dlq = sqs.get_queue_url(QueueName=url.rsplit("/", 1)[-1] + "-dlq")["QueueUrl"]
     sqs.send_message(QueueUrl=url, MessageBody=json.dumps(

@@ -82,6 +82,8 @@ def test_similar_samples_are_nearest_first_and_can_keep_to_the_review_queue(api)
                                query="batchSize=0")
     assert status == 400 and "batchSize" in body["message"]
     status, body, _ = api.call("GET", f"/v1/functions/{fid}/samples/sample_nope/similar")
+    assert status == 400 and body["message"].startswith("sampleId")  # malformed
+    status, body, _ = api.call("GET", f"/v1/functions/{fid}/samples/sample_nope00/similar")
     assert status == 404
     other = api.token("client-b", "secret-b")
     assert api.call("GET", f"/v1/functions/{fid}/samples/{target}/similar",

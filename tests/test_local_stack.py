@@ -42,7 +42,7 @@ def moto(monkeypatch):
 def _client(name: str):
     import boto3
 
-    return boto3.client(name)
+    return boto3.session.Session().client(name)  # the environment's credentials of now
 
 
 # --- gateway -------------------------------------------------------------------------------
@@ -503,3 +503,63 @@ def test_deferred_work_runs_even_when_the_server_skips_close(how):
         assert runner.wait_idle(timeout=5) and done == ["/later"]
     finally:
         afterwork.install(previous)
+
+
+def _token_status(url: str, client_id: str, secret: str) -> int:
+    response, _ = _request(url, "POST", "/connect/token",
+                         f"client_id={client_id}&client_secret={secret}".encode(),
+                           [("Content-Type", "application/x-www-form-urlencoded")])
+    return response.status
+
+
+def test_local_secrets_stay_in_the_data_dir_and_clients_are_added_from_the_cli(
+        tmp_path, monkeypatch, capsys):
+    from labelloop.cli import main
+    from labelloop.local.stack import LocalStack
+
+    for var in ("LABELLOOP_CLIENT_ID", "LABELLOOP_CLIENT_SECRET", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(var, raising=False)
+    data = tmp_path / "data"
+    # A data directory from before: the key in the local Secrets Manager.
+    with MotoServer(data) as moto:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", moto.endpoint)
+        for k, v in AWS_ENV.items():
+            monkeypatch.setenv(k, v)
+        _client("secretsmanager").create_secret(Name="labelloop-t-signing-key",
+                                                SecretString="the-old-key")
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+
+    def create_client() -> dict:
+        main(["clients", "create", "--local", "--data-dir", str(data)])
+        return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+    with LocalStack(data, port=0, stage="t") as s:
+        key = data / "signing.key"
+        assert key.read_text() == "the-old-key"  # moved: tokens signed before stay valid
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600
+        assert stat.S_IMODE(data.stat().st_mode) == 0o700
+        assert _client("secretsmanager").list_secrets()["SecretList"] == []
+        # The local AWS answers only the data directory's access key id.
+        assert os.environ["AWS_ACCESS_KEY_ID"] == (data / "aws-access-key").read_text()
+        import boto3
+        from botocore.exceptions import ClientError
+
+        stranger = boto3.client("dynamodb", aws_access_key_id="local",
+                                aws_secret_access_key="local")
+        with pytest.raises(ClientError) as refused:
+            stranger.scan(TableName="labelloop-t-main")
+        assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+        assert _token_status(s.url, s.client_id, s.client_secret) == 200
+        live = create_client()  # registered in the running stack at once
+        assert live["url"] == s.url
+        assert _token_status(s.url, live["client_id"], live["client_secret"]) == 200
+        assert _token_status(s.url, live["client_id"], "wrong") == 401
+        clients_file = (data / "clients.json").read_text()
+        assert live["client_secret"] not in clients_file
+        assert stat.S_IMODE((data / "clients.json").stat().st_mode) == 0o600
+    later = create_client()  # no stack running: registered at its next start
+    assert later["url"] == "http://127.0.0.1:5000"
+    with LocalStack(data, port=0, stage="t", persist=False) as s:  # moto state not kept
+        assert key.read_text() == "the-old-key"
+        for c in (live, later):
+            assert _token_status(s.url, c["client_id"], c["client_secret"]) == 200

@@ -1,8 +1,12 @@
 """Client credentials and bearer tokens (OAuth2 client-credentials grant, as Nyckel's).
 
-Client secrets are 256-bit random strings stored only as SHA-256 hashes: for secrets of that
-entropy a slow hash adds nothing. Tokens are stateless, HMAC-SHA256 signed with a key kept in
-Secrets Manager, so checking one costs no database read:
+Client secrets are stored only as salted scrypt hashes: a generated secret has 256 bits and
+needs no slow hash, but a user may choose a weak one (LABELLOOP_CLIENT_SECRET), and a copied
+table must not give it away. A secret stored by an older version (unsalted SHA-256) still
+verifies and is re-hashed on its next use. Failed token requests are counted per client id in
+fixed windows; past the limit every request for that id gets 429 until the window ends, known
+id or not (no oracle), right secret or not. Tokens are stateless, HMAC-SHA256 signed with a key
+kept in Secrets Manager (a 0600 file on the local stack), so checking one costs no read:
 
     v1.<base64url {"sub": client id, "exp": epoch seconds}>.<base64url signature>
 """
@@ -13,15 +17,42 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import time
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from labelloop.container import Deps, deps
 from labelloop.domain import ClientItem
-from labelloop.errors import Unauthorized
+from labelloop.errors import BadRequest, TooManyRequests, Unauthorized
+
+# scrypt at n=2^14, r=8: ~16 MiB and tens of milliseconds per check, once per token.
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+MAX_CLIENT_ID = 128
 
 
-def hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
+class Claims(BaseModel):
+    """A token's payload, checked as data: a signed token with odd claims is still refused."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    sub: str = Field(min_length=1, max_length=MAX_CLIENT_ID)
+    exp: StrictInt
+
+
+def hash_secret(secret: str, salt: bytes | None = None) -> str:
+    salt = os.urandom(16) if salt is None else salt
+    digest = hashlib.scrypt(secret.encode(), salt=salt, dklen=32, **_SCRYPT)
+    return f"scrypt${_SCRYPT['n']}${_SCRYPT['r']}${_SCRYPT['p']}${_b64(salt)}${_b64(digest)}"
+
+
+def secret_matches(secret: str, stored: str) -> bool:
+    if not stored.startswith("scrypt$"):  # an unsalted SHA-256 from before
+        return hmac.compare_digest(stored, hashlib.sha256(secret.encode()).hexdigest())
+    _, n, r, p, salt, digest = stored.split("$")
+    got = hashlib.scrypt(secret.encode(), salt=_unb64(salt), n=int(n), r=int(r), p=int(p),
+                         dklen=32)
+    return hmac.compare_digest(got, _unb64(digest))
 
 
 def register_client(client_id: str, client_secret: str, d: Deps | None = None) -> None:
@@ -39,13 +70,26 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def issue_token(client_id: str, client_secret: str, d: Deps | None = None) -> tuple[str, int]:
+def issue_token(client_id: str, client_secret: str, d: Deps | None = None,
+                now: float | None = None) -> tuple[str, int]:
     d = d or deps()
-    client = d.store.get_client(client_id) if client_id else None
-    if client is None or not hmac.compare_digest(client.secret_hash, hash_secret(client_secret)):
+    now = time.time() if now is None else now
+    if len(client_id) > MAX_CLIENT_ID:
+        raise BadRequest(f"client_id: at most {MAX_CLIENT_ID} characters")
+    s = d.settings
+    window = int(now // s.token_failure_window_seconds) * s.token_failure_window_seconds
+    retry_after = int(window + s.token_failure_window_seconds - now) + 1
+    if d.store.token_failures(client_id, window) >= s.token_failure_limit:
+        raise TooManyRequests(f"client_id: too many failed attempts; retry in {retry_after} s",
+                              retry_after)
+    client = d.store.get_client(client_id)
+    if client is None or not secret_matches(client_secret, client.secret_hash):
+        d.store.count_token_failure(client_id, window, window + 2 * s.token_failure_window_seconds)
         raise Unauthorized("invalid client_id or client_secret")
-    ttl = d.settings.token_ttl_seconds
-    payload = _b64(json.dumps({"sub": client_id, "exp": int(time.time()) + ttl}).encode())
+    if not client.secret_hash.startswith("scrypt$"):
+        register_client(client_id, client_secret, d)
+    ttl = s.token_ttl_seconds
+    payload = _b64(json.dumps({"sub": client_id, "exp": int(now) + ttl}).encode())
     sig = hmac.new(d.signing_key, f"v1.{payload}".encode(), hashlib.sha256).digest()
     return f"v1.{payload}.{_b64(sig)}", ttl
 
@@ -62,9 +106,9 @@ def verify_token(authorization: str | None, d: Deps | None = None) -> str:
                             hashlib.sha256).digest()
         if version != "v1" or not hmac.compare_digest(expected, _unb64(sig)):
             raise ValueError("bad signature")
-        claims = json.loads(_unb64(payload))
-    except ValueError as err:
+        claims = Claims.model_validate_json(_unb64(payload))
+    except (ValueError, ValidationError) as err:
         raise Unauthorized("invalid bearer token") from err
-    if int(claims.get("exp", 0)) <= time.time():
+    if claims.exp <= time.time():
         raise Unauthorized("expired bearer token")
-    return str(claims["sub"])
+    return claims.sub

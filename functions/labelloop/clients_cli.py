@@ -1,10 +1,14 @@
-"""`labelloop clients create`: client credentials for a deployed stack.
+"""`labelloop clients create`: client credentials for a deployed stack or a local one.
 
 Uses your AWS credentials (the ones that deployed the stack; `AWS_PROFILE`, `AWS_REGION`,
 `AWS_ENDPOINT_URL` for an emulator) to read the stack's outputs and store a new client in its
 table, the secret only as a hash. Prints the client id, the secret (shown once) and the API URL
 as JSON; `--save DIR` also writes DIR/credentials.json (mode 0600), which the other commands
 read with `LABELLOOP_DATA_DIR=DIR`.
+
+With `--local [--data-dir DIR]` the client goes to a local stack's data directory (default
+./.labelloop): into its clients file (mode 0600, the secret only as a hash), which the stack
+registers at every start, and, if a stack is serving that directory now, into it at once.
 """
 
 from __future__ import annotations
@@ -20,7 +24,47 @@ from pathlib import Path
 _ALPHABET = string.ascii_lowercase + string.digits
 
 
+def _new_credentials(client_id: str | None) -> dict[str, str]:
+    return {"client_id": client_id or "client-" + "".join(secrets.choice(_ALPHABET)
+                                                          for _ in range(12)),
+            "client_secret": secrets.token_urlsafe(32)}
+
+
+def create_local(args: argparse.Namespace) -> None:
+    import time
+
+    from labelloop.auth import hash_secret
+    from labelloop.local import datadir
+
+    creds = _new_credentials(args.client_id)
+    entry = datadir.ClientEntry(client_id=creds["client_id"],
+                                secret_hash=hash_secret(creds["client_secret"]),
+                                created_at=time.time())
+    datadir.prepare(args.data_dir)
+    datadir.add_client(args.data_dir, entry)
+    running = datadir.running(args.data_dir)
+    if running is not None:
+        from labelloop.container import Deps
+        from labelloop.local.stack import put_client_entry
+
+        os.environ.update(running.env)
+        put_client_entry(Deps(), entry)
+    _save(args, creds)
+    print(json.dumps({**creds, "url": running.url if running else "http://127.0.0.1:5000"}))
+
+
+def _save(args: argparse.Namespace, creds: dict) -> None:
+    if args.save:
+        args.save.mkdir(parents=True, exist_ok=True)
+        path = args.save / "credentials.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(creds, f, indent=2)
+
+
 def create(args: argparse.Namespace) -> None:
+    if args.local:
+        return create_local(args)
     import boto3
 
     from labelloop.auth import register_client
@@ -35,28 +79,24 @@ def create(args: argparse.Namespace) -> None:
     settings = Settings(table=outputs["TableName"], invokes_table=outputs["InvokesTableName"],
                         bucket=outputs["BucketName"], training_queue_url=outputs[
                             "TrainingQueueUrl"], signing_secret=outputs["SigningSecretName"])
-    client_id = args.client_id or "client-" + "".join(secrets.choice(_ALPHABET)
-                                                      for _ in range(12))
-    client_secret = secrets.token_urlsafe(32)
-    register_client(client_id, client_secret, Deps(settings))
-    creds = {"client_id": client_id, "client_secret": client_secret}
-    if args.save:
-        args.save.mkdir(parents=True, exist_ok=True)
-        path = args.save / "credentials.json"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(creds, f, indent=2)
+    creds = _new_credentials(args.client_id)
+    register_client(creds["client_id"], creds["client_secret"], Deps(settings))
+    _save(args, creds)
     print(json.dumps({**creds, "url": outputs["ApiUrl"]}))
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("clients", help="client credentials for a deployed stack",
+    p = subparsers.add_parser("clients", help="client credentials for a deployed or local stack",
                               description=__doc__)
     sub = p.add_subparsers(dest="clients_command", required=True)
     c = sub.add_parser("create", help="register a new client; prints its id and secret",
                        description=__doc__)
     c.add_argument("--stack-name", default="Labelloop-dev",
                    help="the deployed stack (default Labelloop-dev)")
+    c.add_argument("--local", action="store_true",
+                   help="for the local stack of --data-dir instead of a deployed stack")
+    c.add_argument("--data-dir", type=Path, default=Path(".labelloop"),
+                   help="with --local: the local stack's data directory (default ./.labelloop)")
     c.add_argument("--client-id", help="default: a random client-… id")
     c.add_argument("--save", type=Path, metavar="DIR",
                    help="also write DIR/credentials.json (mode 0600)")

@@ -50,6 +50,10 @@ class Deps:
 
     @cached_property
     def signing_key(self) -> bytes:
+        if self.settings.signing_key_file:
+            from pathlib import Path
+
+            return Path(self.settings.signing_key_file).read_bytes().strip()
         sm = self.session.client("secretsmanager")
         return sm.get_secret_value(SecretId=self.settings.signing_secret)["SecretString"].encode()
 

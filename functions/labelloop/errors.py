@@ -6,6 +6,7 @@ from __future__ import annotations
 
 class DomainError(Exception):
     status = 400
+    headers: dict[str, str] = {}  # noqa: RUF012 (never mutated: subclasses set their own)
 
     def __init__(self, message: str, **extra):
         super().__init__(message)
@@ -41,3 +42,11 @@ class NotReady(DomainError):
     """The function cannot answer yet (e.g. no labels, or its first model is training)."""
 
     status = 409
+
+
+class TooManyRequests(DomainError):
+    status = 429
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.headers = {"Retry-After": str(max(1, retry_after))}

@@ -10,7 +10,7 @@ import os
 import re
 import time
 
-from labelloop.errors import NotFound
+from labelloop.errors import BadRequest
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
 _BARE = re.compile(r"^[0-9a-z]{6,40}$")
@@ -48,14 +48,14 @@ def new_id(kind: str) -> str:
     return f"{kind}_{new_bare()}"
 
 
-def bare(value: str, kind: str) -> str:
-    """The bare id of `value`, given with or without its `<kind>_` prefix; NotFound if it
-    cannot be an id of that kind (so a malformed id reads like a missing one)."""
+def bare(value: str, kind: str, field: str | None = None) -> str:
+    """The bare id of `value`, given with or without its `<kind>_` prefix; a 400 naming `field`
+    (by default `<kind>Id`) if it cannot be an id of that kind."""
     s = value.strip()
     if s.startswith(kind + "_"):
         s = s[len(kind) + 1 :]
     if not _BARE.match(s):
-        raise NotFound(f"{kind} {value!r} not found")
+        raise BadRequest(f"{field or kind + 'Id'}: not a {kind} id")
     return s
 
 

@@ -78,8 +78,9 @@ class Resources(_Spec):
 
 RESOURCES = Resources(
     tables=(
-        # Clients, functions, labels, samples, model versions: docs/storage.md.
-        TableSpec(name="main", env="LABELLOOP_TABLE",
+        # Clients, functions, labels, samples, model versions: docs/storage.md. Only the
+        # failed-token counters carry the TTL attribute.
+        TableSpec(name="main", env="LABELLOOP_TABLE", ttl_attribute="expires_at",
                   indexes=(IndexSpec(name="gsi1", hash_key="gsi1pk", range_key="gsi1sk"),
                            # The capture buffer by strategy, in priority order.
                            IndexSpec(name="gsi2", hash_key="gsi2pk", range_key="gsi2sk"))),
@@ -147,10 +148,12 @@ def _add_missing_indexes(ddb, name: str, t: TableSpec) -> None:
                 GlobalSecondaryIndexUpdates=[{"Create": _index_spec(i)}])
 
 
-def create_all(session, stage: str, account: str = "000000000000") -> dict[str, str]:
+def create_all(session, stage: str, account: str = "000000000000",
+               with_secrets: bool = True) -> dict[str, str]:
     """Create every resource (idempotently) with a boto3 session pointed at an emulator.
 
-    Returns the environment the Lambdas need: `{env var: physical name or URL}`.
+    Returns the environment the Lambdas need: `{env var: physical name or URL}`. Without
+    `with_secrets`, secrets are named but not created (the local stack keeps them in files).
     """
     import json
     import secrets
@@ -201,6 +204,8 @@ def create_all(session, stage: str, account: str = "000000000000") -> dict[str, 
     for s in RESOURCES.secrets:
         name = RESOURCES.physical(stage, s.name)
         env[s.env] = name
+        if not with_secrets:
+            continue
         try:
             sm.describe_secret(SecretId=name)
         except sm.exceptions.ResourceNotFoundException:

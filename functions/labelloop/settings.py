@@ -23,7 +23,10 @@ class Settings(BaseModel):
     bucket: str = Field(alias="LABELLOOP_BUCKET")
     training_queue_url: str = Field(alias="LABELLOOP_TRAINING_QUEUE_URL")
     batch_queue_url: str = Field("", alias="LABELLOOP_BATCH_QUEUE_URL")
-    signing_secret: str = Field(alias="LABELLOOP_SIGNING_SECRET")
+    # Where the token signing key is: a Secrets Manager secret (deployments), or a file only
+    # its owner can read (the local stack: its AWS endpoint is open to any local process).
+    signing_secret: str = Field("", alias="LABELLOOP_SIGNING_SECRET")
+    signing_key_file: str = Field("", alias="LABELLOOP_SIGNING_KEY_FILE")
     # Only the batch-invoke worker uses it (Powertools idempotency per message).
     idempotency_table: str = Field("", alias="LABELLOOP_IDEMPOTENCY_TABLE")
     # Changes to samples/labels within this window coalesce into one training run.
@@ -31,6 +34,10 @@ class Settings(BaseModel):
     # How long a warm container trusts its cached function, labels and live pointer.
     cache_seconds: float = Field(2.0, ge=0, le=300, alias="LABELLOOP_CACHE_SECONDS")
     token_ttl_seconds: int = Field(3600, ge=60, le=86400, alias="LABELLOOP_TOKEN_TTL_SECONDS")
+    # Failed POST /connect/token attempts per client id and window before 429s.
+    token_failure_limit: int = Field(10, ge=1, alias="LABELLOOP_TOKEN_FAILURE_LIMIT")
+    token_failure_window_seconds: int = Field(300, ge=1,
+                                              alias="LABELLOOP_TOKEN_FAILURE_WINDOW_SECONDS")
     max_body_bytes: int = Field(256 * 1024, ge=1024, alias="LABELLOOP_MAX_BODY_BYTES")
     default_invoke_retention_days: int = Field(
         30, ge=1, le=365, alias="LABELLOOP_INVOKE_RETENTION_DAYS")

@@ -41,6 +41,10 @@ def _fn(fid: str) -> str:
 
 def _to_ddb(value: Any) -> Any:
     if isinstance(value, float):
+        # DynamoDB holds no magnitude below 1e-130 (boto3 raises Underflow): such a number is
+        # stored as ±1e-130, the nearest it holds, so that it keeps its sign (0 < x stays so).
+        if 0 < abs(value) < 1e-130:
+            return Decimal("1e-130").copy_sign(Decimal(repr(value)))
         return Decimal(repr(value))
     if isinstance(value, dict):
         return {k: _to_ddb(v) for k, v in value.items() if v is not None}
@@ -139,6 +143,21 @@ class Store:
         item = self.table.get_item(Key={"pk": f"CLIENT#{client_id}", "sk": "CLIENT"}).get("Item")
         return ClientItem.model_validate(_strip(item)) if item else None
 
+    def token_failures(self, client_id: str, window: int) -> int:
+        """Failed token requests for `client_id` in the window starting at epoch `window`."""
+        item = self.table.get_item(Key={"pk": f"CLIENT#{client_id}",
+                                        "sk": f"FAILS#{window}"}).get("Item")
+        return int(item["count"]) if item else 0
+
+    def count_token_failure(self, client_id: str, window: int, expires_at: int) -> int:
+        """One more failure in the window (atomically); the count after it."""
+        out = self.table.update_item(
+            Key={"pk": f"CLIENT#{client_id}", "sk": f"FAILS#{window}"},
+            UpdateExpression="ADD #c :one SET expires_at = :exp",
+            ExpressionAttributeNames={"#c": "count"},
+            ExpressionAttributeValues={":one": 1, ":exp": expires_at}, ReturnValues="UPDATED_NEW")
+        return int(out["Attributes"]["count"])
+
     # -- functions ----------------------------------------------------------------------
 
     def put_function(self, fn: FunctionItem) -> None:
@@ -149,6 +168,12 @@ class Store:
 
     def get_function(self, fid: str) -> FunctionItem:
         return self._get_one("FUNCTION", fid, FunctionItem, f"function {fid!r}")
+
+    def find_function(self, fid: str) -> FunctionItem | None:
+        try:
+            return self.get_function(fid)
+        except NotFound:
+            return None
 
     def list_functions(self, client: str) -> list[FunctionItem]:
         items = self._query(self.table, index="gsi1",
@@ -322,7 +347,7 @@ class Store:
             return self._s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         except ClientError as err:
             if err.response["Error"]["Code"] in ("NoSuchKey", "404"):
-                raise NotFound(f"model artifact {key!r} not found") from err
+                raise NotFound("model artifact not found") from err  # keys stay inside
             raise
 
     def download_object(self, uri: str, dest: Path) -> None:

@@ -10,9 +10,10 @@ from urllib.parse import parse_qs, urlencode
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
-from labelloop.api import batch, console, review, thresholds
+from labelloop.api import batch, console, headers, review, thresholds
+from labelloop.api import openapi as OA
 from labelloop.api import presenters as P
 from labelloop.api import quality_presenters as QP
 from labelloop.api.schemas import (
@@ -26,7 +27,7 @@ from labelloop.api.schemas import (
 )
 from labelloop.auth import issue_token, verify_token
 from labelloop.container import deps
-from labelloop.errors import BadRequest, DomainError, PayloadTooLarge
+from labelloop.errors import BadRequest, DomainError
 from labelloop.ids import full
 from labelloop.usecases import functions as F
 from labelloop.usecases import invoke as I
@@ -37,9 +38,11 @@ from labelloop.usecases import similar as SIM
 
 logger = Logger(service="labelloop")
 app = APIGatewayHttpResolver(enable_validation=True)
-app.enable_swagger(path="/docs", title="labelloop API", version="1")
+app.enable_swagger(path="/docs", title=OA.TITLE, version=OA.VERSION,
+                   security_schemes=OA.SECURITY_SCHEMES)
 PUBLIC = ("/connect/token", "/docs", "/openapi.json")
 FN = "/v1/functions/<function_id>"
+Version = Annotated[int, Path(ge=1, lt=10**8)]  # a model version
 
 
 _json = P.respond
@@ -47,7 +50,7 @@ _json = P.respond
 
 @app.exception_handler(DomainError)
 def _domain_error(err: DomainError) -> Response:
-    return _json(err.status, {"message": err.message, **err.extra})
+    return _json(err.status, {"message": err.message, **err.extra}, err.headers or None)
 
 
 @app.exception_handler(RequestValidationError)
@@ -70,10 +73,7 @@ def _invalid(err: RequestValidationError) -> Response:
 
 
 def _authenticate(app: APIGatewayHttpResolver, next_middleware) -> Response:
-    event = app.current_event
-    body = event.body or ""
-    if len(body) * (3 / 4 if event.is_base64_encoded else 1) > deps().settings.max_body_bytes:
-        raise PayloadTooLarge(f"body: larger than {deps().settings.max_body_bytes} bytes")
+    event = app.current_event  # already through the input gate (api/gate.py)
     if not _public(event.path):
         app.append_context(client=verify_token(event.headers.get("authorization")))
     return next_middleware(app)
@@ -83,7 +83,7 @@ def _public(path: str) -> bool:
     return path in PUBLIC or console.is_console_path(path)
 
 
-app.use(middlewares=[_authenticate])
+app.use(middlewares=[headers.secure, _authenticate])
 app.include_router(review.router)
 app.include_router(thresholds.router)
 app.include_router(batch.router)
@@ -110,15 +110,15 @@ def token():
     if form.get("grant_type", "client_credentials") != "client_credentials":
         raise BadRequest("grant_type: only client_credentials is supported")
     for field in ("client_id", "client_secret"):
-        if not form.get(field):
-            raise BadRequest(f"{field}: required")
+        if not form.get(field) or not isinstance(form[field], str):
+            raise BadRequest(f"{field}: required, a string")
     access, ttl = issue_token(form["client_id"], form["client_secret"])
     return _json(200, {"access_token": access, "token_type": "Bearer", "expires_in": ttl})
 
 
 @app.get("/openapi.json")
 def openapi():
-    return Response(200, content_types.APPLICATION_JSON, app.get_openapi_json_schema())
+    return Response(200, content_types.APPLICATION_JSON, OA.document(app))
 
 
 # -- functions ----------------------------------------------------------------------------
@@ -319,7 +319,7 @@ def list_models(function_id: str):
 
 
 @app.get(FN + "/models/<version>")
-def get_model(function_id: str, version: int):
+def get_model(function_id: str, version: Version):
     """The version, with its cross-validated quality: per-label precision, recall and F1,
     the most confused label pairs, the confusion matrix."""
     d = deps()
@@ -332,10 +332,14 @@ def get_model(function_id: str, version: int):
 
 
 @app.post(FN + "/models/<version>/promote")
-def promote(function_id: str, version: int):
+def promote(function_id: str, version: Version):
     return _json(200, {"live": M.promote(deps(), _client(), function_id, version)})
 
 
 @app.post(FN + "/models/rollback")
 def rollback(function_id: str):
     return _json(200, {"live": M.rollback(deps(), _client(), function_id)})
+
+
+# Last: the document describes every route registered above.
+OA.describe(app)

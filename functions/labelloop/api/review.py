@@ -15,6 +15,7 @@ from labelloop.api.schemas import AnnotationIn, Body
 from labelloop.container import deps
 from labelloop.errors import DomainError
 from labelloop.usecases import capture as C
+from labelloop.usecases import functions as F
 from labelloop.usecases import samples as S
 
 router = APIGatewayHttpRouter()
@@ -55,7 +56,9 @@ def review_queue(
 
 @router.post(FN + "/review/annotations")
 def annotate_many(function_id: str, body: BulkAnnotationsIn):
-    """Each item on its own: one bad item does not undo the others (its error is reported)."""
+    """Each item on its own: one bad item does not undo the others (its error is reported).
+    A function the caller does not own is a 404 for the whole request, as on every route."""
+    F.owned_function(deps(), _client(), function_id)
     results = []
     for a in body.annotations:
         try:

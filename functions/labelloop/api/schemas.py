@@ -3,6 +3,8 @@ metadata, externalId: null, sampleSets)."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -31,7 +33,9 @@ class FunctionPatch(Body):
 class LabelIn(Body):
     name: str
     description: str | None = None
-    metadata: dict[str, str] | None = None
+    # No empty key: moto (the local stack's DynamoDB) stores `{"": …}` inside a map in a form
+    # its own reads then fail on, and every later read of the function's labels was a 500.
+    metadata: dict[Annotated[str, Field(min_length=1)], str] | None = None
 
 
 class AnnotationIn(Body):

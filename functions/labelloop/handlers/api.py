@@ -5,7 +5,10 @@ from __future__ import annotations
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from labelloop import afterwork
+from labelloop.api import gate
 from labelloop.api.app import app, logger
+from labelloop.container import deps
+from labelloop.errors import DomainError
 
 # In Lambda, registers the extension that writes invoke records after the response: this must
 # happen during init (a no-op anywhere else).
@@ -14,5 +17,9 @@ afterwork.start_in_lambda()
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict, context: LambdaContext) -> dict:
+    try:
+        event = gate.admit(event, deps().settings.max_body_bytes)
+    except DomainError as refused:
+        return gate.refusal(refused)
     with afterwork.collect(context.aws_request_id):
         return app.resolve(event, context)

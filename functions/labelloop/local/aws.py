@@ -1,8 +1,17 @@
-"""moto in server mode, serialised and persisted: the local DynamoDB, S3, SQS and Secrets Manager.
+"""moto in server mode, serialised and durable: the local DynamoDB, S3, SQS and Secrets Manager.
 
 moto's backends are not thread-safe, so every request runs under one lock: conditional writes are
-then atomic, as on DynamoDB. moto keeps no state across restarts, so the backends are pickled to
-`<data_dir>/moto.pickle` shortly after any change, and once more on stop.
+then atomic, as on DynamoDB. moto keeps no state across restarts, so with a data directory:
+- every request that may change state is appended to a write-ahead log (`wal/`) and fsynced
+  before its response goes out; a start loads the snapshot (`moto.pickle`) and replays the log
+  through moto in order;
+- replay reproduces moto's ids and receipt handles: each request runs with moto's random seeded
+  by its sequence number and SQS's clock frozen at its logged time, the original and the replay
+  alike;
+- compaction now and then writes a new snapshot (in a forked child, so requests are held only
+  for the fork) and drops the log it includes; a stop writes a final snapshot.
+Rule for time on restart: messages that were in flight become visible at once (whoever received
+them is gone); that release is itself a logged record, so later replays agree.
 """
 
 from __future__ import annotations
@@ -14,21 +23,34 @@ import json
 import logging
 import os
 import pickle
-import tempfile
 import threading
 import time
 from pathlib import Path
+from urllib.parse import parse_qs
+
+from labelloop.local import wal
 
 log = logging.getLogger(__name__)
 
 SERVICES = ("dynamodb", "s3", "sqs", "secretsmanager", "sts")
 SNAPSHOT_FILE = "moto.pickle"
-SNAPSHOT_INTERVAL = 0.2  # seconds between background snapshots, at most one per interval
+WAL_DIR = "wal"
+_FORMAT = 2  # snapshot with the log position it includes; format 1 was the bare backends
+# Compaction: when the log since the last snapshot exceeds this many bytes, or is older than
+# this many seconds. Bounds the replay on the next start.
+COMPACT_BYTES = 32 * 1024 * 1024
+COMPACT_SECONDS = 60.0
+_COMPACT_CHECK = 0.5
 # While a long poll waits for messages, it rechecks at least this often: messages also become
 # visible when a visibility timeout or delay runs out, which no request announces.
 _RECEIVE_RECHECK = 0.1
+_BODY = "labelloop.body"  # the request body, kept in the environ for the log
+# Request fields that decide what moto does; the rest of a WSGI environ is per connection.
+_WSGI_KEYS = ("REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING", "CONTENT_TYPE",
+              "CONTENT_LENGTH", "SERVER_NAME", "SERVER_PORT", "SERVER_PROTOCOL", "REMOTE_ADDR",
+              "RAW_URI", "REQUEST_URI", "wsgi.url_scheme")
 
-# X-Amz-Target values that never change state: no snapshot after them.
+# X-Amz-Target values that never change state: not logged.
 _READ_TARGETS = frozenset(
     [f"DynamoDB_20120810.{a}" for a in (
         "GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems", "DescribeTable",
@@ -39,6 +61,8 @@ _READ_TARGETS = frozenset(
 _RECEIVE = "AmazonSQS.ReceiveMessage"
 _UNAVAILABLE = ("503 Service Unavailable", [("Content-Type", "application/json")],
                 b'{"message": "the local AWS is shutting down"}')
+_FORBIDDEN = ("403 Forbidden", [("Content-Type", "application/json")],
+              b'{"message": "unknown access key for the local AWS"}')
 
 
 def _may_mutate(environ: dict) -> bool:
@@ -51,24 +75,53 @@ def _may_mutate(environ: dict) -> bool:
 
 
 class SerialisedApp:
-    """WSGI middleware: one request at a time into moto, and a note of possible changes."""
+    """WSGI middleware: one request at a time into moto, each possible change journalled.
 
-    def __init__(self, app):
+    With a `journal`, a request that may have changed moto's state is appended to the
+    write-ahead log under the lock (so the log has moto's order), and every response, reads
+    included, waits until the log is on disk up to what that request saw: nothing is answered
+    that a SIGKILL could take back.
+    """
+
+    def __init__(self, app, journal: Journal | None = None, access_key: str | None = None):
         self._app = app
+        self.journal = journal
+        self._access_key = access_key
         self.lock = threading.Condition()  # notified after every change, for waiting long polls
         self.dirty = False
         self.closed = False
 
     def __call__(self, environ, start_response):
+        if self._access_key is not None and _access_key_of(environ) != self._access_key:
+            start_response(*_FORBIDDEN[:2])
+            return [_FORBIDDEN[2]]
         if environ.get("HTTP_X_AMZ_TARGET") == _RECEIVE:
-            status, headers, body = self._receive(environ)
+            status, headers, body, lsn = self._receive(environ)
         else:
+            mutating = _may_mutate(environ)
+            if mutating and self.journal is not None:
+                environ = _buffered(environ)  # read before the lock: a slow client holds no one
             with self.lock:
+                self._begin()
                 status, headers, body = self._call(environ)
-                if _may_mutate(environ):
+                if mutating and not self.closed:
+                    self._record(environ)
                     self._changed()
+                lsn = self.journal.log.written if self.journal is not None else 0
+        if self.journal is not None:
+            self.journal.log.durable(lsn)
         start_response(status, headers)
         return [body]
+
+    def _begin(self) -> None:
+        if self.journal is not None:
+            self.journal.begin()
+        else:
+            _Clock.now = None  # a journalled server before this one in the process froze it
+
+    def _record(self, environ) -> None:
+        if self.journal is not None:
+            self.journal.record(environ)
 
     def _changed(self) -> None:
         self.dirty = True
@@ -78,22 +131,9 @@ class SerialisedApp:
         """Run moto to completion, response body included: it may be produced lazily."""
         if self.closed:
             return _UNAVAILABLE
-        started: list = []
-        chunks: list[bytes] = []
+        return call_wsgi(self._app, environ)
 
-        def start_response(status, headers, exc_info=None):
-            started[:] = [status, headers]
-            return chunks.append
-
-        result = self._app(environ, start_response)
-        try:
-            chunks.extend(result)
-        finally:
-            if hasattr(result, "close"):
-                result.close()
-        return started[0], started[1], b"".join(chunks)
-
-    def _receive(self, environ) -> tuple[str, list, bytes]:
+    def _receive(self, environ) -> tuple[str, list, bytes, int]:
         """A long poll without holding the lock while it waits (moto would sleep inside it).
 
         moto gets short polls (WaitTimeSeconds 0); between them the lock is released until a
@@ -104,20 +144,160 @@ class SerialisedApp:
         params = json.loads(environ["wsgi.input"].read(length) or b"{}")
         deadline = time.monotonic() + float(params.get("WaitTimeSeconds") or 0)
         body = json.dumps({**params, "WaitTimeSeconds": 0}).encode()
+        short = {**environ, "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))}
         with self.lock:
             while True:
-                status, headers, out = self._call({**environ, "wsgi.input": io.BytesIO(body),
-                                                   "CONTENT_LENGTH": str(len(body))})
+                self._begin()
+                before = _queued_counts() if self.journal is not None else None
+                status, headers, out = self._call({**short, "wsgi.input": io.BytesIO(body)})
                 received = status.startswith("200") and bool(json.loads(out).get("Messages"))
+                # An empty receive may still move messages to a dead-letter queue: a change.
+                if received or (before is not None and before != _queued_counts()):
+                    self._record({**short, _BODY: body})
+                    self._changed()
                 remaining = deadline - time.monotonic()
                 if received or remaining <= 0 or not status.startswith("200"):
                     break
                 self.lock.wait(min(remaining, _RECEIVE_RECHECK))
-            # An empty receive can still move messages to a DLQ, but the restored state repeats
-            # that move on its next receive: no snapshot needed for it.
-            if received:
-                self._changed()
-        return status, headers, out
+            lsn = self.journal.log.written if self.journal is not None else 0
+        return status, headers, out, lsn
+
+
+def call_wsgi(app, environ) -> tuple[str, list, bytes]:
+    started: list = []
+    chunks: list[bytes] = []
+
+    def start_response(status, headers, exc_info=None):
+        started[:] = [status, headers]
+        return chunks.append
+
+    result = app(environ, start_response)
+    try:
+        chunks.extend(result)
+    finally:
+        if hasattr(result, "close"):
+            result.close()
+    return started[0], started[1], b"".join(chunks)
+
+
+def _buffered(environ) -> dict:
+    """The request with its body read into memory (and de-chunked), so it can be logged."""
+    stream = environ["wsgi.input"]
+    length = environ.get("CONTENT_LENGTH")
+    body = stream.read(int(length)) if length else (
+        stream.read() if environ.get("wsgi.input_terminated") else b"")
+    out = {k: v for k, v in environ.items() if k != "HTTP_TRANSFER_ENCODING"}
+    out.update({"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body)),
+                _BODY: body})
+    return out
+
+
+def _access_key_of(environ) -> str | None:
+    """The access key id a SigV4 request names (header or presigned query), unverified."""
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    marker = "Credential="
+    if marker in auth:
+        return auth.split(marker, 1)[1].split("/", 1)[0].strip()
+    query = parse_qs(environ.get("QUERY_STRING", ""))
+    credential = query.get("X-Amz-Credential", [""])[0]
+    return credential.split("/", 1)[0] or None
+
+
+def _queued_counts() -> tuple:
+    """Messages per SQS queue (moto's own lists, visible or not): cheap, a handful of queues."""
+    from moto.sqs.models import sqs_backends
+
+    return tuple(len(q._messages) for regions in dict.values(sqs_backends)
+                 for backend in dict.values(regions) for q in backend.queues.values())
+
+
+class _Clock:
+    """SQS's notion of now: frozen per request while journalling, so that a replay sees the
+    same visibility timeouts and delays as the original did."""
+
+    now: float | None = None
+
+    @classmethod
+    def unix_time(cls, dt=None) -> float:
+        from moto.core.utils import unix_time
+
+        return cls.now if cls.now is not None and dt is None else unix_time(dt)
+
+    @classmethod
+    def unix_time_millis(cls, dt=None) -> float:
+        return cls.unix_time(dt) * 1000.0
+
+    @classmethod
+    def install(cls) -> None:
+        import moto.sqs.models as sqs_models
+
+        sqs_models.unix_time = cls.unix_time
+        sqs_models.unix_time_millis = cls.unix_time_millis
+
+
+def release_inflight() -> None:
+    """Every received, unsettled SQS message visible again (delays stay as they are)."""
+    from moto.sqs.models import sqs_backends
+
+    for regions in dict.values(sqs_backends):
+        for backend in dict.values(regions):
+            for queue in backend.queues.values():
+                for message in queue._messages:
+                    message.visible_at = 0
+                queue.pending_messages.clear()
+
+
+class Journal:
+    """The log plus what makes a request replay identically: its sequence number (moto's
+    random is seeded with it) and its time (SQS's clock)."""
+
+    def __init__(self, log_: wal.Log, seq: int):
+        self.log = log_
+        self.seq = seq  # of the next record; never reused, across restarts too
+        self._now = 0.0
+
+    def begin(self) -> None:
+        from moto.moto_api._internal import mock_random
+
+        self._now = _Clock.now = time.time()
+        mock_random.seed(self.seq)
+
+    def record(self, environ) -> None:
+        fields = {k: v for k, v in environ.items()
+                  if (k.startswith("HTTP_") or k in _WSGI_KEYS) and isinstance(v, str)}
+        self.log.append({"seq": self.seq, "time": self._now, "environ": fields,
+                         "body": environ[_BODY]})
+        self.seq += 1
+
+    def release(self) -> None:
+        """Log and apply the restart rule: messages in flight become visible."""
+        self.begin()
+        release_inflight()
+        self.log.append({"seq": self.seq, "time": self._now, "release": True})
+        self.seq += 1
+
+
+def replay(app, records: list[dict]) -> int:
+    """Apply logged records through moto as they first ran; the next sequence number."""
+    import sys
+
+    from moto.moto_api._internal import mock_random
+
+    seq = 0
+    for record in records:
+        _Clock.now = record["time"]
+        mock_random.seed(record["seq"])
+        if record.get("release"):
+            release_inflight()
+        else:
+            body = record["body"]
+            call_wsgi(app, {**record["environ"], "wsgi.input": io.BytesIO(body),
+                            "wsgi.errors": sys.stderr, "wsgi.version": (1, 0),
+                            "wsgi.multithread": False, "wsgi.multiprocess": False,
+                            "wsgi.run_once": False})
+        seq = record["seq"] + 1
+    _Clock.now = None
+    return seq
 
 
 def _versioned_keys(lists: dict):
@@ -140,31 +320,47 @@ def _register_reducers() -> None:
     copyreg.pickle(_VersionedKeyStore, lambda s: (_versioned_keys, (dict(s.lists()),)))
 
 
-def dump_backends() -> bytes:
+def dump_backends(segment: int = 0, seq: int = 0) -> bytes:
+    """The state, with the first log segment and sequence number it does not include."""
     from moto.backends import get_backend
 
     _register_reducers()
-    return pickle.dumps({name: dict(get_backend(name)) for name in SERVICES},
+    return pickle.dumps({"format": _FORMAT, "segment": segment, "seq": seq,
+                         "backends": {name: dict(get_backend(name)) for name in SERVICES}},
                         protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def load_backends(data: bytes) -> None:
+def load_backends(data: bytes) -> tuple[int, int]:
+    """Restore a snapshot; the log segment and sequence number to continue from."""
     from moto.backends import get_backend
 
-    for name, accounts in pickle.loads(data).items():
+    state = pickle.loads(data)
+    if state.get("format") == _FORMAT:
+        segment, seq, backends = state["segment"], state["seq"], state["backends"]
+    else:  # from before the log: the bare backends
+        segment, seq, backends = 0, 0, state
+    for name, accounts in backends.items():
         backend = get_backend(name)
         backend.clear()
         backend.update(accounts)
+    return segment, seq
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """Readers see the old file or the new one, never a torn one, even after a power cut."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Readers see the old file or the new one, never a torn one, even after a power cut.
+
+    Safe in a child forked from a threaded process: only os calls, no locks (tempfile's name
+    generator takes one)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -200,91 +396,156 @@ def _dispatcher(base):
 
 
 class MotoServer:
-    """moto on 127.0.0.1:<port> (0 picks a free port), persisted in `data_dir` if one is given.
+    """moto on 127.0.0.1:<port> (0 picks a free port), durable in `data_dir` if one is given.
 
-    moto's state is global to the process: run one server at a time (a restore replaces it).
+    With `access_key`, a request signed with any other access key id (or unsigned) gets 403
+    before it reaches moto. moto's state is global to the process: run one server at a time (a
+    restore replaces it).
     """
 
-    def __init__(self, data_dir: Path | None = None, port: int = 0):
-        self.snapshot_path = Path(data_dir) / SNAPSHOT_FILE if data_dir is not None else None
+    def __init__(self, data_dir: Path | None = None, port: int = 0,
+                 access_key: str | None = None):
+        self.data_dir = Path(data_dir) if data_dir is not None else None
+        self.snapshot_path = self.data_dir / SNAPSHOT_FILE if self.data_dir is not None else None
         self._port = port
+        self._access_key = access_key
         self._app: SerialisedApp | None = None
         self._server = None
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
-        self._write_lock = threading.Lock()  # keeps an older snapshot from landing after a newer
+        self._write_lock = threading.Lock()  # one snapshot at a time, in log order
         self._endpoint = ""
         self.last_snapshot_seconds: float | None = None
-        self._locked_seconds = 0.0
+        self.last_snapshot_blocked_seconds: float | None = None  # requests held meanwhile
+        self.replayed_records = 0
+        self._compacted_at = time.monotonic()
+        self._log_bytes = 0  # replayed at start and not compacted since
 
     @property
     def endpoint(self) -> str:
         return self._endpoint
 
+    @property
+    def journal(self) -> Journal | None:
+        return self._app.journal if self._app is not None else None
+
     def start(self) -> MotoServer:
         from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
         from werkzeug.serving import make_server
 
-        if self.snapshot_path is not None:
-            self.snapshot_path.parent.mkdir(parents=True, exist_ok=True)
-            if self.snapshot_path.exists():
-                try:
-                    load_backends(self.snapshot_path.read_bytes())
-                except Exception as e:  # e.g. written by another moto version
-                    raise RuntimeError(f"cannot restore {self.snapshot_path} ({e!r}); move it "
-                                       "away to start empty") from e
+        from labelloop.local.fastdynamo import install
+
+        install()  # a request's cost independent of the table's size (same answers)
 
         class QuietHandler(MotoRequestHandler):
             def log_request(self, *args, **kwargs) -> None:
                 pass  # a line per AWS call drowns the API's own log
 
         # As moto's ThreadedMotoServer builds it, with the serialising middleware around it.
-        self._app = SerialisedApp(_dispatcher(DomainDispatcherApplication)(create_backend_app))
+        moto_app = _dispatcher(DomainDispatcherApplication)(create_backend_app)
+        journal = self._restore(moto_app) if self.data_dir is not None else None
+        self._app = SerialisedApp(moto_app, journal, self._access_key)
         self._server = make_server("127.0.0.1", self._port, self._app, threaded=True,
                                    request_handler=QuietHandler)
         self._endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._threads = [
             threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
                              name="moto-server", daemon=True)]
-        if self.snapshot_path is not None:
-            self._threads.append(threading.Thread(target=self._snapshot_loop,
-                                                  name="moto-snapshot", daemon=True))
+        if journal is not None:
+            self._threads.append(threading.Thread(target=self._compact_loop,
+                                                  name="moto-compact", daemon=True))
         for t in self._threads:
             t.start()
         return self
 
+    def _restore(self, moto_app) -> Journal:
+        """Snapshot, then the log after it; a journal continuing both."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        _Clock.install()
+        _register_reducers()
+        segment, seq = 0, 0
+        if self.snapshot_path.exists():
+            try:
+                segment, seq = load_backends(self.snapshot_path.read_bytes())
+            except Exception as e:  # e.g. written by another moto version
+                raise RuntimeError(f"cannot restore {self.snapshot_path} ({e!r}); move it "
+                                   "away to start empty") from e
+        directory = self.data_dir / WAL_DIR
+        last = segment - 1
+        for number, records in wal.replayable(directory, segment):
+            if records:
+                seq = max(seq, replay(moto_app, records))
+            self.replayed_records += len(records)
+            self._log_bytes += wal.segment_path(directory, number).stat().st_size
+            last = number
+        log_ = wal.Log(directory, last + 1)
+        log_.drop_before(segment)  # left by a stop or compaction cut short after its snapshot
+        journal = Journal(log_, seq)
+        journal.release()
+        log_.durable(log_.written)
+        if self.replayed_records:
+            log.info("replayed %d logged AWS requests", self.replayed_records)
+        return journal
+
     def snapshot(self, *, close: bool = False) -> None:
-        """Write the state as of now; with `close`, refuse every request from then on."""
+        """Compact now: a snapshot of the state as of now, and the log it includes dropped.
+        With `close`, refuse every request from then on and snapshot in this process."""
+        journal = self.journal
         with self._write_lock:
             started = time.perf_counter()
+            pid = None
             with self._app.lock:
                 if close:
                     self._app.closed = True
                     self._app.lock.notify_all()
+                if journal is None:
+                    return
                 self._app.dirty = False
-                data = dump_backends() if self.snapshot_path is not None else None
-            self._locked_seconds = time.perf_counter() - started
-            if data is None:
-                return
-            try:
+                segment = journal.log.rotate()
+                self._log_bytes = 0
+                self._compacted_at = time.monotonic()
+                if not close and hasattr(os, "fork"):
+                    pid = os.fork()
+                    if pid == 0:
+                        self._child_snapshot(segment, journal.seq)
+                data = None if pid else dump_backends(segment, journal.seq)
+            self.last_snapshot_blocked_seconds = time.perf_counter() - started
+            if pid:
+                _, status = os.waitpid(pid, 0)
+                if os.waitstatus_to_exitcode(status) != 0:
+                    # The log since the previous snapshot is kept: nothing is lost.
+                    raise RuntimeError(f"snapshot child failed ({status:#x})")
+            else:
                 write_atomically(self.snapshot_path, data)
-            except BaseException:
-                self._app.dirty = True
-                raise
+            journal.log.drop_before(segment)
+            if close:
+                journal.log.close()
             self.last_snapshot_seconds = time.perf_counter() - started
 
-    def _snapshot_loop(self) -> None:
-        # Pickling blocks every request; with a large state, snapshot less often so that
-        # requests keep most of the time (a stop still writes everything).
-        while not self._stopping.wait(max(SNAPSHOT_INTERVAL, 5 * self._locked_seconds)):
-            if self._app.dirty:
+    def _child_snapshot(self, segment: int, seq: int) -> None:
+        """In the forked child: pickle, write, exit; never return (nor run atexit hooks)."""
+        code = 1
+        try:
+            write_atomically(self.snapshot_path, dump_backends(segment, seq))
+            code = 0
+        finally:
+            os._exit(code)
+
+    def _compact_loop(self) -> None:
+        # Replay time on the next start grows with the log; snapshots are cheap for requests
+        # (a fork), but a whole pickle of work for the machine: only now and then.
+        while not self._stopping.wait(_COMPACT_CHECK):
+            log_ = self.journal.log
+            size = self._log_bytes + log_.segment_bytes
+            age = time.monotonic() - self._compacted_at
+            if size > COMPACT_BYTES or (self._app.dirty and age > COMPACT_SECONDS):
                 try:
                     self.snapshot()
                 except Exception:
-                    log.exception("moto snapshot failed; retrying")
+                    log.exception("moto snapshot failed; the log is kept, retrying later")
 
     def stop(self) -> None:
-        """Stop intake and write the final snapshot first: that part takes milliseconds."""
+        """Stop intake and write the final snapshot first, then shut down."""
         if self._server is None:
             return
         self._stopping.set()

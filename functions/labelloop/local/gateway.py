@@ -216,6 +216,9 @@ class Gateway:
         from werkzeug.serving import WSGIRequestHandler, make_server
 
         class LoggingHandler(WSGIRequestHandler):
+            def version_string(self) -> str:
+                return "labelloop"  # not werkzeug's and Python's versions
+
             def log_request(self, code="-", size="-") -> None:
                 log.info('"%s" %s', self.requestline, code)
 

@@ -104,7 +104,9 @@ class QueuePoller:
 
         # No retries: the only failures locally come from a stopping moto, and a retry would
         # hold up the stop. The loop below tries again anyway.
-        self._sqs = boto3.client("sqs", config=Config(retries={"total_max_attempts": 1}))
+        # A session of its own: boto3's default one keeps the credentials it first read.
+        self._sqs = boto3.session.Session().client(
+            "sqs", config=Config(retries={"total_max_attempts": 1}))
         self._arn = self._sqs.get_queue_attributes(
             QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         self._thread = threading.Thread(target=self._run, daemon=True,

@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from labelloop import afterwork
-from labelloop.local import REGION, wait_for_signal
+from labelloop.local import REGION, datadir, inprogress, wait_for_signal
 from labelloop.resources import RESOURCES
 
 (API_HANDLER,) = (f.handler for f in RESOURCES.functions if f.name == "api")
@@ -115,13 +115,21 @@ class LocalStack:
         from labelloop.local.poller import QueuePoller
         from labelloop.resources import RESOURCES, create_all
 
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.moto = MotoServer(self.data_dir if self.persist else None).start()
+        datadir.prepare(self.data_dir)
+        # Only holders of this key (in the 0600 data directory) get past the local AWS endpoint.
+        access_key = datadir.aws_access_key(self.data_dir)
+        self.moto = MotoServer(self.data_dir if self.persist else None,
+                               access_key=access_key).start()
         self._set_env({
-            "AWS_ENDPOINT_URL": self.moto.endpoint, "AWS_ACCESS_KEY_ID": "local",
+            "AWS_ENDPOINT_URL": self.moto.endpoint, "AWS_ACCESS_KEY_ID": access_key,
             "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": REGION,
             "POWERTOOLS_TRACE_DISABLED": "1", "POWERTOOLS_SERVICE_NAME": "labelloop"})
-        self._set_env(create_all(boto3.Session(), self.stage))
+        session = boto3.Session()
+        env = create_all(session, self.stage, with_secrets=False)
+        secret_name = env.pop("LABELLOOP_SIGNING_SECRET")
+        key_file = datadir.signing_key_file(self.data_dir, session.client("secretsmanager"),
+                                            secret_name)
+        self._set_env({**env, "LABELLOOP_SIGNING_KEY_FILE": str(key_file)})
         # The app's modules are imported only now: they may read their settings at import time.
         from labelloop import container
         from labelloop.auth import register_client
@@ -130,6 +138,11 @@ class LocalStack:
 
         self._credentials = load_credentials(self.data_dir)
         register_client(self._credentials.client_id, self._credentials.client_secret)
+        for entry in datadir.read_clients(self.data_dir):  # `labelloop clients create --local`
+            put_client_entry(container.deps(), entry)
+        # Nothing runs yet: "in progress" idempotency records are from a killed process.
+        inprogress.release(session.resource("dynamodb").Table(
+            os.environ["LABELLOOP_IDEMPOTENCY_TABLE"]))
         runner = afterwork.Runner()
         self._previous_runner = afterwork.install(runner)
         self._runner_installed = True
@@ -142,6 +155,8 @@ class LocalStack:
                 os.environ[env_var], resolve(handler), batch_size=spec.batch_size,
                 retry_seconds=self._retry_seconds,
                 function_name=f"labelloop-{self.stage}-{spec.name}").start())
+        datadir.mark_running(self.data_dir, datadir.Running(pid=os.getpid(), url=self.url,
+                                                            env=self.env))
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """Wait until the work deferred past responses has run, every queue is drained and
@@ -154,6 +169,7 @@ class LocalStack:
         """Intake first, then the final snapshot (milliseconds), then the slower shutdowns."""
         if self.gateway is not None:
             self.gateway.close()
+            datadir.clear_running(self.data_dir)
         for poller in self.pollers:
             poller.close()
         if self.moto is not None:
@@ -188,7 +204,8 @@ class LocalStack:
                   f"  client secret  {self.client_secret}\n"
                   f"  data           {self.data_dir}"
                   f"{'' if self.persist else ' (credentials only: AWS state in memory)'}\n"
-                  f"  AWS (moto)     {self.moto.endpoint}\n"
+                  f"  AWS (moto)     {self.moto.endpoint} (access key id in "
+                  f"{self.data_dir / datadir.AWS_KEY_FILE})\n"
                   "Ctrl-C to stop.", flush=True)
             if on_ready is not None:
                 on_ready(self)
@@ -205,3 +222,11 @@ class LocalStack:
     def __exit__(self, *exc) -> None:
         self.stop()
 
+
+
+def put_client_entry(d, entry: datadir.ClientEntry) -> None:
+    """A client from the data directory's clients file into the stack's table, hash as is."""
+    from labelloop.domain import ClientItem
+
+    d.store.put_client(ClientItem(id=entry.client_id, secret_hash=entry.secret_hash,
+                                  created_at=entry.created_at))

@@ -124,7 +124,7 @@ def split(items: list[dict]) -> list[tuple[int, list[dict]]]:
 def get_job(d: Deps, client: str, function_id: str, job_id: str) -> BatchJobItem:
     fn = owned_function(d, client, function_id)
     if not re.match(JOB_ID, job_id):
-        raise NotFound(f"batch job {job_id!r} not found")
+        raise BadRequest("jobId: not a batch job id")
     return d.store.get_job(fn.id, job_id)
 
 
@@ -275,7 +275,7 @@ def fail_part(d: Deps, message: BatchMessage, message_id: str, error: str) -> bo
     try:
         fid = bare(message.functionId, "function")
         d.store.get_function(fid)
-    except NotFound:
+    except (NotFound, BadRequest):
         return False  # no such function: no job to tell
     n = len(message.items)
     return d.store.complete_part(fid, message.jobId or message_id, message.part,

@@ -36,11 +36,16 @@ def prefixed_conflict(key: str, kind: str):
 
 def owned_function(d: Deps, client: str, function_id: str) -> FunctionItem:
     """The function, if this client owns it. Another client's function reads as missing."""
-    fid = bare(function_id, "function")
-    fn = d.store.get_function(fid)
-    if fn.client != client:
-        raise NotFound(f"function {function_id!r} not found")
+    fn = d.store.find_function(bare(function_id, "function"))
+    if fn is None or fn.client != client:
+        raise function_not_found(function_id)
     return fn
+
+
+def function_not_found(function_id: str) -> NotFound:
+    """The same answer whether nobody or another client has the function: no existence
+    oracle."""
+    return NotFound(f"function {function_id!r} not found")
 
 
 def is_training(d: Deps, fn: FunctionItem, now: float | None = None) -> bool:

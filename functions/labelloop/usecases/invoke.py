@@ -19,7 +19,7 @@ from labelloop.ids import bare, new_bare
 from labelloop.serving import LiveModel, Prediction, View, predict
 from labelloop.thresholds import Decisions
 from labelloop.usecases.capture import capture as capture_invoke
-from labelloop.usecases.common import owned_function
+from labelloop.usecases.common import function_not_found, owned_function
 from labelloop.usecases.samples import MAX_EXTERNAL_ID, MAX_PAGE, checked_text
 
 
@@ -34,11 +34,14 @@ class InvokeResult:
 
 def _model(d: Deps, view: View, model_id: str | None) -> LiveModel:
     if model_id:
+        digits = model_id.removeprefix("model_").removeprefix("v")
+        if not (0 < len(digits) <= 8 and digits.isascii() and digits.isdigit()
+                and int(digits) > 0):
+            raise BadRequest(f"modelId: {model_id!r} is not a model version (1, 2, …)")
         try:
-            version = int(model_id.removeprefix("model_").removeprefix("v"))
-        except ValueError as err:
-            raise BadRequest(f"modelId: {model_id!r} is not a model version") from err
-        return d.serving.model(view.function.id, version)  # NotFound if no such version
+            return d.serving.model(view.function.id, int(digits))
+        except NotFound as err:
+            raise NotFound(f"modelId: model version {int(digits)} not found") from err
     if view.model is None:
         raise NotReady("this function has no model yet: add labels (training starts by itself "
                        "a few seconds later) and retry")
@@ -47,10 +50,13 @@ def _model(d: Deps, view: View, model_id: str | None) -> LiveModel:
 
 def invoke(d: Deps, client: str, function_id: str, data, external_id: str | None = None,
            model_id: str | None = None, capture: bool = True) -> InvokeResult:
-    fid = bare(function_id, "function")
-    view = d.serving.view(fid)
-    if view.function.client != client:
-        raise NotFound(f"function {function_id!r} not found")
+    try:
+        view = d.serving.view(bare(function_id, "function"))
+    except NotFound:
+        view = None
+    if view is None or view.function.client != client:
+        raise function_not_found(function_id)
+    fid = view.function.id
     text = checked_text(data)
     if external_id is not None and len(external_id) > MAX_EXTERNAL_ID:
         raise BadRequest(f"externalId: at most {MAX_EXTERNAL_ID} characters")
@@ -84,5 +90,5 @@ def recent_invokes(d: Deps, client: str, function_id: str, limit: int, after: st
     fn = owned_function(d, client, function_id)
     if not 1 <= limit <= MAX_PAGE:
         raise BadRequest(f"batchSize: between 1 and {MAX_PAGE}")
-    return d.store.page_invokes(fn.id, limit, bare(after, "sample") if after else None,
+    return d.store.page_invokes(fn.id, limit, bare(after, "sample", "after") if after else None,
                                 time.time())

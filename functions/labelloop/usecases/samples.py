@@ -59,10 +59,7 @@ def _resolve_label(d: Deps, fn: FunctionItem, ref: LabelRef, field: str) -> str:
 
 def _find_label(labels, ref: LabelRef, field: str) -> str:
     if ref.label_id:
-        try:
-            lid = bare(ref.label_id, "label")
-        except NotFound:
-            lid = None
+        lid = bare(ref.label_id, "label", f"{field}.labelId")
         if any(lb.id == lid for lb in labels):
             return lid
         raise BadRequest(f"{field}.labelId: no label {ref.label_id!r} in this function")
@@ -116,7 +113,7 @@ def list_samples(d: Deps, client: str, function_id: str, batch_size: int, descen
     fn = owned_function(d, client, function_id)
     if not 1 <= batch_size <= MAX_PAGE:
         raise BadRequest(f"batchSize: between 1 and {MAX_PAGE}")
-    after_id = bare(after, "sample") if after else None
+    after_id = bare(after, "sample", "after") if after else None
     samples, next_after = d.store.page_samples(fn.id, batch_size, descending, after_id,
                                                external_id, origin)
     view = d.serving.view(fn.id)
