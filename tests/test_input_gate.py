@@ -62,6 +62,8 @@ def test_malformed_bodies_get_400_naming_the_field_and_store_nothing(api, aws):
         ("POST", f"{fn}/samples", deep_list, "body"),
         ("POST", f"{fn}/invoke", deep_obj, "body"),
         ("POST", "/v1/functions", deep_list, "body"),
+        ("POST", "/v1/functions",
+         '{"name": ' + "[" * MAX_DEPTH + "]" * MAX_DEPTH + "}", "body"),
         ("POST", f"{fn}/samples", json.dumps({"data": "hi " + LONE}), "data"),
         ("POST", f"{fn}/samples", json.dumps({"data": "ok", "externalId": LONE}), "externalId"),
         ("POST", f"{fn}/samples", json.dumps({"data": "ok", "annotation": {
@@ -131,9 +133,10 @@ def test_malformed_ids_cursors_and_model_ids_are_400s_naming_the_parameter(api):
 
 def test_a_missing_model_version_names_no_storage_key(api):
     fid = make_function(api)
-    status, out, _ = api.call("POST", f"/v1/functions/{fid}/invoke", {"data": "x"},
-                              query="modelId=999")
+    status, out, headers = api.call("POST", f"/v1/functions/{fid}/invoke", {"data": "x"},
+                                    query="modelId=999")
     assert status == 404 and out == {"message": "modelId: model version 999 not found"}
+    assert headers["X-Content-Type-Options"] == "nosniff"  # error answers too
 
 
 def test_another_clients_function_reads_exactly_like_one_that_never_existed(api):
@@ -177,6 +180,6 @@ def test_the_local_gateway_refuses_raw_bytes_and_names_no_server_software(api, g
         urllib.request.urlopen(req, timeout=10)
     assert err.value.code == 400
     assert json.loads(err.value.read())["message"].startswith("body")
+    assert err.value.headers["X-Content-Type-Options"] == "nosniff"  # the gate's refusal too
     server = err.value.headers.get("Server", "")
     assert "werkzeug" not in server.lower() and "python" not in server.lower()
-    assert len(MAX_DEPTH * "[") == MAX_DEPTH  # the bound is a plain count of levels

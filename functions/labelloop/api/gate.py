@@ -44,7 +44,7 @@ def admit(event: dict, max_body_bytes: int) -> dict:
         return event
     text = _text(body, based)
     if "x-www-form-urlencoded" in content_type:
-        _check_form(text)
+        _check_pairs(text, "body field")
     elif "[" in text or "{" in text:
         _check_json(text)
     return {**event, "body": text, "isBase64Encoded": False} if based else event
@@ -53,7 +53,7 @@ def admit(event: dict, max_body_bytes: int) -> dict:
 def refusal(err: DomainError) -> dict:
     """The gate's answer, in payload format 2.0 (the app's own errors have the same shape)."""
     return {"statusCode": err.status, "isBase64Encoded": False,
-            "headers": {"Content-Type": "application/json"},
+            "headers": {"Content-Type": "application/json", "X-Content-Type-Options": "nosniff"},
             "body": json.dumps({"message": err.message})}
 
 
@@ -123,12 +123,8 @@ def _is_unicode(text: str) -> bool:
     return True
 
 
-def _check_form(text: str) -> None:
-    _check_pairs(text, "body field ")
-
-
 def _check_query(event: dict) -> None:
-    _check_pairs(event.get("rawQueryString") or "", "query parameter ")
+    _check_pairs(event.get("rawQueryString") or "", "query parameter")
     for name, value in (event.get("queryStringParameters") or {}).items():
         if not (_is_unicode(name) and _is_unicode(value)):
             raise BadRequest(f"{_printable(name)}: not valid Unicode text")
@@ -143,7 +139,7 @@ def _check_pairs(encoded: str, what: str) -> None:
                 unquote_to_bytes(part.replace("+", " ")).decode("utf-8")
             except UnicodeDecodeError as err:
                 raise BadRequest(f"{_printable(_unquote(name))}: not valid UTF-8 in this "
-                                 f"{what.strip()}") from err
+                                 f"{what}") from err
 
 
 def _unquote(part: str) -> str:

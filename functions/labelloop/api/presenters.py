@@ -15,8 +15,10 @@ from labelloop.usecases.samples import SampleView
 
 
 def respond(status: int, body, headers: dict | None = None) -> Response:
+    # nosniff here, not only in the middleware: error answers skip the middleware's way back.
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON,
-                    body=json.dumps(body), headers=headers)
+                    body=json.dumps(body),
+                    headers={"X-Content-Type-Options": "nosniff", **(headers or {})})
 
 
 def iso(ts: float | None) -> str | None:
