@@ -161,6 +161,15 @@ def test_docs_page_has_a_policy_allowing_exactly_its_inline_scripts(api):
     assert "default-src 'none'" in policy and policy.count("'sha256-") == html.count("</script>")
     assert "unsafe-eval" not in policy and "'unsafe-inline'" not in policy.split("style-src")[0]
     assert headers["X-Content-Type-Options"] == "nosniff"
+    # The page shows the served document (no 422 anywhere), and offers it for download.
+    status, doc, _ = api.call("GET", "/openapi.json", token=None)
+    assert status == 200 and '"422"' not in html and "422" not in json.dumps(doc["paths"])
+    assert '"labelloop API"' in html and '"oauth2"' in html
+    assert api.call("GET", "/docs", query="format=json", token=None)[1] == doc
+    status, redirect, headers = api.call("GET", "/docs", query="format=oauth2-redirect",
+                                         token=None)
+    assert status == 200 and "oauth2" in redirect
+    assert headers["Content-Security-Policy"].count("'sha256-") == redirect.count("</script>")
 
 
 @pytest.fixture

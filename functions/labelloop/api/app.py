@@ -38,8 +38,6 @@ from labelloop.usecases import similar as SIM
 
 logger = Logger(service="labelloop")
 app = APIGatewayHttpResolver(enable_validation=True)
-app.enable_swagger(path="/docs", title=OA.TITLE, version=OA.VERSION,
-                   security_schemes=OA.SECURITY_SCHEMES)
 PUBLIC = ("/connect/token", "/docs", "/openapi.json")
 FN = "/v1/functions/<function_id>"
 Version = Annotated[int, Path(ge=1, lt=10**8)]  # a model version
@@ -119,6 +117,15 @@ def token():
 @app.get("/openapi.json")
 def openapi():
     return Response(200, content_types.APPLICATION_JSON, OA.document(app))
+
+
+@app.get("/docs", include_in_schema=False)
+def docs():
+    # The page asks for `?format=json` (a download link) and `?format=oauth2-redirect`.
+    fmt = app.current_event.get_query_string_value("format")
+    if fmt == "json":
+        return openapi()
+    return Response(200, "text/html", OA.docs_page(app, fmt == "oauth2-redirect"))
 
 
 # -- functions ----------------------------------------------------------------------------

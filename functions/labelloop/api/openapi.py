@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
@@ -17,6 +18,10 @@ from aws_lambda_powertools.event_handler.openapi.models import (
     OAuth2,
     OAuthFlowClientCredentials,
     OAuthFlows,
+)
+from aws_lambda_powertools.event_handler.openapi.swagger_ui.html import generate_swagger_html
+from aws_lambda_powertools.event_handler.openapi.swagger_ui.oauth2 import (
+    generate_oauth2_redirect_html,
 )
 
 from labelloop import __version__
@@ -146,3 +151,17 @@ def document(app: APIGatewayHttpResolver) -> str:
                            "client_id": {"type": "string"},
                            "client_secret": {"type": "string"}}}}}}
     return json.dumps(doc)
+
+
+@cache
+def docs_page(app: APIGatewayHttpResolver, oauth2_redirect: bool = False) -> str:
+    """Swagger UI over `document` (powertools' own /docs page renders the document it builds
+    itself, 422s and all). The bundle is the one powertools ships, inlined: no CDN."""
+    if oauth2_redirect:
+        return generate_oauth2_redirect_html()
+    ui = Path(generate_swagger_html.__code__.co_filename).parent
+    return generate_swagger_html(
+        document(app).replace("</", "<\\/"),  # no `</script>` inside the inlined JSON
+        (ui / "swagger-ui-bundle.min.js").read_text(encoding="utf-8"),
+        (ui / "swagger-ui.min.css").read_text(encoding="utf-8"),
+        "", None, False)
