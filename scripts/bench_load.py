@@ -7,10 +7,18 @@ trains it, then runs --clients clients x --invokes distinct invokes each, first 
 `capture=false`, then the same texts with capture on (test texts of both datasets, none of them a
 sample). Prints errors, p50/p90/p99 latency, throughput, the stack's RSS growth, the capture
 on/off throughput ratio, whether capture counters equal the buffered items per strategy and stay
-within quota, and the latency of one sample POST at 100 samples and at --samples.
+within quota, and the median of one sample POST at 100 samples and at --samples.
 
-    .venv/bin/python scripts/bench_load.py                  # 20,000 samples, 8 x 500
-    .venv/bin/python scripts/bench_load.py --samples 5000 --plain-moto   # before: moto as is
+Each POST probe runs with the function trained and nothing queued: the function is
+force-trained first (which takes any pending request, so a debounced run queued earlier finds
+nothing to do), and the probe's samples carry no annotation, so they queue none.
+
+    .venv/bin/python scripts/bench_load.py --keep /tmp/load20k     # 20,000 samples, 8 x 500
+    .venv/bin/python scripts/bench_load.py --reuse /tmp/load20k --plain-moto --invokes 100
+
+`--reuse DIR` starts on a copy of a data directory kept by `--keep` (the same 20,000 samples,
+replayed from its log), skips the build, and probes the 100-sample size in a new function of
+that table: with `--plain-moto`, the "before" figures without building twice.
 
 Targets (issue 17): 0 errors, p99 <= 5x p50, RSS growth <= 200 MB, capture-on throughput >=
 1/1.3 of capture-off, sample POST at --samples <= 1.5x that at 100. The machine's load makes
@@ -20,8 +28,10 @@ absolute figures noisy: the ratios within one run are what count.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -55,10 +65,10 @@ def rss_mb(pid: int) -> float:
 class Stack:
     """`labelloop local` in a subprocess; with `plain`, moto's DynamoDB as shipped."""
 
-    def __init__(self, data_dir: Path, plain: bool):
+    def __init__(self, data_dir: Path, plain: bool, creds: dict | None = None):
         self.port = free_port()
-        self.client_id = "bench-" + secrets.token_hex(4)
-        self.client_secret = secrets.token_urlsafe(24)
+        self.client_id = creds["client_id"] if creds else "bench-" + secrets.token_hex(4)
+        self.client_secret = creds["client_secret"] if creds else secrets.token_urlsafe(24)
         env = {**os.environ, "LABELLOOP_CLIENT_ID": self.client_id,
                "LABELLOOP_CLIENT_SECRET": self.client_secret,
                "LABELLOOP_TRAIN_DEBOUNCE_SECONDS": "900"}  # trained once, when asked
@@ -67,7 +77,7 @@ class Stack:
         code = (f"{patch}import sys; from labelloop.cli import main; "
                 f"sys.exit(main(['local', '--data-dir', {str(data_dir)!r}, "
                 f"'--port', '{self.port}']))")
-        self.log = open(data_dir.parent / "stack.log", "w")  # noqa: SIM115
+        self.log = open(data_dir.parent / "stack.log", "a")  # noqa: SIM115
         self.proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=self.log,
                                      stderr=subprocess.STDOUT, cwd=ROOT)
         self.url = f"http://127.0.0.1:{self.port}"
@@ -95,6 +105,7 @@ class Stack:
 
 def post_samples(client: Client, fid: str, rows: list[tuple[str, str]], workers: int,
                  desc: str) -> None:
+    """POST the rows as annotated samples, `workers` at a time."""
     from tqdm import tqdm
 
     with ThreadPoolExecutor(workers) as pool, tqdm(total=len(rows), desc=desc, unit="sample",
@@ -104,13 +115,29 @@ def post_samples(client: Client, fid: str, rows: list[tuple[str, str]], workers:
 
 
 def probe_posts(client: Client, fid: str, rows: list[tuple[str, str]]) -> float:
-    """Median seconds of one sample POST, sequential."""
+    """Median seconds of one sample POST, sequential, without annotation (see above)."""
     out = []
-    for text, label in rows:
+    for text, _ in rows:
         start = time.perf_counter()
-        client.create_sample(fid, text, label)
+        client.create_sample(fid, text)
         out.append(time.perf_counter() - start)
     return float(np.median(out))
+
+
+def live_model(client: Client, fid: str) -> dict | None:
+    return next((m for m in client.list_models(fid) if m["live"]), None)
+
+
+def trained(client: Client, fid: str, samples: int) -> dict:
+    """Force a run and wait until the version trained on `samples` samples is live."""
+    client.train(fid, force=True)
+    deadline = time.monotonic() + 1800
+    while True:
+        live = live_model(client, fid)
+        if live and live.get("sampleCount") == samples:
+            return live
+        assert time.monotonic() < deadline, f"no model on {samples} samples after 30 min"
+        time.sleep(2)
 
 
 def load(stack: Stack, fid: str, texts: list[str], clients: int, capture: bool) -> dict:
@@ -182,9 +209,14 @@ def main() -> None:
     ap.add_argument("--build-workers", type=int, default=8)
     ap.add_argument("--plain-moto", action="store_true",
                     help="moto's DynamoDB as shipped (labelloop.local.fastdynamo not installed)")
-    ap.add_argument("--keep", type=Path, help="data directory to use and keep (default: a "
-                    "temporary one)")
+    ap.add_argument("--keep", type=Path, help="keep the stack's data in DIR/data, with the "
+                    "client and function in DIR/bench.json (default: a temporary directory)")
+    ap.add_argument("--reuse", type=Path, help="start on a copy of DIR kept by --keep: no "
+                    "build (see above)")
     args = ap.parse_args()
+    kept = json.loads((args.reuse / "bench.json").read_text()) if args.reuse else None
+    if kept:
+        args.samples = kept["samples"]
 
     b_tr, b_trl, b_te, _ = load_dataset("banking77")
     c_tr, c_trl, c_te, _ = load_dataset("clinc150")
@@ -205,24 +237,43 @@ def main() -> None:
     invoke_texts = invoke_texts[:n_calls]
 
     tmp = tempfile.TemporaryDirectory(prefix="bench-load-")
-    data_dir = args.keep or Path(tmp.name) / "data"
-    stack = Stack(data_dir, args.plain_moto)
+    data_dir = Path(tmp.name) / "data"
+    if kept:
+        shutil.copytree(args.reuse / "data", data_dir, symlinks=True)
+    stack = Stack(data_dir, args.plain_moto, kept)
     try:
         c = stack.client()
-        fid = c.create_function("bench-load")["id"]
-        for label in sorted({r[1] for r in rows[:need]}):
-            c.create_label(fid, label)
-        post_samples(c, fid, first, args.build_workers, "first 100")
-        small = probe_posts(c, fid, probe_small)
-        post_samples(c, fid, rest, args.build_workers, f"to {args.samples}")
+        if kept:  # the large function is there; a small one in the same table
+            fid, spare = kept["function_id"], rows[need:]
+            small_fid = c.create_function("bench-load-small")["id"]
+            for label in sorted({r[1] for r in spare[:100]}):
+                c.create_label(small_fid, label)
+            post_samples(c, small_fid, spare[:100], args.build_workers, "first 100")
+            trained(c, small_fid, 100)
+            small = probe_posts(c, small_fid, spare[100:100 + PROBE_POSTS])
+            probe_large = spare[100 + PROBE_POSTS:100 + 2 * PROBE_POSTS]
+        else:
+            fid = c.create_function("bench-load")["id"]
+            for label in sorted({r[1] for r in rows[:need]}):
+                c.create_label(fid, label)
+            post_samples(c, fid, first, args.build_workers, "first 100")
+            trained(c, fid, len(first))
+            small = probe_posts(c, fid, probe_small)
+            post_samples(c, fid, rest, args.build_workers, f"to {args.samples}")
+        model = live_model(c, fid) if kept else trained(c, fid, args.samples)  # kept trained
         large = probe_posts(c, fid, probe_large)
         print(f"sample POST median: {small * 1000:.1f} ms at 100 samples, "
-              f"{large * 1000:.1f} ms at {args.samples}: ratio {large / small:.2f}", flush=True)
-        c.train(fid, force=True)
-        deadline = time.monotonic() + 1800
-        while c.get_function(fid).get("liveModelVersion") is None:
-            assert time.monotonic() < deadline, "no model after 30 min"
-            time.sleep(2)
+              f"{large * 1000:.1f} ms at {args.samples}: ratio {large / small:.2f}; the "
+              f"model on {args.samples} samples trained in {model.get('trainSeconds')} s",
+              flush=True)
+        if args.keep and not kept:  # the built state, before any invoke or capture
+            stack.stop()
+            shutil.copytree(data_dir, args.keep / "data", symlinks=True)
+            creds = {"client_id": stack.client_id, "client_secret": stack.client_secret}
+            (args.keep / "bench.json").write_text(json.dumps(
+                {**creds, "function_id": fid, "samples": args.samples}))
+            stack = Stack(data_dir, args.plain_moto, creds)
+            c = stack.client()
         off = load(stack, fid, invoke_texts, args.clients, capture=False)
         on = load(stack, fid, invoke_texts, args.clients, capture=True)
         counters = settle_counters(c, fid)
@@ -232,8 +283,8 @@ def main() -> None:
         tmp.cleanup()
 
     print(f"\nmoto: {'as shipped' if args.plain_moto else 'labelloop.local.fastdynamo'}; "
-          f"{args.samples} samples; {args.clients} clients x {args.invokes} invokes; capture "
-          "off then on, over the same distinct texts")
+          f"{'reused' if kept else 'built'} {args.samples} samples; {args.clients} clients x "
+          f"{args.invokes} invokes; capture off then on, over the same distinct texts")
     for r in (off, on):
         print(f"capture {'on ' if r['capture'] else 'off'}: errors {r['errors']}, p50 "
               f"{r['p50'] * 1000:.0f} ms, p90 {r['p90'] * 1000:.0f} ms, p99 "
@@ -250,6 +301,7 @@ def main() -> None:
     exact = bool(counters) and all(v["exact"] for v in counters.values())
     emit_json("load", {
         "moto": "plain" if args.plain_moto else "fastdynamo", "samples": args.samples,
+        "reused": bool(kept),
         "clients": args.clients, "invokes": args.invokes, "off": off, "on": on,
         "rss_growth_mb": growth, "throughput_off_over_on": ratio, "counters_exact": exact,
         "post_small_s": small, "post_large_s": large, "post_ratio": large / small})

@@ -289,6 +289,38 @@ def test_promote_and_rollback_move_the_live_pointer(api):
     assert api.call("POST", f"/v1/functions/{fid}/models/999/promote")[0] == 404
 
 
+def test_an_annotated_import_reads_the_labels_once_not_per_sample(api, monkeypatch):
+    from labelloop import container
+
+    fid = make_function(api, train=False)
+    monkeypatch.setenv("LABELLOOP_CACHE_SECONDS", "60")  # tests run with no cache
+    d = container.Deps()
+    d.__dict__["encoders"] = container.deps().encoders
+    container.reset(d)
+    client = d.store.table.meta.client
+    label_reads = []
+
+    def count(params, **_):  # the serialised request
+        if b'"LABEL#"' in params["body"]:
+            label_reads.append(1)
+
+    client.meta.events.register("before-call.dynamodb.Query", count)
+    try:
+        for i in range(20):
+            status, body, _ = api.call("POST", f"/v1/functions/{fid}/samples", {
+                "data": f"Refund number {i} has not arrived",
+                "annotation": {"labelName": "billing"}})
+            assert status == 200, body
+    finally:
+        client.meta.events.unregister("before-call.dynamodb.Query", count)
+    assert len(label_reads) == 1  # the view's first load; one more per sample before
+    # A new label is seen at once by the next sample naming it (same container).
+    api.call("POST", f"/v1/functions/{fid}/labels", {"name": "shipping"})
+    status, body, _ = api.call("POST", f"/v1/functions/{fid}/samples", {
+        "data": "Where is my parcel?", "annotation": {"labelName": "shipping"}})
+    assert status == 200, body
+
+
 def test_warm_container_sees_a_new_version_without_reading_s3_per_invoke(api, monkeypatch):
     from labelloop import container
 

@@ -117,6 +117,20 @@ def texts(prefix: str, n: int, seed: int) -> list[str]:
     return [f"{prefix} {k}: my {rng.choice(SUBJECTS)} {rng.choice(PROBLEMS)}" for k in range(n)]
 
 
+def workers_of(pid: int) -> list[int]:
+    """Live worker processes a stack with this pid started (their argv names it)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if argv[1:4] == [b"-m", b"labelloop.local.workers", str(pid).encode()] and state != "Z":
+            found.append(int(proc.name))
+    return found
+
+
 class StackProcess:
     """`labelloop local` in a child process on a data directory, killed and restarted."""
 
@@ -155,8 +169,13 @@ class StackProcess:
         return Client(self.url, CLIENT_ID, CLIENT_SECRET, retries=retries, backoff=0.1)
 
     def kill(self) -> None:
+        assert workers_of(self.proc.pid), "the stack runs its queue workers in a child"
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while workers_of(self.proc.pid):  # they die with it: none left behind
+            assert time.monotonic() < deadline, "the workers outlived a SIGKILLed stack"
+            time.sleep(0.05)
 
     def restart(self) -> StackProcess:
         self.kill()

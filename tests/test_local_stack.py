@@ -401,11 +401,14 @@ def stack_api_handler(event, context):
 
 
 def stack_training_handler(event, context):
-    stack_training_handler.bodies.extend(r["body"] for r in event["Records"])
+    """Runs in the stack's worker process: it leaves what it got, and where, in the table."""
+    import boto3
+
+    table = boto3.session.Session().resource("dynamodb").Table(os.environ["LABELLOOP_TABLE"])
+    for r in event["Records"]:
+        table.put_item(Item={"pk": "handled", "sk": r["body"], "pid": os.getpid(),
+                             "function": context.function_name})
     return {"batchItemFailures": []}
-
-
-stack_training_handler.bodies = []
 
 
 def test_local_stack_wires_everything_and_keeps_its_state(tmp_path, monkeypatch):
@@ -436,7 +439,13 @@ def test_local_stack_wires_everything_and_keeps_its_state(tmp_path, monkeypatch)
         sqs = _client("sqs")
         sqs.send_message(QueueUrl=os.environ["LABELLOOP_TRAINING_QUEUE_URL"], MessageBody="go")
         assert s.wait_idle(timeout=10)
-        assert stack_training_handler.bodies == ["go"]
+        handled = _client("dynamodb").query(
+            TableName="labelloop-t-main", KeyConditionExpression="pk = :p",
+            ExpressionAttributeValues={":p": {"S": "handled"}})["Items"]
+        assert [h["sk"]["S"] for h in handled] == ["go"]
+        # In a process of its own, as a Lambda function's container: not the API's.
+        assert int(handled[0]["pid"]["N"]) not in (os.getpid(), 0)
+        assert handled[0]["function"]["S"] == "labelloop-t-training"
         _client("dynamodb").put_item(TableName="labelloop-t-main",
                                      Item={"pk": {"S": "kept"}, "sk": {"S": "x"}})
         first = (s.client_id, s.client_secret)

@@ -58,8 +58,9 @@ def load_credentials(data_dir: Path) -> Credentials:
 class LocalStack:
     """Start, use (`url`, `client_id`, `client_secret`), stop; or `run_forever()`.
 
-    The stack sets its environment in `os.environ` (the handlers run in this process) and puts
-    back what was there on stop.
+    The stack sets its environment in `os.environ` (the API handler runs in this process, the
+    queue workers in a child started with it: `workers.py`) and puts back what was there on
+    stop.
     """
 
     def __init__(self, data_dir: Path, port: int = 5000, stage: str = "local", *,
@@ -77,7 +78,7 @@ class LocalStack:
         self._credentials: Credentials | None = None
         self.moto = None
         self.gateway = None
-        self.pollers: list = []
+        self.workers = None
         self._runner_installed = False
         self._previous_runner: afterwork.Runner | None = None
 
@@ -112,7 +113,7 @@ class LocalStack:
 
         from labelloop.local.aws import MotoServer
         from labelloop.local.gateway import Gateway
-        from labelloop.local.poller import QueuePoller
+        from labelloop.local.workers import Worker, Workers
         from labelloop.resources import RESOURCES, create_all
 
         datadir.prepare(self.data_dir)
@@ -149,12 +150,11 @@ class LocalStack:
         self.gateway = Gateway(resolve(self._api_handler), self.port,
                                function_name=f"labelloop-{self.stage}-api", runner=runner).start()
         specs = {q.env: q for q in RESOURCES.queues}
-        for env_var, handler in self._queue_handlers.items():
-            spec = specs[env_var]
-            self.pollers.append(QueuePoller(
-                os.environ[env_var], resolve(handler), batch_size=spec.batch_size,
-                retry_seconds=self._retry_seconds,
-                function_name=f"labelloop-{self.stage}-{spec.name}").start())
+        self.workers = Workers([Worker(
+            queue_url=os.environ[env_var], handler=handler, batch_size=specs[env_var].batch_size,
+            retry_seconds=self._retry_seconds,
+            function_name=f"labelloop-{self.stage}-{specs[env_var].name}")
+            for env_var, handler in self._queue_handlers.items()]).start()
         datadir.mark_running(self.data_dir, datadir.Running(pid=os.getpid(), url=self.url,
                                                             env=self.env))
 
@@ -163,22 +163,21 @@ class LocalStack:
         no worker runs."""
         runner = self.gateway.runner if self.gateway is not None else None
         return ((runner is None or runner.wait_idle(timeout))
-                and all(p.wait_idle(timeout) for p in self.pollers))
+                and (self.workers is None or self.workers.wait_idle(timeout)))
 
     def stop(self) -> None:
-        """Intake first, then the final snapshot (milliseconds), then the slower shutdowns."""
+        """Intake first (the gateway, then the workers, which hand their batches back), then
+        the final snapshot (milliseconds), then the slower shutdowns."""
         if self.gateway is not None:
             self.gateway.close()
             datadir.clear_running(self.data_dir)
-        for poller in self.pollers:
-            poller.close()
+        if self.workers is not None:
+            self.workers.stop()  # they release their batches through moto: before it stops
         if self.moto is not None:
             self.moto.stop()
         if self.gateway is not None:
             self.gateway.stop()
-        for poller in self.pollers:
-            poller.stop()
-        self.moto, self.gateway, self.pollers = None, None, []
+        self.moto, self.gateway, self.workers = None, None, None
         if self._runner_installed:
             afterwork.install(self._previous_runner)
             self._runner_installed = False

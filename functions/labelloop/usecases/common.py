@@ -64,4 +64,3 @@ def request_training(d: Deps, fid: str, reason: str, force: bool = False) -> Non
         body = TrainingMessage(functionId=fid, reason=reason, force=force)
         d.store.send_training_message(body.model_dump(),
                                       0 if force else d.settings.train_debounce_seconds)
-    d.serving.invalidate(fid)

@@ -45,6 +45,7 @@ def create_label(d: Deps, client: str, function_id: str, name: str | None,
     with prefixed_conflict("existingLabelId", "label"):
         d.store.create_label(label)
     request_training(d, fn.id, "labels changed")
+    d.serving.invalidate(fn.id)
     return label
 
 
@@ -86,3 +87,4 @@ def delete_label(d: Deps, client: str, function_id: str, label_id: str) -> None:
         if s.get("annotation") == label.id:
             d.store.set_annotation(fn.id, s["id"], None, only_if_label=label.id)
     request_training(d, fn.id, "label deleted")
+    d.serving.invalidate(fn.id)

@@ -89,7 +89,7 @@ def run(d: Deps, message: TrainingMessage) -> RunResult:
         d.store.end_training(fn.id, started, error=f"{type(err).__name__}: {err}")
         raise
     d.store.end_training(fn.id, started)
-    d.serving.invalidate(fn.id)  # the local stack shares this container with the API
+    d.serving.invalidate(fn.id)  # in-process tests and scripts share this container's cache
     return result
 
 
