@@ -17,8 +17,8 @@ nothing to do), and the probe's samples carry no annotation, so they queue none.
     .venv/bin/python scripts/bench_load.py --reuse /tmp/load20k --plain-moto --invokes 100
 
 `--reuse DIR` starts on a copy of a data directory kept by `--keep` (the same 20,000 samples,
-replayed from its log), skips the build, and probes the 100-sample size in a new function of
-that table: with `--plain-moto`, the "before" figures without building twice.
+replayed from its log), skips the build (not the training), and probes the 100-sample size in
+a new function of that table: with `--plain-moto`, the "before" figures without building twice.
 
 Targets (issue 17): 0 errors, p99 <= 5x p50, RSS growth <= 200 MB, capture-on throughput >=
 1/1.3 of capture-off, sample POST at --samples <= 1.5x that at 100. The machine's load makes
@@ -260,7 +260,7 @@ def main() -> None:
             trained(c, fid, len(first))
             small = probe_posts(c, fid, probe_small)
             post_samples(c, fid, rest, args.build_workers, f"to {args.samples}")
-        model = live_model(c, fid) if kept else trained(c, fid, args.samples)  # kept trained
+        model = trained(c, fid, args.samples)  # reused: a version of this code's making
         large = probe_posts(c, fid, probe_large)
         print(f"sample POST median: {small * 1000:.1f} ms at 100 samples, "
               f"{large * 1000:.1f} ms at {args.samples}: ratio {large / small:.2f}; the "

@@ -335,7 +335,9 @@ def test_warm_container_sees_a_new_version_without_reading_s3_per_invoke(api, mo
     first = api.call("POST", f"/v1/functions/{fid}/invoke", {"data": "refund"})[1]
     for _ in range(20):
         api.call("POST", f"/v1/functions/{fid}/invoke", {"data": "refund"})
-    assert len(reads) == 2  # head.npz and model.json, once; no policy: no quality.json
+    # head.npz and model.json, and trained.npy for capture's near-duplicate check, once each;
+    # no decision policy: no quality.json
+    assert len(reads) == 3
     api.call("POST", f"/v1/functions/{fid}/samples",
              {"data": "Why was I billed in euros?", "annotation": {"labelName": "billing"}})
     api.call("POST", f"/v1/functions/{fid}/train", {"force": True})

@@ -4,6 +4,7 @@ queue, annotation and dismissal, the policy, re-scoring after a retrain, live ac
 from __future__ import annotations
 
 import boto3
+import pytest
 from test_api import SAMPLES, make_function
 
 TEXTS = ["my card was charged but the app shows an error",
@@ -169,13 +170,38 @@ def test_dismissal_frees_the_slot_and_the_text_is_not_captured_again(api):
     assert status == 409 and "not in the capture buffer" in body["message"]
 
 
-def test_no_capture_of_near_duplicates_of_training_data(api):
+@pytest.mark.parametrize("artifact", ["kept", "from before it existed"])
+def test_no_capture_of_near_duplicates_of_training_data(api, artifact):
+    from labelloop import container
+    from labelloop.serving import TRAINED_EMBEDDINGS, artifact_prefix
+
     fid = make_function(api)
-    policy(api, fid, ONLY_UNCERTAINTY, nearDuplicateCosine=0.9)
-    invoke_all(api, fid, [SAMPLES[0][0], SAMPLES[3][0] + "!", "I was charged twice this month."])
-    assert queue(api, fid) == []
-    invoke_all(api, fid, [TEXTS[2]])
-    assert len(queue(api, fid)) == 1
+    d = container.Deps()  # a container that has not seen the version yet
+    d.__dict__["encoders"] = container.deps().encoders
+    container.reset(d)
+    version = api.call("GET", f"/v1/functions/{fid}")[1]["liveModelVersion"]
+    key = artifact_prefix(fid.removeprefix("function_"), version) + TRAINED_EMBEDDINGS
+    if artifact != "kept":  # a version trained before the artifact: the samples are read
+        d.store._s3.delete_object(Bucket=d.store.bucket, Key=key)
+    sample_reads = []
+
+    def count(params, **_):  # the serialised request
+        if b'"SAMPLE#"' in params["body"]:
+            sample_reads.append(1)
+
+    client = d.store.table.meta.client
+    client.meta.events.register("before-call.dynamodb.Query", count)
+    try:
+        policy(api, fid, ONLY_UNCERTAINTY, nearDuplicateCosine=0.9)
+        invoke_all(api, fid, [SAMPLES[0][0], SAMPLES[3][0] + "!",
+                              "I was charged twice this month."])
+        assert queue(api, fid) == []
+        invoke_all(api, fid, [TEXTS[2]])
+        assert len(queue(api, fid)) == 1
+    finally:
+        client.meta.events.unregister("before-call.dynamodb.Query", count)
+    # The version's embeddings come from its artifact: no read of the samples.
+    assert (len(sample_reads) == 0) == (artifact == "kept")
 
 
 def test_policy_defaults_merging_and_errors_that_name_the_field(api):

@@ -25,6 +25,7 @@ import pytest
 from labelloop.local.aws import MotoServer
 from labelloop.local.gateway import MAX_BODY_BYTES, Gateway
 from labelloop.local.poller import QueuePoller
+from labelloop.local.workers import NICENESS
 
 AWS_ENV = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
            "AWS_DEFAULT_REGION": "us-east-1"}
@@ -407,6 +408,7 @@ def stack_training_handler(event, context):
     table = boto3.session.Session().resource("dynamodb").Table(os.environ["LABELLOOP_TABLE"])
     for r in event["Records"]:
         table.put_item(Item={"pk": "handled", "sk": r["body"], "pid": os.getpid(),
+                             "nice": os.getpriority(os.PRIO_PROCESS, 0),
                              "function": context.function_name})
     return {"batchItemFailures": []}
 
@@ -445,6 +447,8 @@ def test_local_stack_wires_everything_and_keeps_its_state(tmp_path, monkeypatch)
         assert [h["sk"]["S"] for h in handled] == ["go"]
         # In a process of its own, as a Lambda function's container: not the API's.
         assert int(handled[0]["pid"]["N"]) not in (os.getpid(), 0)
+        # Below the API's priority (this process's), so that a training run does not starve it.
+        assert int(handled[0]["nice"]["N"]) == os.getpriority(os.PRIO_PROCESS, 0) + NICENESS
         assert handled[0]["function"]["S"] == "labelloop-t-training"
         _client("dynamodb").put_item(TableName="labelloop-t-main",
                                      Item={"pk": {"S": "kept"}, "sk": {"S": "x"}})

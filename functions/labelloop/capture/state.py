@@ -21,6 +21,8 @@ import numpy as np
 
 from labelloop.capture.decide import BufferState, CapturePolicy, Take
 from labelloop.capture.strategies import Strategy
+from labelloop.errors import NotFound
+from labelloop.serving import TRAINED_EMBEDDINGS, artifact_prefix, embeddings_from_bytes
 
 # How long the buffered items' embeddings are trusted for near-duplicate checks.
 BUFFERED_TTL = 60.0
@@ -138,13 +140,24 @@ class CaptureCache:
         key = (fid, model.version)
         if key not in self._trained:
             trained = model.meta.trained
-            rows = [np.frombuffer(s["embedding"], dtype=np.float32)
-                    for s in self._store.iter_samples(fid, projection="id, embedding")
-                    if s["id"] in trained]
             counts = Counter(trained.values())
             for lid in model.meta.label_ids:
                 counts.setdefault(lid, 0)
-            emb = np.stack(rows).astype(np.float16) if rows else np.zeros((0, 0), np.float16)
+            emb = self._trained_embeddings(fid, model.version, trained)
             self._trained = {k: v for k, v in self._trained.items() if k[0] != fid}
             self._trained[key] = (emb, dict(counts))
         return self._trained[key]
+
+    def _trained_embeddings(self, fid: str, version: int, trained: dict) -> np.ndarray:
+        """From the version's artifact; a version trained before it existed has none, and
+        its samples are read instead."""
+        if not trained:
+            return np.zeros((0, 0), np.float16)
+        try:
+            return embeddings_from_bytes(self._store.get_artifact(
+                artifact_prefix(fid, version) + TRAINED_EMBEDDINGS))
+        except NotFound:
+            rows = [np.frombuffer(s["embedding"], dtype=np.float32)
+                    for s in self._store.iter_samples(fid, projection="id, embedding")
+                    if s["id"] in trained]
+            return np.stack(rows).astype(np.float16) if rows else np.zeros((0, 0), np.float16)

@@ -2,7 +2,9 @@
 
 In the API's process a training run took the CPU and the GIL from the API: during a run on
 3,000 samples, sample POSTs went from 12 to 3.5 per second (up to 7.7 s each), and at 9,500
-samples one timed out after 60 s. In this process the run shares only the machine's cores.
+samples one timed out after 60 s. In this process the run shares only the machine's cores,
+and at a lower priority (`NICENESS`): on a laptop the API is what someone is waiting for,
+while a run's minutes matter less (in AWS each has CPUs of its own).
 
 The parent starts `python -m labelloop.local.workers SPEC` with the stack's environment; the
 child runs one `QueuePoller` per queue until SIGTERM (intake stops, a batch in its handler is
@@ -26,6 +28,7 @@ from labelloop.local import wait_for_signal
 _IDLE_ATTRIBUTES = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
                     "ApproximateNumberOfMessagesDelayed"]
 _PR_SET_PDEATHSIG = 1
+NICENESS = 10
 
 
 class Worker(BaseModel):
@@ -106,6 +109,7 @@ def main(argv: list[str]) -> int:
     from labelloop.local.stack import resolve
 
     _die_with(int(argv[0]))
+    os.nice(NICENESS)
     spec = Spec.model_validate_json(argv[1])
     pollers = [QueuePoller(w.queue_url, resolve(w.handler), batch_size=w.batch_size,
                            retry_seconds=w.retry_seconds, function_name=w.function_name).start()

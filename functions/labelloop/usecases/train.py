@@ -26,7 +26,14 @@ from labelloop.encoder import Features
 from labelloop.errors import Busy, Conflict, NotFound
 from labelloop.model import LabelSpec, TrainedModel, build_model
 from labelloop.quality import Quality
-from labelloop.serving import LiveModel, ModelMeta, artifact_prefix, predict
+from labelloop.serving import (
+    TRAINED_EMBEDDINGS,
+    LiveModel,
+    ModelMeta,
+    artifact_prefix,
+    embeddings_to_bytes,
+    predict,
+)
 from labelloop.store import TrainingTask
 from labelloop.usecases.capture import CAPTURE_ORIGIN, rescore
 from labelloop.usecases.common import TrainingMessage
@@ -125,6 +132,9 @@ def _train(d: Deps, fn: FunctionItem, message: TrainingMessage) -> RunResult:
     prefix = artifact_prefix(fn.id, version)
     d.store.put_artifact(prefix + "head.npz", model.head.to_bytes())
     d.store.put_artifact(prefix + "model.json", meta.to_json())
+    if ids:
+        d.store.put_artifact(prefix + TRAINED_EMBEDDINGS,
+                             embeddings_to_bytes(features.embeddings))
     if not model.zero_shot:
         quality = Quality.measure(model.head.classes, annotations, model.cv_predictions,
                                   model.cv_confidences, random, picked, ece=model.cv_ece)
