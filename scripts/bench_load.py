@@ -140,6 +140,17 @@ def trained(client: Client, fid: str, samples: int) -> dict:
         time.sleep(2)
 
 
+def run_clients(run, clients: int) -> float:
+    """`run(i)` for each client i, in threads of their own, all at once; wall seconds."""
+    start = time.perf_counter()
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - start
+
+
 def load(stack: Stack, fid: str, texts: list[str], clients: int, capture: bool) -> dict:
     """Each client invokes its share of `texts` back to back; latency per call, errors."""
     per = len(texts) // clients
@@ -165,13 +176,7 @@ def load(stack: Stack, fid: str, texts: list[str], clients: int, capture: bool) 
     before = rss_mb(stack.proc.pid)
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
-    start = time.perf_counter()
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - start
+    wall = run_clients(run, clients)
     done.set()
     after = rss_mb(stack.proc.pid)
     a = np.array(lat) if lat else np.array([float("nan")])

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
-from bench_load import Stack, live_model, post_samples, trained
+from bench_load import Stack, live_model, post_samples, run_clients, trained
 
 from benchlib import emit_json, load_dataset
 from labelloop.client import Client
@@ -38,13 +37,7 @@ def timed_posts(client: Client, fid: str, texts: list[str], clients: int) -> dic
             client.create_sample(fid, text)
             lat.append(time.perf_counter() - start)
 
-    start = time.perf_counter()
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - start
+    wall = run_clients(run, clients)
     a = np.array(lat)
     return {"posts": len(lat), "per_second": len(lat) / wall, "p50": float(np.median(a)),
             "p99": float(np.percentile(a, 99)), "max": float(a.max())}
