@@ -154,7 +154,8 @@ def test_rollback_to_the_first_live_version_then_fails(cli, state):
     assert err == "error: 409 no earlier live version to roll back to\n"
 
 
-def test_promote_and_errors(cli, state):
+def test_promote_and_errors(cli, state, stack):
+    assert stack.wait_idle(timeout=120)  # the retrain the feedback above queued has run
     fid = state["fid"]
     newest = max(int(row.split()[0]) for row in cli("models", fid)[1].splitlines()[1:])
     status, out, _ = cli("promote", fid, newest)
