@@ -6,9 +6,10 @@ samples one timed out after 60 s. In this process the run shares only the machin
 and at a lower priority (`NICENESS`): on a laptop the API is what someone is waiting for,
 while a run's minutes matter less (in AWS each has CPUs of its own).
 
-The parent starts `python -m labelloop.local.workers SPEC` with the stack's environment; the
-child runs one `QueuePoller` per queue until SIGTERM (intake stops, a batch in its handler is
-made visible again), and dies with its parent, so a SIGKILLed stack leaves no worker behind.
+The parent starts `python -m labelloop.local.workers PARENT_PID SPEC` with the stack's
+environment; the child runs one `QueuePoller` per queue until SIGTERM (intake stops, a batch in
+its handler is made visible again), and dies with its parent, so a SIGKILLed stack leaves no
+worker behind.
 Whether the workers are idle is read from the queues: a batch in a handler is in flight.
 """
 
