@@ -129,12 +129,14 @@ def live_model(client: Client, fid: str) -> dict | None:
 
 
 def trained(client: Client, fid: str, samples: int) -> dict:
-    """Force a run and wait until the version trained on `samples` samples is live."""
+    """Force a run and wait until the version it makes (on `samples` samples) is live."""
+    before = live_model(client, fid)
     client.train(fid, force=True)
     deadline = time.monotonic() + 1800
     while True:
         live = live_model(client, fid)
-        if live and live.get("sampleCount") == samples:
+        if (live and live.get("sampleCount") == samples
+                and (before is None or live["version"] > before["version"])):
             return live
         assert time.monotonic() < deadline, f"no model on {samples} samples after 30 min"
         time.sleep(2)
