@@ -21,7 +21,7 @@ from labelloop.local import REGION, LambdaContext
 log = logging.getLogger(__name__)
 
 _WAIT_SECONDS = 1  # long poll; also how quickly a stop is noticed
-_IDLE_ATTRIBUTES = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+IDLE_ATTRIBUTES = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
                     "ApproximateNumberOfMessagesDelayed"]
 
 
@@ -181,7 +181,7 @@ class QueuePoller:
                 busy = bool(self._inflight)
             if not busy:
                 counts = self._sqs.get_queue_attributes(
-                    QueueUrl=self.queue_url, AttributeNames=_IDLE_ATTRIBUTES)["Attributes"]
+                    QueueUrl=self.queue_url, AttributeNames=IDLE_ATTRIBUTES)["Attributes"]
                 if not any(int(v) for v in counts.values()):
                     return True
             if time.monotonic() >= deadline:

@@ -25,9 +25,8 @@ import time
 from pydantic import BaseModel
 
 from labelloop.local import wait_for_signal
+from labelloop.local.poller import IDLE_ATTRIBUTES, QueuePoller
 
-_IDLE_ATTRIBUTES = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
-                    "ApproximateNumberOfMessagesDelayed"]
 _PR_SET_PDEATHSIG = 1
 NICENESS = 10
 
@@ -81,22 +80,19 @@ class Workers:
         deadline = time.monotonic() + timeout
         while True:
             if all(not any(int(v) for v in self._sqs.get_queue_attributes(
-                    QueueUrl=w.queue_url, AttributeNames=_IDLE_ATTRIBUTES)["Attributes"].values())
+                    QueueUrl=w.queue_url, AttributeNames=IDLE_ATTRIBUTES)["Attributes"].values())
                    for w in self.spec.workers):
                 return True
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.05)
 
-    def close(self) -> None:
-        """Stop intake (the child releases a batch it is handling and exits)."""
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGTERM)
-
     def stop(self, timeout: float = 30.0) -> None:
+        """Stop intake (the child releases a batch it is handling) and wait for it to exit."""
         if self._proc is None:
             return
-        self.close()
+        if self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGTERM)
         try:
             self._proc.wait(timeout)
         except subprocess.TimeoutExpired:  # a handler that ignores the stop
@@ -106,8 +102,7 @@ class Workers:
 
 
 def main(argv: list[str]) -> int:
-    from labelloop.local.poller import QueuePoller
-    from labelloop.local.stack import resolve
+    from labelloop.local.stack import resolve  # stack imports this module
 
     _die_with(int(argv[0]))
     os.nice(NICENESS)
