@@ -23,6 +23,7 @@ layers/encoder (fast) or layers/encoder-accurate.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import shutil
 import subprocess
@@ -325,9 +326,18 @@ def build(variant: str | None = None, out: Path | None = None, force: bool = Fal
     if variant not in allowed:
         raise SystemExit(f"--variant {variant}: the {encoder} encoder has {', '.join(allowed)}")
     out = out or default_out(encoder)
-    if not force and _up_to_date(out, encoder, variant):
-        print(f"encoder up to date: {out} ({encoder}, {variant})")
-        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Two builds at once (parallel test workers, two terminals) take turns: the second finds
+    # the first's result up to date instead of swapping folders under it.
+    with open(out.with_name(out.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not force and _up_to_date(out, encoder, variant):
+            print(f"encoder up to date: {out} ({encoder}, {variant})")
+            return out
+        return _build(variant, out, encoder)
+
+
+def _build(variant: str, out: Path, encoder: str) -> Path:
     import onnx
 
     started = time.perf_counter()

@@ -16,7 +16,9 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 echo "ruff check ."
 .venv/bin/ruff check .
-.venv/bin/python -m pytest "$@"
+# Two workers (the CI machine has two cores), whole modules per worker (module fixtures
+# are built once); LABELLOOP_TEST_WORKERS=0 runs everything in this process.
+.venv/bin/python -m pytest -n "${LABELLOOP_TEST_WORKERS:-2}" --dist loadfile "$@"
 if [ "${LABELLOOP_SKIP_EMULATOR:-}" != 1 ]; then
   scripts/deploy_emulator.sh
 fi

@@ -1,3 +1,4 @@
+import fcntl
 import json
 import subprocess
 import sys
@@ -189,9 +190,14 @@ def local_stack(tmp_path_factory, encoder_dir):
 
     saved = {k: os.environ.get(k) for k in ("LABELLOOP_TRAIN_DEBOUNCE_SECONDS",)}
     os.environ["LABELLOOP_TRAIN_DEBOUNCE_SECONDS"] = "1"
-    stack = LocalStack(tmp_path_factory.mktemp("local-stack"), port=5000, stage="test")
-    with stack:
-        yield stack
+    # pytest-xdist runs modules in parallel (scripts/test.sh): the modules that want port 5000
+    # take turns. The lock file sits in this run's temporary root, shared by its workers.
+    lock_path = tmp_path_factory.getbasetemp().parent / "port-5000.lock"
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        stack = LocalStack(tmp_path_factory.mktemp("local-stack"), port=5000, stage="test")
+        with stack:
+            yield stack
     for k, v in saved.items():
         os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
 

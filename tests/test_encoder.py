@@ -53,6 +53,9 @@ def any_reference(any_encoder):
 def test_embedding_does_not_depend_on_its_batch(any_encoder, any_reference):
     encoder = any_encoder
     texts, _ = any_reference
+    # Every fourth by length, the longest included: each length class the reference has, at a
+    # quarter of the cost (the accurate encoder pads the whole batch to the longest text).
+    texts = sorted(texts, key=len)[::-4]
     alone = np.stack([encoder.embed_one(t) for t in texts])
     # Mixed lengths in one batch: short queries padded up to the long ones.
     batched = encoder.embed(texts, batch_size=len(texts))

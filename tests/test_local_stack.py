@@ -380,8 +380,9 @@ def test_sigterm_then_sigkill_a_second_later_loses_nothing_acknowledged(tmp_path
     lines += rest.splitlines()
     acked = [int(line.split()[1]) for line in lines if line.startswith("ACK")]
     secret = next(line.split()[1] for line in lines if line.startswith("SECRET"))
-    assert any(line.startswith("STOPPED") for line in lines), lines[-3:]
-    assert acked == list(range(len(acked)))
+    # The stop usually ends within the second; on a loaded machine the kill lands in the middle
+    # of its final snapshot, which must not lose anything either (the log has it all).
+    assert acked == list(range(len(acked))) and len(acked) > 40
 
     report = subprocess.run([sys.executable, "-c", _CHILD, str(data), "read"],
                             capture_output=True, text=True, timeout=60, check=True)
