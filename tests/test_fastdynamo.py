@@ -145,3 +145,25 @@ def test_indexed_queries_answer_as_moto_does(ddb):
             restored = pickle.loads(pickle.dumps(backend.tables["t"]))
             assert not {"_fd_parts", "_fd_gsis"} & set(vars(restored))
             backend.tables["t"] = restored
+
+
+def test_a_query_near_one_megabyte_stops_where_moto_stops(ddb):
+    """Matching items of 750 KB: the first later item in reading order that would take the
+    results over 1 MB stops moto's read with a LastEvaluatedKey; small later items do not.
+    Under EVAL_CAPTURE_VERIFY_MOTO each answer is also compared with moto's own."""
+    def put(pk: str, sk: str, size: int) -> None:
+        ddb.put_item(TableName="t", Item={"pk": {"S": pk}, "sk": {"S": sk},
+                                          "v": {"S": "x" * size}})
+
+    for pk, neighbour in (("FN#big", 300_000), ("FN#small", 100)):
+        put(pk, "A1", neighbour)
+        for sk in ("B1", "B2", "B3"):
+            put(pk, sk, 250_000)
+        put(pk, "C1", neighbour)
+    for pk, stopped in (("FN#big", True), ("FN#small", False)):
+        for forward in (True, False):
+            resp = ddb.query(TableName="t", KeyConditionExpression="pk = :p AND "
+                             "begins_with(sk, :b)", ScanIndexForward=forward,
+                             ExpressionAttributeValues={":p": {"S": pk}, ":b": {"S": "B"}})
+            assert len(resp["Items"]) == 3
+            assert ("LastEvaluatedKey" in resp) is stopped, (pk, forward)

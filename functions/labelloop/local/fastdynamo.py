@@ -456,7 +456,22 @@ def _candidates(table, hash_key, comparison, objs, limit, esk, forward, index_na
         total += item.size()
         if total > RESULT_SIZE_LIMIT:
             return reading[:n] if forward else reading[:n][::-1]
-    return items if total + _MAX_ITEM <= RESULT_SIZE_LIMIT else None
+    if total + _MAX_ITEM <= RESULT_SIZE_LIMIT:
+        return items
+    # Close to 1 MB (a full capture buffer is): unless the count stops it first, moto goes on
+    # past the matching items, and the first item whose size would take the results over 1 MB
+    # stops it with a LastEvaluatedKey although it does not match. Hand moto that item too.
+    lo, hi = lo_hi
+    matched = [item for k, item in zip(range(a, b), items, strict=True) if lo <= k < hi]
+    if limit is not None and len(matched) > limit:
+        return items
+    size = sum(item.size() for item in matched)
+    for k in range(hi, len(keys)) if forward else range(lo - 1, -1, -1):
+        h, r = sorted_keys.pks[k]
+        item = table.items[h][r]
+        if size + item.size() > RESULT_SIZE_LIMIT:
+            return [*matched, item] if forward else [item, *matched]
+    return items
 
 
 def _same(a, b) -> bool:
