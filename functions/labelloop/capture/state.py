@@ -22,6 +22,7 @@ import numpy as np
 from labelloop.capture.decide import BufferState, CapturePolicy, Take
 from labelloop.capture.strategies import Strategy
 from labelloop.errors import NotFound
+from labelloop.refresh import Refresh
 from labelloop.serving import TRAINED_EMBEDDINGS, artifact_prefix, embeddings_from_bytes
 
 # How long the buffered items' embeddings are trusted for near-duplicate checks.
@@ -53,6 +54,7 @@ class CaptureCache:
         self._buffered: dict[str, tuple[float, dict[str, np.ndarray]]] = {}
         self._stacked: dict[str, np.ndarray] = {}  # _buffered's rows as one matrix
         self._lock = threading.Lock()
+        self._refresh = Refresh()
         self.rng = np.random.default_rng(seed)  # used under `lock`
 
     @property
@@ -62,12 +64,18 @@ class CaptureCache:
     def state(self, fid: str, policy: dict, model) -> CaptureState:
         """`model`: the live model (`LiveModel`) or None (zero-shot with no model yet)."""
         version = model.version if model is not None else None
-        st = self._states.get(fid)
-        if (st is None or time.monotonic() - st.loaded_at > self._ttl
-                or st.model_version != version or st.raw_policy != policy):
-            st = self._load(fid, policy, model)
-            self._states[fid] = st
-        return st
+
+        def usable() -> CaptureState | None:  # another version's or policy's is not
+            st = self._states.get(fid)
+            return st if (st is not None and st.model_version == version
+                          and st.raw_policy == policy) else None
+
+        def load() -> CaptureState:
+            st = self._states[fid] = self._load(fid, policy, model)
+            return st
+
+        return self._refresh.get(fid, usable,
+                                 lambda st: time.monotonic() - st.loaded_at <= self._ttl, load)
 
     def invalidate(self, fid: str) -> None:
         self._states.pop(fid, None)
@@ -152,7 +160,7 @@ class CaptureCache:
         """From the version's artifact; a version trained before it existed has none, and
         its samples are read instead."""
         if not trained:
-            return np.zeros((0, 0), np.float16)
+            return np.zeros((0, 0), np.float32)
         try:
             return embeddings_from_bytes(self._store.get_artifact(
                 artifact_prefix(fid, version) + TRAINED_EMBEDDINGS))
@@ -160,4 +168,4 @@ class CaptureCache:
             rows = [np.frombuffer(s["embedding"], dtype=np.float32)
                     for s in self._store.iter_samples(fid, projection="id, embedding")
                     if s["id"] in trained]
-            return np.stack(rows).astype(np.float16) if rows else np.zeros((0, 0), np.float16)
+            return np.stack(rows) if rows else np.zeros((0, 0), np.float32)
