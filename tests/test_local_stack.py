@@ -577,3 +577,11 @@ def test_local_secrets_stay_in_the_data_dir_and_clients_are_added_from_the_cli(
         assert key.read_text() == "the-old-key"
         for c in (live, later):
             assert _token_status(s.url, c["client_id"], c["client_secret"]) == 200
+
+
+def test_malloc_arenas_can_be_limited_on_this_libc():
+    """`labelloop local` and its worker process limit glibc's malloc arenas (RSS under load);
+    the call must take effect here, not fail quietly."""
+    from labelloop.local import limit_malloc_arenas
+
+    assert limit_malloc_arenas() is True

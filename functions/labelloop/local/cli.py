@@ -8,8 +8,10 @@ from pathlib import Path
 
 
 def run(args: argparse.Namespace) -> None:
+    from labelloop.local import limit_malloc_arenas
     from labelloop.local.stack import LocalStack
 
+    limit_malloc_arenas()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("botocore").setLevel(logging.WARNING)  # a line per client otherwise
     on_ready = None

@@ -24,7 +24,7 @@ import time
 
 from pydantic import BaseModel
 
-from labelloop.local import wait_for_signal
+from labelloop.local import limit_malloc_arenas, wait_for_signal
 from labelloop.local.poller import IDLE_ATTRIBUTES, QueuePoller
 
 _PR_SET_PDEATHSIG = 1
@@ -106,6 +106,7 @@ def main(argv: list[str]) -> int:
 
     _die_with(int(argv[0]))
     os.nice(NICENESS)
+    limit_malloc_arenas()
     spec = Spec.model_validate_json(argv[1])
     pollers = [QueuePoller(w.queue_url, resolve(w.handler), batch_size=w.batch_size,
                            retry_seconds=w.retry_seconds, function_name=w.function_name).start()
