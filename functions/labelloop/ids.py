@@ -14,7 +14,6 @@ from labelloop.errors import BadRequest
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
 _BARE = re.compile(r"^[0-9a-z]{6,40}$")
-KINDS = ("function", "label", "sample")
 
 
 def _b32(n: int, width: int) -> str:
@@ -42,10 +41,6 @@ def created_at(bare_id: str) -> float | None:
             return None
         n = n * 32 + digit
     return n / 1000
-
-
-def new_id(kind: str) -> str:
-    return f"{kind}_{new_bare()}"
 
 
 def bare(value: str, kind: str, field: str | None = None) -> str:

@@ -1,8 +1,11 @@
-"""The one data-access module: every DynamoDB, S3 and SQS call of the app is made here.
+"""The one data-access module: every DynamoDB, S3, SQS and ECS call of the app is made here
+(`container.py` builds the clients and reads the signing key; `resources.py` creates the
+resources for the local stack and the emulator).
 
 DynamoDB errors become domain errors at this edge (a failed condition is a `Conflict`, a
-missing item a `NotFound`). Items cross this edge as the pydantic models of
-`labelloop.domain`. Layout and access patterns: docs/storage.md.
+missing item a `NotFound`). Whole items cross this edge as the pydantic models of
+`labelloop.domain`; projected reads (a few attributes of many items, e.g. embeddings) come
+back as plain dicts. Layout and access patterns: docs/storage.md.
 """
 
 from __future__ import annotations
