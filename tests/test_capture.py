@@ -308,3 +308,10 @@ def test_state_kept_in_place_after_own_captures_matches_a_fresh_read(api):
     assert kept.buffers == fresh.buffers and kept.buffers["uncertainty"].used == 2
     ids = {i["id"].removeprefix("sample_") for i in queue(api, fid)}
     assert len(d.captures.known_embeddings(bare, kept)[0]) == len(ids) == 2
+
+
+def test_a_predictions_margin_is_top_one_minus_top_two():
+    from labelloop.serving import Prediction
+
+    assert Prediction("a", 0.7, [("a", 0.7), ("b", 0.2), ("c", 0.1)]).margin == pytest.approx(0.5)
+    assert Prediction("a", 0.9, [("a", 0.9)]).margin == pytest.approx(0.9)  # one label

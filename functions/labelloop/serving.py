@@ -97,6 +97,11 @@ class Prediction:
     confidence: float
     ranked: list[tuple[str, float]]  # every current label, most confident first
 
+    @property
+    def margin(self) -> float:
+        """Top-1 minus top-2 confidence (the whole confidence with a single label)."""
+        return self.confidence - (self.ranked[1][1] if len(self.ranked) > 1 else 0.0)
+
 
 @dataclass(frozen=True)
 class View:

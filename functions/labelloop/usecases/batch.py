@@ -215,7 +215,7 @@ def run_part(d: Deps, message: BatchMessage, message_id: str, sent_ms: int) -> P
                 records.append(InvokeItem(
                     function_id=fid, sample_id=sid, data=text, external_id=ext,
                     model_version=model.version, label_id=p.label_id, confidence=p.confidence,
-                    margin=p.confidence - (p.ranked[1][1] if len(p.ranked) > 1 else 0.0),
+                    margin=p.margin,
                     created_at=now, expires_at=math.ceil(
                         now + 86400 * fn.invoke_retention_days)))
             clock.lap("predict")

@@ -40,14 +40,10 @@ from labelloop.usecases.common import owned_function
 CAPTURE_ORIGIN = "InvokeCapture"
 
 
-def _margin(p: Prediction) -> float:
-    return p.confidence - (p.ranked[1][1] if len(p.ranked) > 1 else 0.0)
-
-
 def _candidate(p: Prediction, st: CaptureState, decisions: Decisions | None) -> Candidate:
     runner_up = p.ranked[1][0] if len(p.ranked) > 1 else None
     applied = decisions.by_label.get(p.label_id) if decisions is not None else None
-    return Candidate(p.label_id, p.confidence, _margin(p), **rarity(st.label_counts, p.label_id),
+    return Candidate(p.label_id, p.confidence, p.margin, **rarity(st.label_counts, p.label_id),
                      accept_threshold=applied.accept if applied is not None else None,
                      pair_rank=st.pair_ranks.get(frozenset((p.label_id, runner_up))))
 
@@ -173,7 +169,7 @@ def _sample(fid: str, model: LiveModel, o: Offer, take: Take) -> SampleItem:
         embedding=np.ascontiguousarray(o.features.embeddings[0], dtype=np.float32).tobytes(),
         tokens=np.asarray(o.features.tokens[0], dtype=np.int32).tobytes(),
         model_version=model.version, predicted_label_id=p.label_id,
-        predicted_confidence=p.confidence, predicted_margin=_margin(p),
+        predicted_confidence=p.confidence, predicted_margin=p.margin,
         capture_reason=take.strategy, buffer=take.strategy, priority=take.priority)
 
 

@@ -68,11 +68,10 @@ def invoke(d: Deps, client: str, function_id: str, data, external_id: str | None
     best, sid = predictions[0], new_bare()
     if view.function.store_invokes:
         now = time.time()
-        runner_up = best.ranked[1][1] if len(best.ranked) > 1 else 0.0
         later(d.store.put_invoke, InvokeItem(
             function_id=fid, sample_id=sid, data=text, external_id=external_id,
             model_version=model.version, label_id=best.label_id, confidence=best.confidence,
-            margin=best.confidence - runner_up, created_at=now,
+            margin=best.margin, created_at=now,
             expires_at=math.ceil(now + 86400 * view.function.invoke_retention_days)))
         # A function that stores no invokes captures none either (it keeps no invoke text).
         # Invokes of a version chosen by modelId are experiments, not traffic: not captured.
