@@ -585,3 +585,55 @@ def test_malloc_arenas_can_be_limited_on_this_libc():
     from labelloop.local import limit_malloc_arenas
 
     assert limit_malloc_arenas() is True
+
+
+def _run_cli_stack(data: Path, encoder_dir: Path, *extra: str) -> tuple[str, str]:
+    """`labelloop local` in a process of its own: started, asked one request (logged), then
+    stopped with SIGTERM; its terminal output (stdout, stderr)."""
+    import socket
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("LABELLOOP_CLIENT_ID", "LABELLOOP_CLIENT_SECRET", "AWS_ENDPOINT_URL")}
+    env["LABELLOOP_ENCODER_DIR"] = str(encoder_dir)
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from labelloop.cli import main; sys.exit(main("
+         f"['local', '--data-dir', {str(data)!r}, '--port', '{port}', *{list(extra)!r}]))"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/functions", timeout=5)
+            except urllib.error.HTTPError as e:
+                assert e.code == 401
+                break
+            except OSError:
+                assert child.poll() is None and time.monotonic() < deadline, "no stack"
+                time.sleep(0.3)
+        child.send_signal(signal.SIGTERM)
+        return child.communicate(timeout=60)
+    finally:
+        child.kill()
+
+
+def test_the_cli_stack_logs_to_its_data_dir_and_prints_only_for_people(tmp_path, encoder_dir):
+    data = tmp_path / "data"
+    out, err = _run_cli_stack(data, encoder_dir)
+    assert f"logs: {data / 'stack.log'}" in out and "stopping: saving state" in out
+    assert not [line for line in (out + err).splitlines() if line.startswith("{")], out + err
+    logged = (data / "stack.log").read_text().splitlines()
+    requests = [json.loads(line) for line in logged if line.startswith("{")]
+    assert any("GET /v1/functions" in r["message"] and r["service"] == "labelloop"
+               for r in requests), logged[-5:]
+    assert stat.S_IMODE((data / "stack.log").stat().st_mode) == 0o600
+
+    verbose = tmp_path / "verbose"
+    out, err = _run_cli_stack(verbose, encoder_dir, "--verbose")
+    assert any(line.startswith("{") and "GET /v1/functions" in line
+               for line in (out + err).splitlines())
+    assert not (verbose / "stack.log").exists()

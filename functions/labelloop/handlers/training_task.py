@@ -12,11 +12,10 @@ from __future__ import annotations
 import os
 import sys
 
-from aws_lambda_powertools import Logger
-
+from labelloop import observability
 from labelloop.store import TRAINING_MESSAGE_ENV
 
-logger = Logger(service="labelloop-training-task")
+logger = observability.logger("labelloop-training-task")
 
 
 def main(environ: dict[str, str] | None = None) -> int:
