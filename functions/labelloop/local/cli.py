@@ -13,14 +13,11 @@ LOG_FILE = "stack.log"  # in the data directory: the handlers' JSON logs, moto's
 
 
 def run(args: argparse.Namespace) -> None:
-    from labelloop import observability
     from labelloop.local import limit_malloc_arenas
     from labelloop.local.stack import LocalStack
 
     limit_malloc_arenas()
     terminal = None if args.verbose else _logs_to_file(args.data_dir / LOG_FILE)
-    if terminal is not None:
-        observability.send_logs_to(sys.__stdout__)  # the log file's descriptor now
     # Bound now to the process's stderr: the log file unless --verbose.
     logging.basicConfig(level=logging.INFO, stream=sys.__stderr__,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
