@@ -7,11 +7,11 @@ import json
 from typing import Annotated
 from urllib.parse import parse_qs, urlencode
 
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
-from labelloop import observability
 from labelloop.api import batch, console, headers, review, thresholds
 from labelloop.api import openapi as OA
 from labelloop.api import presenters as P
@@ -36,7 +36,7 @@ from labelloop.usecases import models as M
 from labelloop.usecases import samples as S
 from labelloop.usecases import similar as SIM
 
-logger = observability.logger("labelloop")
+logger = Logger(service="labelloop")
 app = APIGatewayHttpResolver(enable_validation=True)
 PUBLIC = ("/connect/token", "/docs", "/openapi.json")
 FN = "/v1/functions/<function_id>"

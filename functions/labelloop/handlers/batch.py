@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from weakref import WeakKeyDictionary
 
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
     EventType,
@@ -20,13 +21,12 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from labelloop import observability
 from labelloop.container import Deps, deps
 from labelloop.resources import RESOURCES
 from labelloop.usecases import batch
 from labelloop.usecases.batch import BatchMessage
 
-logger = observability.logger("labelloop-batch")
+logger = Logger(service="labelloop-batch")
 processor = BatchProcessor(event_type=EventType.SQS)
 # Redeliveries come within visibility timeouts (16 minutes); a few hours covers them amply.
 config = IdempotencyConfig(event_key_jmespath="messageId", expires_after_seconds=6 * 3600)

@@ -7,6 +7,7 @@ the queue's receive limit, parked in the DLQ; the function records the error for
 
 from __future__ import annotations
 
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
     EventType,
@@ -15,12 +16,11 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from labelloop import observability
 from labelloop.container import deps
 from labelloop.usecases import train
 from labelloop.usecases.common import TrainingMessage
 
-logger = observability.logger("labelloop-training")
+logger = Logger(service="labelloop-training")
 processor = BatchProcessor(event_type=EventType.SQS)
 
 

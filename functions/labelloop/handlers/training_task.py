@@ -12,10 +12,11 @@ from __future__ import annotations
 import os
 import sys
 
-from labelloop import observability
+from aws_lambda_powertools import Logger
+
 from labelloop.store import TRAINING_MESSAGE_ENV
 
-logger = observability.logger("labelloop-training-task")
+logger = Logger(service="labelloop-training-task")
 
 
 def main(environ: dict[str, str] | None = None) -> int:
