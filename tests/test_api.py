@@ -323,6 +323,28 @@ def test_an_annotated_import_reads_the_labels_once_not_per_sample(api, monkeypat
     assert status == 200, body
 
 
+def test_the_first_model_serves_at_once_though_the_view_was_cached_before_it(api, monkeypatch):
+    from labelloop import container
+
+    monkeypatch.setenv("LABELLOOP_CACHE_SECONDS", "60")  # tests run with no cache
+    d = container.Deps()
+    d.__dict__["encoders"] = container.deps().encoders
+    container.reset(d)
+    fid = make_function(api, train=False)  # its samples cached a view with no model
+    status, body, _ = api.call("POST", f"/v1/functions/{fid}/invoke", {"data": "refund"})
+    assert status == 409 and "no model yet" in body["message"]
+    trainer = container.Deps()  # the training Lambda: another container, another cache
+    trainer.__dict__["encoders"] = d.encoders
+    container.reset(trainer)
+    assert all(not r["batchItemFailures"] for r in api.train())
+    container.reset(d)
+    status, body, _ = api.call("POST", f"/v1/functions/{fid}/invoke", {"data": "refund"})
+    assert status == 200 and body["labelName"] == "billing", body
+    status, body, _ = api.call("POST", f"/v1/functions/{fid}/batch-invokes",
+                               {"items": [{"data": "the app crashes"}]})
+    assert status == 200 and body["state"], body
+
+
 def test_warm_container_sees_a_new_version_without_reading_s3_per_invoke(api, monkeypatch):
     from labelloop import container
 

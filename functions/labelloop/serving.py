@@ -168,6 +168,14 @@ class ServingCache:
                                  lambda v: time.monotonic() - v.loaded_at <= self._ttl,
                                  lambda: self._load_view(fid))
 
+    def live_view(self, fid: str) -> View:
+        """The view for serving a prediction: a cached one without a model is re-read first,
+        because a client told that training is done invokes at once and must not get
+        "no model yet" from a view loaded (by its last sample) just before the model went live.
+        A newer version replacing an older one may still wait out the TTL."""
+        v = self.view(fid)
+        return self._load_view(fid) if v.model is None else v
+
     def _load_view(self, fid: str) -> View:
         fn = self._store.get_function(fid)
         labels = {lb.id: lb for lb in self._store.list_labels(fid, consistent=False)}

@@ -87,7 +87,7 @@ def submit(d: Deps, client: str, function_id: str, items: list[dict],
            capture: bool = True) -> BatchJobItem:
     """Declare a job and queue its parts. `items`: [{"id"?, "data"}]."""
     fn = owned_function(d, client, function_id)
-    if d.serving.view(fn.id).model is None:
+    if d.serving.live_view(fn.id).model is None:
         raise NotReady("this function has no model yet: add labels (training starts by itself "
                        "a few seconds later) and retry")
     if not d.settings.batch_queue_url:
@@ -166,7 +166,7 @@ def run_part(d: Deps, message: BatchMessage, message_id: str, sent_ms: int) -> P
     function or one without a usable model; a bad item only gets an error line."""
     fid = bare(message.functionId, "function")
     try:
-        view = d.serving.view(fid)
+        view = d.serving.live_view(fid)
     except NotFound:
         if d.store.function_deleted(fid):
             return PartResult(message.jobId or message_id, message.part, dropped=True)

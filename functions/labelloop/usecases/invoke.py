@@ -51,7 +51,7 @@ def _model(d: Deps, view: View, model_id: str | None) -> LiveModel:
 def invoke(d: Deps, client: str, function_id: str, data, external_id: str | None = None,
            model_id: str | None = None, capture: bool = True) -> InvokeResult:
     try:
-        view = d.serving.view(bare(function_id, "function"))
+        view = d.serving.live_view(bare(function_id, "function"))
     except NotFound:
         view = None
     if view is None or view.function.client != client:
