@@ -14,8 +14,8 @@ from constructs import Construct
 from infra.data import Data
 from infra.queues import Queues, construct_id
 from infra.stage import RETENTION, ROOT, StageSettings
+from labelloop.data.objects import BATCH_PREFIX
 from labelloop.resources import RESOURCES
-from labelloop.store import BATCH_PREFIX
 
 # What each handler does to each table (transactions are authorised per contained action).
 READ = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:ConditionCheckItem"]

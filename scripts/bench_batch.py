@@ -191,8 +191,7 @@ def run(args: argparse.Namespace, moto) -> None:
                       1 - sum(b.get(p, 0.0) for p in phases) / total[k],
                       *[b.get(p, 0.0) / total[k] for p in writer]])
     print_table(["variant", *phases, "other", *writer], brows)
-    captured = sum(1 for _ in d.store.iter_samples(fid, projection="capture_reason")) - (
-        77 * args.shots)
+    captured = sum(1 for _ in d.samples.facts(fid)) - 77 * args.shots
     print(f"\n{len(chunks)} messages of {B.PART_ITEMS} items per round, encoder batch "
           f"{B.EMBED_BATCH}, 1 ONNX thread; {captured} items captured in all; moto "
           f"{'as shipped' if args.plain_moto else 'with scripts/fastmoto.py (same answers)'}")

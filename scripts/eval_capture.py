@@ -160,7 +160,8 @@ def moto_deps(encoder, seed: int):
             encoders.put(encoder)  # serves the cached features under the encoder's name
             d.__dict__["encoders"] = encoders
             # The random strategy's draws: seeded, so a run is reproducible.
-            d.__dict__["captures"] = CaptureCache(d.store, d.settings.cache_seconds, seed=seed)
+            d.__dict__["captures"] = CaptureCache(d.samples, d.ledger, d.objects,
+                                                  d.settings.cache_seconds, seed=seed)
             container.reset(d)
             yield d
     finally:
@@ -247,7 +248,7 @@ def replay(encoder, ds: dict, policy: dict | None, seed: int, args, bar) -> Run:
         if args.thresholds is not None:
             thresholds.set_policy(d, CLIENT, fid, ThresholdPolicy.model_validate(args.thresholds))
         quotas = {s.name: s.quota for s in CapturePolicy.model_validate(
-            d.store.get_function(fid).capture).build()}
+            d.functions.get(fid).capture).build()}
         for i in ds["start"][seed]:
             samples.create_sample(d, CLIENT, fid, ds["train"][i],
                                   annotation=samples.LabelRef(label_name=ds["ytrain"][i]))
@@ -287,8 +288,8 @@ def replay(encoder, ds: dict, policy: dict | None, seed: int, args, bar) -> Run:
                     run.annotated.append((s, truth))
             retrain_and_evaluate(f"round {r + 1}")
             bar.update(1)
-        for s in d.store.iter_samples(fid, projection="capture_reason"):
-            if reason := s.get("capture_reason"):
+        for s in d.samples.facts(fid):
+            if reason := s.capture_reason:
                 run.captured[reason] = run.captured.get(reason, 0) + 1
     run.seconds = time.perf_counter() - started
     return run

@@ -197,7 +197,7 @@ def run_one(enc: CachedEncoder, ds: dict, name: str, size: str, args
         started = time.perf_counter()
         result = train.run(d, TrainingMessage(functionId=fid, reason="eval_thresholds"))
         times["train"] = time.perf_counter() - started
-        version = d.store.get_function(fid).live
+        version = d.functions.get(fid).live
         if version is None or version != result.version:
             raise SystemExit(f"{name} {size}: training promoted nothing ({result})")
         quality = d.serving.model(fid, version).quality

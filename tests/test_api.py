@@ -83,12 +83,11 @@ def test_an_accurate_function_embeds_with_mpnet_end_to_end(api):
                                {"name": "renamed", "encoder": "accurate"})
     assert status == 200 and (body["name"], body["encoder"]) == ("renamed", "accurate")
     # Samples and label priors are stored as the function's encoder embeds them.
-    store = container.deps().store
+    d = container.deps()
     for fid, dim in ((fast, 384), (accurate, 768)):
         bare = fid.removeprefix("function_")
-        sizes = {len(s["embedding"]) for s in store.iter_samples(bare, projection="embedding")}
-        assert sizes == {4 * dim}
-        assert {len(lb.prior_embeddings) % (4 * dim) for lb in store.list_labels(bare)} == {0}
+        assert {v.embedding.nbytes for v in d.samples.vectors(bare)} == {4 * dim}
+        assert {len(lb.prior_embeddings) % (4 * dim) for lb in d.labels.list(bare)} == {0}
     for text, label in [("my card was charged two times", "billing"),
                         ("clicking export gives a blank document", "bug")]:
         for fid in (fast, accurate):
@@ -103,8 +102,7 @@ def test_an_accurate_function_embeds_with_mpnet_end_to_end(api):
     assert status == 200, sample
     assert all(not r["batchItemFailures"] for r in api.train())
     bare = accurate.removeprefix("function_")
-    assert {len(s["embedding"]) for s in store.iter_samples(bare, projection="embedding")} == {
-        4 * 768}
+    assert {v.embedding.nbytes for v in d.samples.vectors(bare)} == {4 * 768}
 
 
 def test_a_deployment_can_make_accurate_the_default_encoder(api, monkeypatch):
@@ -299,7 +297,7 @@ def test_an_annotated_import_reads_the_labels_once_not_per_sample(api, monkeypat
     d = container.Deps()
     d.__dict__["encoders"] = container.deps().encoders
     container.reset(d)
-    client = d.store.table.meta.client
+    client = d.tables.main.meta.client
     label_reads = []
 
     def count(params, **_):  # the serialised request
@@ -354,8 +352,8 @@ def test_warm_container_sees_a_new_version_without_reading_s3_per_invoke(api, mo
     d.__dict__["encoders"] = container.deps().encoders
     container.reset(d)
     reads = []
-    d.store._s3.meta.events.register("before-call.s3.GetObject",
-                                     lambda **kw: reads.append(1))
+    d.s3.meta.events.register("before-call.s3.GetObject",
+                              lambda **kw: reads.append(1))
     first = api.call("POST", f"/v1/functions/{fid}/invoke", {"data": "refund"})[1]
     for _ in range(20):
         api.call("POST", f"/v1/functions/{fid}/invoke", {"data": "refund"})

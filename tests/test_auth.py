@@ -26,14 +26,14 @@ def test_secrets_are_salted_slow_hashes_and_old_sha256_ones_upgrade_on_use(api):
     a, b = auth.hash_secret("hunter2"), auth.hash_secret("hunter2")
     assert a != b and a.startswith("scrypt$16384$8$1$")
     assert auth.secret_matches("hunter2", a) and not auth.secret_matches("hunter3", a)
-    store = deps().store
+    clients = deps().clients
     legacy = hashlib.sha256(b"old-secret").hexdigest()
-    store.put_client(ClientItem(id="client-old", secret_hash=legacy, created_at=0))
+    clients.put(ClientItem(id="client-old", secret_hash=legacy, created_at=0))
     assert _grant(api, "client-old", "wrong")[0] == 401
-    assert store.get_client("client-old").secret_hash == legacy  # a failure upgrades nothing
+    assert clients.get("client-old").secret_hash == legacy  # a failure upgrades nothing
     status, out, _ = _grant(api, "client-old", "old-secret")
     assert status == 200, out
-    upgraded = store.get_client("client-old").secret_hash
+    upgraded = clients.get("client-old").secret_hash
     assert upgraded.startswith("scrypt$") and auth.secret_matches("old-secret", upgraded)
     assert _grant(api, "client-old", "old-secret")[0] == 200
 

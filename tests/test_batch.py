@@ -13,6 +13,7 @@ from conftest import CONTEXT, isolate_stack_env, trained_function
 from test_api import LABELS, SAMPLES, make_function
 from test_capture import TEXTS, policy, queue
 
+from labelloop.data.objects import results_prefix
 from labelloop.local.poller import sqs_event
 from labelloop.usecases import batch as B
 
@@ -93,7 +94,7 @@ def bare(fid: str) -> str:
 def result_versions(aws, fid, job_id) -> dict[str, int]:
     """S3 object versions per key under the job's results prefix (the bucket is versioned)."""
     resp = boto3.client("s3").list_object_versions(
-        Bucket=aws["LABELLOOP_BUCKET"], Prefix=B.results_prefix(bare(fid), job_id))
+        Bucket=aws["LABELLOOP_BUCKET"], Prefix=results_prefix(bare(fid), job_id))
     out: dict[str, int] = {}
     for v in resp.get("Versions", []):
         out[v["Key"]] = out.get(v["Key"], 0) + 1

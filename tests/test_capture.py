@@ -173,23 +173,23 @@ def test_dismissal_frees_the_slot_and_the_text_is_not_captured_again(api):
 @pytest.mark.parametrize("artifact", ["kept", "from before it existed"])
 def test_no_capture_of_near_duplicates_of_training_data(api, artifact):
     from labelloop import container
-    from labelloop.serving import TRAINED_EMBEDDINGS, artifact_prefix
+    from labelloop.data.objects import TRAINED_EMBEDDINGS, artifact_key
 
     fid = make_function(api)
     d = container.Deps()  # a container that has not seen the version yet
     d.__dict__["encoders"] = container.deps().encoders
     container.reset(d)
     version = api.call("GET", f"/v1/functions/{fid}")[1]["liveModelVersion"]
-    key = artifact_prefix(fid.removeprefix("function_"), version) + TRAINED_EMBEDDINGS
+    key = artifact_key(fid.removeprefix("function_"), version, TRAINED_EMBEDDINGS)
     if artifact != "kept":  # a version trained before the artifact: the samples are read
-        d.store._s3.delete_object(Bucket=d.store.bucket, Key=key)
+        d.s3.delete_object(Bucket=d.objects.bucket, Key=key)
     sample_reads = []
 
     def count(params, **_):  # the serialised request
         if b'"SAMPLE#"' in params["body"]:
             sample_reads.append(1)
 
-    client = d.store.table.meta.client
+    client = d.tables.main.meta.client
     client.meta.events.register("before-call.dynamodb.Query", count)
     try:
         policy(api, fid, ONLY_UNCERTAINTY, nearDuplicateCosine=0.9)
@@ -298,12 +298,13 @@ def test_state_kept_in_place_after_own_captures_matches_a_fresh_read(api):
     policy(api, fid, {"uncertainty": {"threshold": 0.0, "quota": 2}, "random": {"quota": 0},
                       "rare_class": {"quota": 0}})
     d = container.deps()
-    d.__dict__["captures"] = CaptureCache(d.store, ttl=3600)
+    d.__dict__["captures"] = CaptureCache(d.samples, d.ledger, d.objects, ttl=3600)
     invoke_all(api, fid, TEXTS)  # fills two slots, then replaces
     bare = fid.removeprefix("function_")
     view = d.serving.view(bare)
     kept = d.captures.state(bare, view.function.capture, view.model)
-    fresh = CaptureCache(d.store, ttl=0).state(bare, view.function.capture, view.model)
+    fresh = CaptureCache(d.samples, d.ledger, d.objects, ttl=0).state(
+        bare, view.function.capture, view.model)
     assert kept.loaded_at < fresh.loaded_at  # really the kept one, not a reload
     assert kept.buffers == fresh.buffers and kept.buffers["uncertainty"].used == 2
     ids = {i["id"].removeprefix("sample_") for i in queue(api, fid)}

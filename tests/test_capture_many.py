@@ -44,7 +44,7 @@ def run(api, one_by_one: bool, texts: list[str]) -> tuple[list, dict, dict]:
     fid = make_function(api)
     policy(api, fid, POLICY)
     d = container.deps()
-    d.__dict__["captures"] = CaptureCache(d.store, ttl=3600, seed=11)
+    d.__dict__["captures"] = CaptureCache(d.samples, d.ledger, d.objects, ttl=3600, seed=11)
     bare = fid.removeprefix("function_")
     view = d.serving.view(bare)
     batch = offers(d, bare, texts)
@@ -104,13 +104,13 @@ def test_a_stale_counter_fails_the_transaction_not_the_quota(api):
     policy(api, fid, {"uncertainty": {"threshold": 0.0, "quota": 3}, "random": {"quota": 0},
                       "rare_class": {"quota": 0}})
     d = container.deps()
-    d.__dict__["captures"] = CaptureCache(d.store, ttl=3600)
+    d.__dict__["captures"] = CaptureCache(d.samples, d.ledger, d.objects, ttl=3600)
     bare = fid.removeprefix("function_")
     view = d.serving.view(bare)
     d.captures.state(bare, view.function.capture, view.model)  # reads "0 used"
     other = container.Deps()
     other.__dict__["encoders"] = d.encoders
-    other.__dict__["captures"] = CaptureCache(other.store, ttl=0)
+    other.__dict__["captures"] = CaptureCache(other.samples, other.ledger, other.objects, ttl=0)
     assert capture_many(other, view, view.model, offers(other, bare, MORE[:3], "a")) == [
         "uncertainty"] * 3
     late = capture_many(d, view, view.model, offers(d, bare, TEXTS[:3], "b"))

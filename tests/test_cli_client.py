@@ -133,8 +133,8 @@ def test_invoke_record_is_written_after_the_response_with_its_prediction(stack, 
     out = client.invoke(fid, "my card was charged twice this month")
     sample = client.annotate(fid, out["sampleId"], "billing")
     assert sample["id"] == out["sampleId"] and sample["origin"] == "InvokeFeedback"
-    record = deps().store.get_invoke(bare(fid, "function"), bare(out["sampleId"], "sample"),
-                                     time.time())
+    record = deps().invokes.get(bare(fid, "function"), bare(out["sampleId"], "sample"),
+                                time.time())
     assert record.label_id == bare(out["labelId"], "label")
     assert record.confidence == pytest.approx(out["confidence"], abs=1e-6)
     ranked = sorted((c["confidence"] for c in out["labelConfidences"]), reverse=True)

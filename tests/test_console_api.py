@@ -74,8 +74,8 @@ def test_similar_samples_are_nearest_first_and_can_keep_to_the_review_queue(api)
     from labelloop.container import deps
 
     wanted = [s["id"].removeprefix("sample_") for s in near]
-    got = deps().store.get_samples(fid.removeprefix("function_"),
-                                   [wanted[1], "0000000000nope", wanted[0]])
+    got = deps().samples.get_many(fid.removeprefix("function_"),
+                                  [wanted[1], "0000000000nope", wanted[0]])
     assert [s.id for s in got] == [wanted[1], wanted[0]]
 
     status, body, _ = api.call("GET", f"/v1/functions/{fid}/samples/{target}/similar",

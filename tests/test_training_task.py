@@ -9,7 +9,7 @@ import json
 import boto3
 import pytest
 
-from labelloop.store import TRAINING_MESSAGE_ENV
+from labelloop.data.tasks import TRAINING_MESSAGE_ENV
 
 
 @pytest.fixture
@@ -126,10 +126,10 @@ def test_a_second_run_waits_for_the_running_one(api, monkeypatch):
 
     monkeypatch.setattr(train, "BUSY_RETRY_SECONDS", 0)
     fid = _function(api, samples=4).removeprefix("function_")
-    store = container.deps().store
+    functions = container.deps().functions
     # Another run holds the lease (a parallel delivery, on AWS).
     started = time.time()
-    assert store.begin_training(fid, started, started - 960) is not None
+    assert functions.begin_training(fid, started, started - 960) is not None
     status, _, _ = api.call("POST", f"/v1/functions/{fid}/samples",
                             {"data": "bye bye", "annotation": {"labelName": "farewell"}})
     assert status == 200
@@ -139,7 +139,7 @@ def test_a_second_run_waits_for_the_running_one(api, monkeypatch):
     queued = sqs.receive_message(QueueUrl=api.env["LABELLOOP_TRAINING_QUEUE_URL"],
                                  MaxNumberOfMessages=10, VisibilityTimeout=0)["Messages"]
     assert body in [json.loads(m["Body"]) for m in queued]  # …but queued itself again
-    store.end_training(fid, started)
+    functions.end_training(fid, started)
     api.train()
     # One run took the pending changes; the other request found nothing left to do.
     (version,) = _versions(api, fid)
@@ -161,9 +161,9 @@ def test_a_dead_runs_lease_expires(api):
     from labelloop import container
 
     fid = _function(api, samples=4).removeprefix("function_")
-    store = container.deps().store
+    functions = container.deps().functions
     long_ago = time.time() - 3600
-    assert store.begin_training(fid, long_ago, long_ago - 960) is not None
-    store.request_training(fid, time.time(), 0)  # pending again; the lease holder is dead
+    assert functions.begin_training(fid, long_ago, long_ago - 960) is not None
+    functions.request_training(fid, time.time(), 0)  # pending again; the lease holder is dead
     api.train()
     assert [v["version"] for v in _versions(api, fid)] == [1]

@@ -58,8 +58,8 @@ def secret_matches(secret: str, stored: str) -> bool:
 def register_client(client_id: str, client_secret: str, d: Deps | None = None) -> None:
     """Create or update a client (idempotent)."""
     d = d or deps()
-    d.store.put_client(ClientItem(id=client_id, secret_hash=hash_secret(client_secret),
-                                  created_at=time.time()))
+    d.clients.put(ClientItem(id=client_id, secret_hash=hash_secret(client_secret),
+                             created_at=time.time()))
 
 
 def _b64(data: bytes) -> str:
@@ -79,12 +79,13 @@ def issue_token(client_id: str, client_secret: str, d: Deps | None = None,
     s = d.settings
     window = int(now // s.token_failure_window_seconds) * s.token_failure_window_seconds
     retry_after = int(window + s.token_failure_window_seconds - now) + 1
-    if d.store.token_failures(client_id, window) >= s.token_failure_limit:
+    if d.clients.token_failures(client_id, window) >= s.token_failure_limit:
         raise TooManyRequests(f"client_id: too many failed attempts; retry in {retry_after} s",
                               retry_after)
-    client = d.store.get_client(client_id)
+    client = d.clients.get(client_id)
     if client is None or not secret_matches(client_secret, client.secret_hash):
-        d.store.count_token_failure(client_id, window, window + 2 * s.token_failure_window_seconds)
+        d.clients.count_token_failure(client_id, window,
+                                      window + 2 * s.token_failure_window_seconds)
         raise Unauthorized("invalid client_id or client_secret")
     if not client.secret_hash.startswith("scrypt$"):
         register_client(client_id, client_secret, d)

@@ -1,4 +1,5 @@
-"""The composition root: clients, store, encoders and caches, built lazily once per container.
+"""The composition root: AWS clients, repositories, encoders and caches, built lazily, once
+per container.
 
 Nothing heavy happens at import time. Tests build their own `Deps` from settings (or reset the
 default one with `reset()`), so no module needs reloading.
@@ -10,8 +11,12 @@ import logging
 import threading
 import time
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from labelloop.settings import Settings
+
+if TYPE_CHECKING:
+    from labelloop.data import ports
 
 log = logging.getLogger(__name__)
 
@@ -31,22 +36,96 @@ class Deps:
         return boto3.session.Session()
 
     @cached_property
-    def store(self):
+    def _config(self):
         from botocore.config import Config
 
-        from labelloop.store import Store
-
         # Invoke threads share these clients (boto3 clients are thread-safe; resources are
-        # not, so the store keeps to one resource object per container, used under the GIL).
+        # not, so the tables keep to one resource object per container, used under the GIL).
         # No client-side parameter validation: AWS validates every request anyway, and in a
         # profile of the batch worker's writer thread it was about a fifth of its time.
-        cfg = Config(max_pool_connections=32, retries={"mode": "standard"},
-                     parameter_validation=False)
-        s = self.settings
-        return Store(self.session.resource("dynamodb", config=cfg),
-                     self.session.client("s3", config=cfg), self.session.client("sqs", config=cfg),
-                     s.table, s.invokes_table, s.bucket, s.training_queue_url,
-                     ecs=self.session.client("ecs") if s.training_task_definition else None)
+        return Config(max_pool_connections=32, retries={"mode": "standard"},
+                      parameter_validation=False)
+
+    @cached_property
+    def tables(self):
+        from labelloop.data.codec import Tables
+
+        return Tables.of(self.session.resource("dynamodb", config=self._config),
+                         self.settings.table, self.settings.invokes_table)
+
+    @cached_property
+    def s3(self):
+        return self.session.client("s3", config=self._config)
+
+    # -- data access, one repository per aggregate (labelloop/data) ----------------------
+
+    @cached_property
+    def clients(self) -> ports.ClientsPort:
+        from labelloop.data.clients import Clients
+
+        return Clients(self.tables)
+
+    @cached_property
+    def functions(self) -> ports.FunctionsPort:
+        from labelloop.data.functions import Functions
+
+        return Functions(self.tables)
+
+    @cached_property
+    def labels(self) -> ports.LabelsPort:
+        from labelloop.data.labels import Labels
+
+        return Labels(self.tables)
+
+    @cached_property
+    def samples(self) -> ports.SamplesPort:
+        from labelloop.data.samples import Samples
+
+        return Samples(self.tables)
+
+    @cached_property
+    def ledger(self) -> ports.CaptureLedgerPort:
+        from labelloop.data.ledger import CaptureLedger
+
+        return CaptureLedger(self.tables)
+
+    @cached_property
+    def invokes(self) -> ports.InvokesPort:
+        from labelloop.data.invokes import Invokes
+
+        return Invokes(self.tables)
+
+    @cached_property
+    def jobs(self) -> ports.BatchJobsPort:
+        from labelloop.data.jobs import BatchJobs
+
+        return BatchJobs(self.tables)
+
+    @cached_property
+    def model_versions(self) -> ports.ModelVersionsPort:
+        from labelloop.data.models import ModelVersions
+
+        return ModelVersions(self.tables)
+
+    @cached_property
+    def objects(self) -> ports.ObjectsPort:
+        from labelloop.data.objects import Objects
+
+        return Objects(self.s3, self.settings.bucket)
+
+    @cached_property
+    def queues(self) -> ports.QueuesPort:
+        from labelloop.data.queues import Queues
+
+        return Queues(self.session.client("sqs", config=self._config),
+                      self.settings.training_queue_url, self.settings.batch_queue_url)
+
+    @cached_property
+    def tasks(self):
+        """Only where the Fargate training path is configured."""
+        from labelloop.data.tasks import TrainingTasks
+
+        return TrainingTasks(self.session.client("ecs"))
 
     @cached_property
     def signing_key(self) -> bytes:
@@ -54,8 +133,9 @@ class Deps:
             from pathlib import Path
 
             return Path(self.settings.signing_key_file).read_bytes().strip()
-        sm = self.session.client("secretsmanager")
-        return sm.get_secret_value(SecretId=self.settings.signing_secret)["SecretString"].encode()
+        from labelloop.data.secrets import signing_key
+
+        return signing_key(self.session.client("secretsmanager"), self.settings.signing_secret)
 
     @cached_property
     def encoders(self):
@@ -71,7 +151,7 @@ class Deps:
 
             raise EncoderNotBuilt(f"the {encoder} encoder has no model.onnx in this deployment")
         started = time.perf_counter()
-        self.store.download_object(uri, dest)
+        self.objects.download(uri, dest)
         # A cold-start cost worth seeing in the logs (110 MB, once per container).
         log.info("fetched the %s encoder's model from %s in %.1f s", encoder, uri,
                  time.perf_counter() - started)
@@ -80,13 +160,13 @@ class Deps:
     def serving(self):
         from labelloop.serving import ServingCache
 
-        return ServingCache(self.store, self.settings.cache_seconds)
+        return ServingCache(self.functions, self.labels, self.objects, self.settings.cache_seconds)
 
     @cached_property
     def captures(self):
         from labelloop.capture.state import CaptureCache
 
-        return CaptureCache(self.store, self.settings.cache_seconds)
+        return CaptureCache(self.samples, self.ledger, self.objects, self.settings.cache_seconds)
 
 
 _default: Deps | None = None

@@ -7,6 +7,8 @@ the encoder. Table layout: docs/storage.md.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -101,8 +103,39 @@ class SampleItem(Item):
         return self.annotation != self.predicted_label_id
 
     def features(self) -> Features:
-        return Features(np.frombuffer(self.embedding, dtype=np.float32)[None, :],
-                        [np.frombuffer(self.tokens, dtype=np.int32)])
+        return features_of([self])
+
+
+def features_of(samples: list[SampleItem]) -> Features:
+    """The stored features of these samples, stacked in their order (at least one)."""
+    return Features(np.stack([np.frombuffer(s.embedding, dtype=np.float32) for s in samples]),
+                    [np.frombuffer(s.tokens, dtype=np.int32) for s in samples])
+
+
+@dataclass(frozen=True, slots=True)
+class SampleFacts:
+    """A sample's small attributes, read for every sample of a function (counts, tallies)."""
+    id: str
+    annotation: str | None = None
+    origin: str | None = None
+    capture_reason: str | None = None
+    predicted_label_id: str | None = None
+    model_version: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SampleVector:
+    """A sample's stored embedding (float32, unit-norm): nearest-neighbour reads."""
+    id: str
+    embedding: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingRow:
+    """An annotated sample as training reads it: facts, embedding and wordpiece set."""
+    facts: SampleFacts
+    embedding: np.ndarray
+    tokens: np.ndarray
 
 
 class ModelVersionItem(Item):

@@ -19,6 +19,7 @@ from functools import cached_property
 
 import numpy as np
 
+from labelloop.data.objects import HEAD, META, QUALITY
 from labelloop.domain import FunctionItem, LabelItem, SampleItem
 from labelloop.encoder import Features
 from labelloop.errors import NotFound
@@ -28,16 +29,6 @@ from labelloop.refresh import Refresh
 from labelloop.thresholds import Decisions, ThresholdPolicy, resolve
 
 MAX_MODELS = 64  # versions kept per container; each is a few hundred KB
-
-
-def artifact_prefix(fid: str, version: int) -> str:
-    return f"functions/{fid}/models/{version:08d}/"
-
-
-# The version's training embeddings (float16, in `model.json`'s `trained` order), for capture's
-# near-duplicate check: one object read per version and container, where reading them back
-# from the samples took 40 MB of queries at 20,000 samples (and timed out on the local stack).
-TRAINED_EMBEDDINGS = "trained.npy"
 
 
 def embeddings_to_bytes(embeddings: np.ndarray) -> bytes:
@@ -152,8 +143,10 @@ def predict(model: LiveModel | None, labels: dict[str, LabelItem],
 
 
 class ServingCache:
-    def __init__(self, store, cache_seconds: float):
-        self._store = store
+    def __init__(self, functions, labels, objects, cache_seconds: float):
+        self._functions = functions
+        self._labels = labels
+        self._objects = objects
         self._ttl = cache_seconds
         self._views: dict[str, View] = {}
         self._models: OrderedDict[tuple[str, int], LiveModel] = OrderedDict()
@@ -177,8 +170,8 @@ class ServingCache:
         return self._load_view(fid) if v.model is None else v
 
     def _load_view(self, fid: str) -> View:
-        fn = self._store.get_function(fid)
-        labels = {lb.id: lb for lb in self._store.list_labels(fid, consistent=False)}
+        fn = self._functions.get(fid)
+        labels = {lb.id: lb for lb in self._labels.list(fid, consistent=False)}
         model = self.model(fid, fn.live) if fn.live else None
         v = View(fn, labels, model, time.monotonic(),
                  self.decisions(fid, fn.thresholds, model, labels))
@@ -211,7 +204,7 @@ class ServingCache:
             if key in self._models:
                 self._models.move_to_end(key)
                 return self._models[key]
-        m = load_model(self._store, fid, version)
+        m = load_model(self._objects, fid, version)
         with self._lock:
             self._models[key] = m
             while len(self._models) > MAX_MODELS:
@@ -219,16 +212,15 @@ class ServingCache:
         return m
 
 
-def load_model(store, fid: str, version: int) -> LiveModel:
-    prefix = artifact_prefix(fid, version)
-    head = Head.from_bytes(store.get_artifact(prefix + "head.npz"))
-    meta = ModelMeta.from_json(store.get_artifact(prefix + "model.json"))
+def load_model(objects, fid: str, version: int) -> LiveModel:
+    head = Head.from_bytes(objects.get_artifact(fid, version, HEAD))
+    meta = ModelMeta.from_json(objects.get_artifact(fid, version, META))
 
     def load_quality() -> Quality | None:
         # A version trained before quality was measured has none.
         with contextlib.suppress(NotFound):
             if not head.zero_shot:
-                return Quality.from_json(store.get_artifact(prefix + "quality.json"))
+                return Quality.from_json(objects.get_artifact(fid, version, QUALITY))
         return None
 
     return LiveModel(version, head, meta, load_quality)

@@ -46,7 +46,7 @@ def job_json(job: BatchJobItem) -> dict:
         "partsDone": job.parts_done, "partsFailed": job.parts_failed, "capture": job.capture,
         "createdAt": P.iso(job.created_at), "updatedAt": P.iso(job.updated_at),
         "lastError": job.last_error,
-        "resultsPrefix": f"s3://{deps().store.bucket}/{B.results_prefix(job.function_id, job.id)}",
+        "resultsPrefix": deps().objects.results_uri(job.function_id, job.id),
     })
 
 

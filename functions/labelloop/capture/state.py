@@ -21,9 +21,10 @@ import numpy as np
 
 from labelloop.capture.decide import BufferState, CapturePolicy, Take
 from labelloop.capture.strategies import Strategy
+from labelloop.data.objects import TRAINED_EMBEDDINGS
 from labelloop.errors import NotFound
 from labelloop.refresh import Refresh
-from labelloop.serving import TRAINED_EMBEDDINGS, artifact_prefix, embeddings_from_bytes
+from labelloop.serving import embeddings_from_bytes
 
 # How long the buffered items' embeddings are trusted for near-duplicate checks.
 BUFFERED_TTL = 60.0
@@ -44,8 +45,10 @@ class CaptureState:
 
 
 class CaptureCache:
-    def __init__(self, store, ttl: float, seed: int | None = None):
-        self._store = store
+    def __init__(self, samples, ledger, objects, ttl: float, seed: int | None = None):
+        self._samples = samples
+        self._ledger = ledger
+        self._objects = objects
         self._ttl = ttl
         self._states: dict[str, CaptureState] = {}
         # (function, model version) -> (trained embeddings, annotated samples per label)
@@ -84,9 +87,8 @@ class CaptureCache:
         """Buffered and trained-on embeddings: what a new capture must not near-duplicate."""
         entry = self._buffered.get(fid)
         if entry is None or time.monotonic() - entry[0] > BUFFERED_TTL:
-            rows = {i["id"]: np.frombuffer(i["embedding"], dtype=np.float32)
-                    for s in st.strategies
-                    for i in self._store.iter_buffer(fid, s.name, "id, embedding")}
+            rows = {v.id: v.embedding for s in st.strategies
+                    for v in self._ledger.vectors(fid, s.name)}
             entry = (time.monotonic(), rows)
             self._buffered[fid] = entry
             self._stacked.pop(fid, None)
@@ -112,7 +114,7 @@ class CaptureCache:
             takes = [t for _, t, _ in captures if t.strategy == strategy]
             used = buffers.get(strategy, BufferState()).used + sum(
                 t.replaces is None for t in takes)
-            lowest = (self._store.lowest_buffered(fid, strategy) if used >= takes[0].quota
+            lowest = (self._ledger.lowest(fid, strategy) if used >= takes[0].quota
                       else None)
             buffers[strategy] = BufferState(used, lowest)
         st.buffers = buffers
@@ -127,12 +129,12 @@ class CaptureCache:
     def _load(self, fid: str, raw_policy: dict, model) -> CaptureState:
         policy = CapturePolicy.model_validate(raw_policy)
         strategies = policy.build()
-        used = self._store.capture_counters(fid)
+        used = self._ledger.counters(fid)
         buffers = {}
         for s in strategies:
             n = used.get(s.name, 0)
             full = n >= s.quota > 0
-            buffers[s.name] = BufferState(n, self._store.lowest_buffered(fid, s.name)
+            buffers[s.name] = BufferState(n, self._ledger.lowest(fid, s.name)
                                           if full else None)
         trained, counts = self._trained_of(fid, model)
         wants_pairs = model is not None and any(s.uses_pairs and s.quota for s in strategies)
@@ -162,10 +164,8 @@ class CaptureCache:
         if not trained:
             return np.zeros((0, 0), np.float32)
         try:
-            return embeddings_from_bytes(self._store.get_artifact(
-                artifact_prefix(fid, version) + TRAINED_EMBEDDINGS))
+            return embeddings_from_bytes(self._objects.get_artifact(
+                fid, version, TRAINED_EMBEDDINGS))
         except NotFound:
-            rows = [np.frombuffer(s["embedding"], dtype=np.float32)
-                    for s in self._store.iter_samples(fid, projection="id, embedding")
-                    if s["id"] in trained]
+            rows = [v.embedding for v in self._samples.vectors(fid) if v.id in trained]
             return np.stack(rows) if rows else np.zeros((0, 0), np.float32)

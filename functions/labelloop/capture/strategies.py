@@ -4,7 +4,7 @@ A strategy looks at one invoke's prediction (`Candidate`) and returns its priori
 (higher = more worth a human's look) or None (not a candidate). It does no I/O; randomness
 comes from the injected `numpy.random.Generator`. Its quota (how many slots of the function's
 capture buffer it may hold) is configuration here and state in DynamoDB, committed atomically
-elsewhere (`labelloop.capture.decide`, `labelloop.store`).
+elsewhere (`labelloop.capture.decide`, `labelloop.data.ledger`).
 
 Adding a strategy: one class here and one entry in `STRATEGIES`; the contract tests in
 tests/test_capture_strategies.py run over every entry. The defaults (quotas 400 / 50 / 50,

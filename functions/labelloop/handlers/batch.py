@@ -22,6 +22,7 @@ from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idemp
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from labelloop.container import Deps, deps
+from labelloop.data.idempotency import persistence_layer
 from labelloop.resources import RESOURCES
 from labelloop.usecases import batch
 from labelloop.usecases.batch import BatchMessage
@@ -57,7 +58,7 @@ def _record_handler(d: Deps):
     if h is None:
         h = idempotent_function(
             _process, data_keyword_argument="record", config=config,
-            persistence_store=d.store.idempotency_layer(d.settings.idempotency_table))
+            persistence_store=persistence_layer(d.settings.idempotency_table))
         _handlers[d] = h
     return h
 

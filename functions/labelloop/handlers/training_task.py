@@ -14,7 +14,7 @@ import sys
 
 from aws_lambda_powertools import Logger
 
-from labelloop.store import TRAINING_MESSAGE_ENV
+from labelloop.data.tasks import TRAINING_MESSAGE_ENV
 
 logger = Logger(service="labelloop-training-task")
 

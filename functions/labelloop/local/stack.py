@@ -227,5 +227,5 @@ def put_client_entry(d, entry: datadir.ClientEntry) -> None:
     """A client from the data directory's clients file into the stack's table, hash as is."""
     from labelloop.domain import ClientItem
 
-    d.store.put_client(ClientItem(id=entry.client_id, secret_hash=entry.secret_hash,
-                                  created_at=entry.created_at))
+    d.clients.put(ClientItem(id=entry.client_id, secret_hash=entry.secret_hash,
+                             created_at=entry.created_at))

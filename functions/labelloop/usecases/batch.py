@@ -27,12 +27,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from labelloop.chunking import bounded_chunks
 from labelloop.container import Deps
+from labelloop.data.objects import results_part
 from labelloop.domain import BatchJobItem, InvokeItem
 from labelloop.encoder import Features
 from labelloop.errors import BadRequest, NotFound, NotReady
 from labelloop.ids import bare, full, new_bare
 from labelloop.serving import Prediction, View, predict
-from labelloop.store import BATCH_PREFIX
 from labelloop.usecases.capture import Offer, capture_many
 from labelloop.usecases.common import owned_function
 from labelloop.usecases.samples import MAX_EXTERNAL_ID, checked_text
@@ -73,14 +73,6 @@ class BatchMessage(BaseModel):
     capture: bool = True
 
 
-def results_prefix(fid: str, job_id: str) -> str:
-    return f"{BATCH_PREFIX}{fid}/{job_id}/"
-
-
-def results_key(fid: str, job_id: str, part: int) -> str:
-    return f"{results_prefix(fid, job_id)}{part:05d}.jsonl"
-
-
 # -- submit (API) ---------------------------------------------------------------------------
 
 def submit(d: Deps, client: str, function_id: str, items: list[dict],
@@ -100,15 +92,15 @@ def submit(d: Deps, client: str, function_id: str, items: list[dict],
               for n, (offset, chunk) in enumerate(parts)]
     job = BatchJobItem(function_id=fn.id, id=job_id, parts=len(bodies), total=len(items),
                        capture=capture, created_at=time.time())
-    d.store.create_job(job)
+    d.jobs.create(job)
     try:
-        d.store.send_batch_messages(d.settings.batch_queue_url, bodies)
+        d.queues.send_batch_messages(bodies)
     except Exception as err:
         # End the job as Failed rather than leave it queued forever; a part that did get
         # queued finds its marker and is not counted twice.
         for n, (_, chunk) in enumerate(parts):
-            d.store.complete_part(fn.id, job_id, n, len(parts), len(chunk), len(chunk),
-                                  time.time(), f"not queued: {type(err).__name__}: {err}")
+            d.jobs.complete_part(fn.id, job_id, n, len(parts), len(chunk), len(chunk),
+                                 time.time(), f"not queued: {type(err).__name__}: {err}")
         raise
     return job
 
@@ -125,7 +117,7 @@ def get_job(d: Deps, client: str, function_id: str, job_id: str) -> BatchJobItem
     fn = owned_function(d, client, function_id)
     if not re.match(JOB_ID, job_id):
         raise BadRequest("jobId: not a batch job id")
-    return d.store.get_job(fn.id, job_id)
+    return d.jobs.get(fn.id, job_id)
 
 
 def results(d: Deps, client: str, function_id: str, job_id: str,
@@ -134,14 +126,13 @@ def results(d: Deps, client: str, function_id: str, job_id: str,
     parts until at least RESULTS_PAGE lines. Returns the lines and the part to continue after
     (None: no more so far)."""
     job = get_job(d, client, function_id, job_id)
-    start = results_key(job.function_id, job.id, after) if after is not None else None
     lines: list[dict] = []
     last = None
-    for key in d.store.result_keys(results_prefix(job.function_id, job.id), start):
+    for key in d.objects.result_keys(job.function_id, job.id, after):
         if len(lines) >= RESULTS_PAGE:
             return lines, last
-        lines += [json.loads(x) for x in d.store.get_results(key).splitlines() if x.strip()]
-        last = int(key.rsplit("/", 1)[-1].removesuffix(".jsonl"))
+        lines += [json.loads(x) for x in d.objects.get_results(key).splitlines() if x.strip()]
+        last = results_part(key)
     return lines, None
 
 
@@ -168,7 +159,7 @@ def run_part(d: Deps, message: BatchMessage, message_id: str, sent_ms: int) -> P
     try:
         view = d.serving.live_view(fid)
     except NotFound:
-        if d.store.function_deleted(fid):
+        if d.functions.deleted(fid):
             return PartResult(message.jobId or message_id, message.part, dropped=True)
         raise
     if view.model is None:
@@ -231,10 +222,10 @@ def run_part(d: Deps, message: BatchMessage, message_id: str, sent_ms: int) -> P
                 clock.laps[k] = round(clock.laps.get(k, 0.0) + v, 6)
         clock.lap("wait_for_writer")
     body = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode()
-    d.store.put_results(results_key(fid, job_id, message.part), body)
+    d.objects.put_results(fid, job_id, message.part, body)
     failed = len(lines) - len(texts)
-    counted = d.store.complete_part(fid, job_id, message.part, message.parts, len(lines),
-                                    failed, time.time())
+    counted = d.jobs.complete_part(fid, job_id, message.part, message.parts, len(lines),
+                                   failed, time.time())
     clock.lap("results_and_job")
     return PartResult(job_id, message.part, len(lines), failed, counted, seconds=clock.laps)
 
@@ -250,7 +241,7 @@ def _slabs(n: int) -> list[tuple[int, int]]:
 def _store_records(d: Deps, records: list[InvokeItem]) -> dict[str, float]:
     """A slab's invoke records (BatchWriteItem); returns the seconds it took."""
     t0 = time.perf_counter()
-    d.store.put_invokes(records)
+    d.invokes.put_many(records)
     return {"writer_invoke_records": round(time.perf_counter() - t0, 6)}
 
 
@@ -274,12 +265,12 @@ def fail_part(d: Deps, message: BatchMessage, message_id: str, error: str) -> bo
     (Failed) instead of waiting for a part parked in the DLQ."""
     try:
         fid = bare(message.functionId, "function")
-        d.store.get_function(fid)
+        d.functions.get(fid)
     except (NotFound, BadRequest):
         return False  # no such function: no job to tell
     n = len(message.items)
-    return d.store.complete_part(fid, message.jobId or message_id, message.part,
-                                 message.parts, n, n, time.time(), error)
+    return d.jobs.complete_part(fid, message.jobId or message_id, message.part,
+                                message.parts, n, n, time.time(), error)
 
 
 def _item_id(value: Any) -> str | None:

@@ -28,7 +28,7 @@ from labelloop.capture.decide import (
 from labelloop.capture.state import CaptureState
 from labelloop.capture.strategies import STRATEGIES, Candidate
 from labelloop.container import Deps
-from labelloop.domain import SampleItem
+from labelloop.domain import SampleItem, features_of
 from labelloop.encoder import Features
 from labelloop.errors import BadRequest, Conflict
 from labelloop.ids import bare
@@ -78,7 +78,7 @@ def _capture(d: Deps, view: View, model: LiveModel, o: Offer) -> str | None:
     if near_duplicate(row, cache.known_embeddings(fid, st), st.policy.near_duplicate_cosine):
         return None
     try:
-        d.store.capture_sample(_sample(fid, model, o, take), take.quota, take.replaces)
+        d.ledger.capture(_sample(fid, model, o, take), take.quota, take.replaces)
     except Conflict:
         # Full, replaced by another container first, or the same text exists: re-read.
         cache.invalidate(fid)
@@ -142,7 +142,7 @@ def capture_many(d: Deps, view: View, model: LiveModel, offers: list[Offer]
     if taken:
         samples = [(_sample(fid, model, offers[n], t), t) for n, t in taken]
         try:
-            d.store.capture_samples(samples)
+            d.ledger.capture_many(samples)
         except Conflict:
             cache.invalidate(fid)
             rest = [n for n, _ in taken] + list(range(stop, len(offers)))
@@ -176,20 +176,17 @@ def _sample(fid: str, model: LiveModel, o: Offer, take: Take) -> SampleItem:
 def rescore(d: Deps, fid: str, model: LiveModel, labels: dict) -> int:
     """After a retrain: every buffered item's priority under the new model, so that the
     uncertainty buffer holds what is uncertain now. Returns how many were re-scored."""
-    fn = d.store.get_function(fid)
+    fn = d.functions.get(fid)
     policy = CapturePolicy.model_validate(fn.capture)
     st = d.captures.state(fid, fn.capture, model)
     decisions = d.serving.decisions(fid, fn.thresholds, model, labels)
     n = 0
     for s in policy.build():
-        items = [SampleItem.model_validate(i) for i in d.store.iter_buffer(fid, s.name)]
+        items = list(d.ledger.items(fid, s.name))
         if not items:
             continue
-        feats = Features(np.stack([np.frombuffer(i.embedding, dtype=np.float32)
-                                   for i in items]),
-                         [np.frombuffer(i.tokens, dtype=np.int32) for i in items])
-        for item, p in zip(items, predict(model, labels, feats), strict=True):
-            d.store.rescore(item, s.rescore(_candidate(p, st, decisions), item.priority or 0.0))
+        for item, p in zip(items, predict(model, labels, features_of(items)), strict=True):
+            d.ledger.rescore(item, s.rescore(_candidate(p, st, decisions), item.priority or 0.0))
             n += 1
     d.captures.invalidate(fid)
     return n
@@ -204,7 +201,7 @@ def review_queue(d: Deps, client: str, function_id: str, strategy: str | None,
     if strategy is not None and strategy not in STRATEGIES:
         raise BadRequest(f"strategy: unknown {strategy!r} (known: {', '.join(STRATEGIES)})")
     names = [strategy] if strategy else list(STRATEGIES)
-    items = [i for name in names for i in d.store.page_buffer(fn.id, name, limit)]
+    items = [i for name in names for i in d.ledger.page(fn.id, name, limit)]
     return sorted(items, key=lambda i: -(i.priority or 0.0))[:limit]
 
 
@@ -212,10 +209,10 @@ def dismiss(d: Deps, client: str, function_id: str, sample_id: str) -> None:
     """Drop a buffered item without annotating it: its slot is freed, and the same text is
     not captured again."""
     fn = owned_function(d, client, function_id)
-    sample = d.store.get_sample(fn.id, bare(sample_id, "sample"))
+    sample = d.samples.get(fn.id, bare(sample_id, "sample"))
     if sample.buffer is None:
         raise Conflict(f"sample {sample_id!r} is not in the capture buffer")
-    d.store.delete_sample(sample, keep_claim=True)
+    d.samples.delete(sample, keep_claim=True)
     d.captures.invalidate(fn.id)
 
 
@@ -232,7 +229,7 @@ def get_policy(d: Deps, client: str, function_id: str) -> tuple[CapturePolicy,
                                                                 list[BufferUsage]]:
     fn = owned_function(d, client, function_id)
     policy = CapturePolicy.model_validate(fn.capture)
-    used = d.store.capture_counters(fn.id)
+    used = d.ledger.counters(fn.id)
     return policy, [BufferUsage(s.name, used.get(s.name, 0), s.model_dump())
                     for s in policy.build()]
 
@@ -250,7 +247,7 @@ def set_policy(d: Deps, client: str, function_id: str, strategies: dict[str, dic
             else near_duplicate_cosine))
     except ValidationError as err:
         raise BadRequest("; ".join(_problem(e) for e in err.errors())) from err
-    d.store.update_function(fn.id, capture=policy.model_dump())
+    d.functions.update(fn.id, capture=policy.model_dump())
     d.serving.invalidate(fn.id)
     d.captures.invalidate(fn.id)
     return policy
@@ -277,13 +274,11 @@ def live_accuracy(d: Deps, client: str, function_id: str) -> list[LiveAccuracy]:
     """Per model version, from annotated random captures: an unbiased sample of its invokes."""
     fn = owned_function(d, client, function_id)
     tally: dict[int, list[int]] = defaultdict(lambda: [0, 0])
-    for s in d.store.iter_samples(fn.id, projection="capture_reason, annotation, "
-                                                    "predicted_label_id, model_version"):
-        if s.get("capture_reason") == "random" and s.get("annotation") and s.get(
-                "model_version") is not None:
-            t = tally[int(s["model_version"])]
+    for s in d.samples.facts(fn.id):
+        if s.capture_reason == "random" and s.annotation and s.model_version is not None:
+            t = tally[s.model_version]
             t[0] += 1
-            t[1] += s["annotation"] == s.get("predicted_label_id")
+            t[1] += s.annotation == s.predicted_label_id
     out = []
     for v in sorted(tally):
         n, c = tally[v]

@@ -36,7 +36,7 @@ def prefixed_conflict(key: str, kind: str):
 
 def owned_function(d: Deps, client: str, function_id: str) -> FunctionItem:
     """The function, if this client owns it. Another client's function reads as missing."""
-    fn = d.store.find_function(bare(function_id, "function"))
+    fn = d.functions.find(bare(function_id, "function"))
     if fn is None or fn.client != client:
         raise function_not_found(function_id)
     return fn
@@ -60,7 +60,7 @@ def request_training(d: Deps, fid: str, reason: str, force: bool = False) -> Non
     of changes (an import of thousands of samples) trains once, after the burst."""
     now = time.time()
     stale = now - max(10 * d.settings.train_debounce_seconds, 300)
-    if d.store.request_training(fid, now, stale) or force:
+    if d.functions.request_training(fid, now, stale) or force:
         body = TrainingMessage(functionId=fid, reason=reason, force=force)
-        d.store.send_training_message(body.model_dump(),
-                                      0 if force else d.settings.train_debounce_seconds)
+        d.queues.send_training_message(body.model_dump(),
+                                       0 if force else d.settings.train_debounce_seconds)

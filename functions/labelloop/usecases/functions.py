@@ -36,12 +36,12 @@ def create_function(d: Deps, client: str, name: str | None, input: str, output: 
         output=output, encoder=encoder, created_at=time.time(),
         store_invokes=True if store_invokes is None else store_invokes,
         invoke_retention_days=invoke_retention_days or d.settings.default_invoke_retention_days)
-    d.store.put_function(fn)
+    d.functions.put(fn)
     return fn
 
 
 def list_functions(d: Deps, client: str) -> list[FunctionItem]:
-    return sorted(d.store.list_functions(client), key=lambda f: f.id)
+    return sorted(d.functions.list(client), key=lambda f: f.id)
 
 
 def update_function(d: Deps, client: str, function_id: str, **changes) -> FunctionItem:
@@ -54,14 +54,16 @@ def update_function(d: Deps, client: str, function_id: str, **changes) -> Functi
     if "name" in changes:
         changes["name"] = changes["name"].strip() or fn.name
     if changes:
-        d.store.update_function(fn.id, **changes)
+        d.functions.update(fn.id, **changes)
         d.serving.invalidate(fn.id)
     return fn.model_copy(update=changes)
 
 
 def delete_function(d: Deps, client: str, function_id: str) -> None:
     fn = owned_function(d, client, function_id)
-    d.store.delete_function(fn.id)
+    d.functions.delete(fn.id)
+    d.objects.delete_function(fn.id)
+    d.functions.bury(fn.id)
     d.serving.invalidate(fn.id)
 
 
@@ -77,12 +79,12 @@ def metrics(d: Deps, client: str, function_id: str) -> dict:
     predicted by the live model (true of every stored sample once a trained model is live,
     since predictions come from the stored embeddings)."""
     fn = owned_function(d, client, function_id)
-    labels = {lb.id for lb in d.store.list_labels(fn.id)}
+    labels = {lb.id for lb in d.labels.list(fn.id)}
     model = d.serving.model(fn.id, fn.live) if fn.live else None  # fresh, not the 2 s view
     total, counts = 0, {}
-    for s in d.store.iter_samples(fn.id, projection="annotation"):
+    for s in d.samples.facts(fn.id):
         total += 1
-        lid = s.get("annotation")
+        lid = s.annotation
         if lid in labels:
             counts[lid] = counts.get(lid, 0) + 1
     trained = model is not None and not model.head.zero_shot

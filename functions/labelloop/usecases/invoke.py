@@ -68,7 +68,7 @@ def invoke(d: Deps, client: str, function_id: str, data, external_id: str | None
     best, sid = predictions[0], new_bare()
     if view.function.store_invokes:
         now = time.time()
-        later(d.store.put_invoke, InvokeItem(
+        later(d.invokes.put, InvokeItem(
             function_id=fid, sample_id=sid, data=text, external_id=external_id,
             model_version=model.version, label_id=best.label_id, confidence=best.confidence,
             margin=best.margin, created_at=now,
@@ -89,5 +89,5 @@ def recent_invokes(d: Deps, client: str, function_id: str, limit: int, after: st
     fn = owned_function(d, client, function_id)
     if not 1 <= limit <= MAX_PAGE:
         raise BadRequest(f"batchSize: between 1 and {MAX_PAGE}")
-    return d.store.page_invokes(fn.id, limit, bare(after, "sample", "after") if after else None,
-                                time.time())
+    return d.invokes.page(fn.id, limit, bare(after, "sample", "after") if after else None,
+                          time.time())

@@ -43,7 +43,7 @@ def create_label(d: Deps, client: str, function_id: str, name: str | None,
                          description=description, metadata=metadata or None,
                          created_at=time.time())
     with prefixed_conflict("existingLabelId", "label"):
-        d.store.create_label(label)
+        d.labels.create(label)
     request_training(d, fn.id, "labels changed")
     d.serving.invalidate(fn.id)
     return label
@@ -51,26 +51,26 @@ def create_label(d: Deps, client: str, function_id: str, name: str | None,
 
 def list_labels(d: Deps, client: str, function_id: str) -> list[LabelItem]:
     fn = owned_function(d, client, function_id)
-    return sorted(d.store.list_labels(fn.id), key=lambda lb: lb.id)
+    return sorted(d.labels.list(fn.id), key=lambda lb: lb.id)
 
 
 def get_label(d: Deps, client: str, function_id: str, label_id: str) -> LabelItem:
     fn = owned_function(d, client, function_id)
-    return d.store.get_label(fn.id, bare(label_id, "label"))
+    return d.labels.get(fn.id, bare(label_id, "label"))
 
 
 def update_label(d: Deps, client: str, function_id: str, label_id: str, name: str | None,
                  description: str | None = None,
                  metadata: dict[str, str] | None = None) -> LabelItem:
     fn = owned_function(d, client, function_id)
-    old = d.store.get_label(fn.id, bare(label_id, "label"))
+    old = d.labels.get(fn.id, bare(label_id, "label"))
     name, description = _validated(name, description)
     if (name, description) == (old.name, old.description):
         new = old.model_copy(update={"metadata": metadata or None})
     else:
         new = _with_priors(d, fn, id=old.id, function_id=fn.id, name=name, description=description,
                            metadata=metadata or None, created_at=old.created_at)
-    d.store.replace_label(old, new)
+    d.labels.replace(old, new)
     if (name, description) != (old.name, old.description):
         request_training(d, fn.id, "label renamed or described")  # priors changed
     d.serving.invalidate(fn.id)
@@ -81,10 +81,10 @@ def delete_label(d: Deps, client: str, function_id: str, label_id: str) -> None:
     """Deletes the label and clears the annotations that name it; predictions that named it
     renormalise over the remaining labels until the retrain it queues is live."""
     fn = owned_function(d, client, function_id)
-    label = d.store.get_label(fn.id, bare(label_id, "label"))
-    d.store.delete_label(label)
-    for s in d.store.iter_samples(fn.id, projection="id, annotation"):
-        if s.get("annotation") == label.id:
-            d.store.set_annotation(fn.id, s["id"], None, only_if_label=label.id)
+    label = d.labels.get(fn.id, bare(label_id, "label"))
+    d.labels.delete(label)
+    for s in d.samples.facts(fn.id):
+        if s.annotation == label.id:
+            d.samples.set_annotation(fn.id, s.id, None, only_if_label=label.id)
     request_training(d, fn.id, "label deleted")
     d.serving.invalidate(fn.id)

@@ -13,27 +13,27 @@ from labelloop.usecases.thresholds import record_thresholds
 def list_versions(d: Deps, client: str, function_id: str) -> tuple[list[ModelVersionItem],
                                                                    int | None]:
     fn = owned_function(d, client, function_id)
-    return d.store.list_model_versions(fn.id), fn.live
+    return d.model_versions.list(fn.id), fn.live
 
 
 def get_version(d: Deps, client: str, function_id: str, version: int) -> ModelVersionItem:
     fn = owned_function(d, client, function_id)
-    return d.store.get_model_version(fn.id, version)
+    return d.model_versions.get(fn.id, version)
 
 
 def version_quality(d: Deps, fn: FunctionItem, version: int
                     ) -> tuple[Quality | None, dict[str, LabelItem]]:
     """A version's measured quality (None for zero-shot versions) and the labels now."""
-    labels = {lb.id: lb for lb in d.store.list_labels(fn.id, consistent=False)}
+    labels = {lb.id: lb for lb in d.labels.list(fn.id, consistent=False)}
     return d.serving.model(fn.id, version).quality, labels
 
 
 def promote(d: Deps, client: str, function_id: str, version: int) -> int:
     fn = owned_function(d, client, function_id)
-    d.store.get_model_version(fn.id, version)  # NotFound if it does not exist
+    d.model_versions.get(fn.id, version)  # NotFound if it does not exist
     if fn.live != version:
-        d.store.set_live(fn.id, version, fn.live, [*fn.live_history, version])
-        d.store.mark_promoted(fn.id, version, "promoted by hand", True)
+        d.functions.set_live(fn.id, version, fn.live, [*fn.live_history, version])
+        d.model_versions.mark_promoted(fn.id, version, "promoted by hand", True)
         _record(d, fn.id, version, fn.live)
     d.serving.invalidate(fn.id)
     return version
@@ -45,7 +45,7 @@ def rollback(d: Deps, client: str, function_id: str) -> int:
     if len(fn.live_history) < 2:
         raise Conflict("no earlier live version to roll back to")
     previous = fn.live_history[-2]
-    d.store.set_live(fn.id, previous, fn.live, fn.live_history[:-1])
+    d.functions.set_live(fn.id, previous, fn.live, fn.live_history[:-1])
     _record(d, fn.id, previous, fn.live)
     d.serving.invalidate(fn.id)
     return previous

@@ -54,7 +54,7 @@ def _resolve_label(d: Deps, fn: FunctionItem, ref: LabelRef, field: str) -> str:
         return _find_label(d.serving.view(fn.id).labels.values(), ref, field)
     except BadRequest:
         d.serving.invalidate(fn.id)
-        return _find_label(d.store.list_labels(fn.id), ref, field)  # consistent read
+        return _find_label(d.labels.list(fn.id), ref, field)  # consistent read
 
 
 def _find_label(labels, ref: LabelRef, field: str) -> str:
@@ -94,7 +94,7 @@ def create_sample(d: Deps, client: str, function_id: str, data, external_id: str
     features = d.encoders[fn.encoder].featurize_one(text)
     sample = _new_sample(fn, new_bare(), text, features, external_id, label_id, "API")
     with prefixed_conflict("existingSampleId", "sample"):
-        d.store.create_sample(sample)
+        d.samples.create(sample)
     if label_id:
         request_training(d, fn.id, "samples annotated")
     view = d.serving.view(fn.id)
@@ -103,7 +103,7 @@ def create_sample(d: Deps, client: str, function_id: str, data, external_id: str
 
 def get_sample(d: Deps, client: str, function_id: str, sample_id: str) -> SampleView:
     fn = owned_function(d, client, function_id)
-    sample = d.store.get_sample(fn.id, bare(sample_id, "sample"))
+    sample = d.samples.get(fn.id, bare(sample_id, "sample"))
     return SampleView(sample, d.serving.view(fn.id).sample_prediction(sample))
 
 
@@ -114,16 +114,16 @@ def list_samples(d: Deps, client: str, function_id: str, batch_size: int, descen
     if not 1 <= batch_size <= MAX_PAGE:
         raise BadRequest(f"batchSize: between 1 and {MAX_PAGE}")
     after_id = bare(after, "sample", "after") if after else None
-    samples, next_after = d.store.page_samples(fn.id, batch_size, descending, after_id,
-                                               external_id, origin)
+    samples, next_after = d.samples.page(fn.id, batch_size, descending, after_id,
+                                         external_id, origin)
     view = d.serving.view(fn.id)
     return [SampleView(s, view.sample_prediction(s)) for s in samples], next_after
 
 
 def delete_sample(d: Deps, client: str, function_id: str, sample_id: str) -> None:
     fn = owned_function(d, client, function_id)
-    sample = d.store.get_sample(fn.id, bare(sample_id, "sample"))
-    d.store.delete_sample(sample)
+    sample = d.samples.get(fn.id, bare(sample_id, "sample"))
+    d.samples.delete(sample)
     if sample.buffer is not None:
         d.captures.invalidate(fn.id)
     if sample.annotation:
@@ -148,14 +148,14 @@ def annotate(d: Deps, client: str, function_id: str, sample_id: str,
 def _annotate_stored(d: Deps, fid: str, sid: str, label_id: str) -> SampleItem:
     """Annotate a stored sample; a captured one leaves the buffer and frees its slot in the
     same write. A reviewer racing another (both saw it buffered) retries as a plain edit."""
-    sample = d.store.get_sample(fid, sid)
+    sample = d.samples.get(fid, sid)
     try:
-        d.store.set_annotation(fid, sid, label_id, buffer=sample.buffer)
+        d.samples.set_annotation(fid, sid, label_id, buffer=sample.buffer)
     except Conflict:
-        d.store.set_annotation(fid, sid, label_id)
+        d.samples.set_annotation(fid, sid, label_id)
     if sample.buffer is not None:
         d.captures.invalidate(fid)
-    return d.store.get_sample(fid, sid)
+    return d.samples.get(fid, sid)
 
 
 def _sample_from_invoke(d: Deps, fn: FunctionItem, sid: str, label_id: str) -> SampleItem:
@@ -168,7 +168,7 @@ def _sample_from_invoke(d: Deps, fn: FunctionItem, sid: str, label_id: str) -> S
         "model_version": record.model_version, "predicted_label_id": record.label_id,
         "predicted_confidence": record.confidence, "predicted_margin": record.margin})
     try:
-        d.store.create_sample(sample)
+        d.samples.create(sample)
     except Conflict as err:
         # The same text is already a sample: annotate that one instead.
         existing = err.extra.get("existingSampleId")
@@ -185,7 +185,7 @@ def _invoke_record(d: Deps, fn: FunctionItem, sid: str) -> InvokeItem | None:
     fresh = fn.store_invokes and made is not None and (
         0 <= time.time() - made <= INVOKE_RECORD_GRACE_SECONDS)
     while True:
-        record = d.store.get_invoke(fn.id, sid, time.time())
+        record = d.invokes.get(fn.id, sid, time.time())
         if record is not None or not fresh or time.time() > made + INVOKE_RECORD_GRACE_SECONDS:
             return record
         time.sleep(0.05)
@@ -195,17 +195,17 @@ def clear_annotation(d: Deps, client: str, function_id: str, sample_id: str) -> 
     """A captured sample goes back to the review queue (its strategy's buffer, at its old
     priority) while that strategy has a free slot: clearing is how a reviewer undoes."""
     fn = owned_function(d, client, function_id)
-    sample = d.store.get_sample(fn.id, bare(sample_id, "sample"))
+    sample = d.samples.get(fn.id, bare(sample_id, "sample"))
     returned = False
     if sample.capture_reason and sample.buffer is None and sample.annotation:
         quotas = {s.name: s.quota for s in CapturePolicy.model_validate(fn.capture).build()}
         if sample.capture_reason in quotas:
             try:
-                d.store.return_to_buffer(sample, quotas[sample.capture_reason])
+                d.ledger.return_to_buffer(sample, quotas[sample.capture_reason])
                 returned = True
                 d.captures.invalidate(fn.id)
             except Conflict:
                 pass  # full (or changed meanwhile): it stays an unannotated sample
     if not returned:
-        d.store.set_annotation(fn.id, sample.id, None)
+        d.samples.set_annotation(fn.id, sample.id, None)
     request_training(d, fn.id, "annotation removed")

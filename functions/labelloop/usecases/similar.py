@@ -9,6 +9,7 @@ import numpy as np
 
 from labelloop.capture.strategies import STRATEGIES
 from labelloop.container import Deps
+from labelloop.domain import SampleVector
 from labelloop.errors import BadRequest
 from labelloop.ids import bare
 from labelloop.usecases.common import owned_function
@@ -24,24 +25,23 @@ def similar_samples(d: Deps, client: str, function_id: str, sample_id: str, limi
     fn = owned_function(d, client, function_id)
     if not 1 <= limit <= min(MAX_SIMILAR, MAX_PAGE):
         raise BadRequest(f"batchSize: between 1 and {MAX_SIMILAR}")
-    target = d.store.get_sample(fn.id, bare(sample_id, "sample"))
-    rows: Iterable[dict]
+    target = d.samples.get(fn.id, bare(sample_id, "sample"))
+    rows: Iterable[SampleVector]
     if in_review_queue:
-        rows = (r for name in STRATEGIES
-                for r in d.store.iter_buffer(fn.id, name, "id, embedding"))
+        rows = (r for name in STRATEGIES for r in d.ledger.vectors(fn.id, name))
     else:
-        rows = d.store.iter_samples(fn.id, "id, embedding")
+        rows = d.samples.vectors(fn.id)
     ids, vectors = [], []
     for row in rows:
-        if row["id"] != target.id:
-            ids.append(row["id"])
-            vectors.append(np.frombuffer(row["embedding"], dtype=np.float32))
+        if row.id != target.id:
+            ids.append(row.id)
+            vectors.append(row.embedding)
     if not ids:
         return []
-    scores = np.stack(vectors) @ np.frombuffer(target.embedding, dtype=np.float32)
+    scores = np.stack(vectors) @ target.features().embeddings[0]
     top = np.argsort(-scores, kind="stable")[:limit]
     view = d.serving.view(fn.id)
     score = {ids[i]: float(scores[i]) for i in top}
     # One read for all of them; any dismissed or deleted since the query is left out.
     return [(SampleView(s, view.sample_prediction(s)), score[s.id])
-            for s in d.store.get_samples(fn.id, list(score))]
+            for s in d.samples.get_many(fn.id, list(score))]

@@ -59,9 +59,9 @@ def report(d: Deps, client: str, function_id: str, target: float | None,
     if version is None:
         raise NotReady("this function has no model yet: add labels and annotated samples "
                        "(training starts by itself)")
-    d.store.get_model_version(fn.id, version)  # NotFound names the version, not its files
+    d.model_versions.get(fn.id, version)  # NotFound names the version, not its files
     model = d.serving.model(fn.id, version)
-    labels = {lb.id: lb for lb in d.store.list_labels(fn.id, consistent=False)}
+    labels = {lb.id: lb for lb in d.labels.list(fn.id, consistent=False)}
     q = model.quality
     ids = list(q.labels) if q else sorted(model.head.classes)
     ids += sorted(set(labels) - set(ids))
@@ -83,7 +83,7 @@ def set_policy(d: Deps, client: str, function_id: str, policy: ThresholdPolicy
                ) -> FunctionItem:
     """Store the policy, its perLabel keys (label names or ids) turned into bare ids."""
     fn = owned_function(d, client, function_id)
-    labels = {lb.id: lb for lb in d.store.list_labels(fn.id)}
+    labels = {lb.id: lb for lb in d.labels.list(fn.id)}
     per_label = {}
     for key, rules in policy.perLabel.items():
         lid = _label_id(labels, key, f"perLabel.{key}")
@@ -94,7 +94,7 @@ def set_policy(d: Deps, client: str, function_id: str, policy: ThresholdPolicy
     for lid in ["", *per_label]:
         _review_not_above_accept(policy, lid, f"perLabel.{labels[lid].name}." if lid else "")
     stored = policy.model_dump(exclude_none=True)
-    d.store.update_function(fn.id, thresholds=stored)
+    d.functions.update(fn.id, thresholds=stored)
     d.serving.invalidate(fn.id)
     return fn.model_copy(update={"thresholds": stored})
 
@@ -109,7 +109,7 @@ def _review_not_above_accept(policy: ThresholdPolicy, lid: str, field: str) -> N
 
 def clear_policy(d: Deps, client: str, function_id: str) -> None:
     fn = owned_function(d, client, function_id)
-    d.store.update_function(fn.id, thresholds=None)
+    d.functions.update(fn.id, thresholds=None)
     d.serving.invalidate(fn.id)
 
 
@@ -128,15 +128,15 @@ def _label_id(labels: dict[str, LabelItem], key: str, field: str) -> str:
 def record_thresholds(d: Deps, fid: str, model: LiveModel, previous: LiveModel | None) -> None:
     """On the version that just went live: the thresholds the function's policy gives it, and
     what the version before had (the policy is re-solved at every promotion)."""
-    fn = d.store.get_function(fid)
+    fn = d.functions.get(fid)
     if not fn.thresholds:
         return
     policy = ThresholdPolicy.model_validate(fn.thresholds)
-    ids = sorted(lb.id for lb in d.store.list_labels(fid))
+    ids = sorted(lb.id for lb in d.labels.list(fid))
     now = resolve(policy, model.quality, ids, model.version)
     was = (resolve(policy, previous.quality, ids, previous.version)
            if previous is not None else None)
-    d.store.record_thresholds(fid, model.version, {
+    d.model_versions.record_thresholds(fid, model.version, {
         "policy": fn.thresholds,
         "previousVersion": previous.version if previous is not None else None,
         "labels": {lid: {"accept": a.accept, "review": a.review, "source": a.source,

@@ -21,20 +21,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from labelloop.container import Deps
+from labelloop.data.objects import HEAD, META, QUALITY, TRAINED_EMBEDDINGS, artifact_key
+from labelloop.data.tasks import TrainingTask
 from labelloop.domain import FunctionItem, ModelVersionItem
 from labelloop.encoder import Features
 from labelloop.errors import Busy, Conflict, NotFound
 from labelloop.model import LabelSpec, TrainedModel, build_model
 from labelloop.quality import Quality
-from labelloop.serving import (
-    TRAINED_EMBEDDINGS,
-    LiveModel,
-    ModelMeta,
-    artifact_prefix,
-    embeddings_to_bytes,
-    predict,
-)
-from labelloop.store import TrainingTask
+from labelloop.serving import LiveModel, ModelMeta, embeddings_to_bytes, predict
 from labelloop.usecases.capture import CAPTURE_ORIGIN, rescore
 from labelloop.usecases.common import TrainingMessage
 from labelloop.usecases.thresholds import record_thresholds
@@ -65,27 +59,27 @@ def dispatch(d: Deps, message: TrainingMessage) -> RunResult:
     """Run here, or hand the run to the Fargate training task when the stage has one and the
     function is large (a Lambda's memory and 15 minutes would not do)."""
     s = d.settings
-    if s.training_task_definition and d.store.count_samples(
+    if s.training_task_definition and d.samples.count(
             message.functionId, s.fargate_min_samples) >= s.fargate_min_samples:
         task = TrainingTask(cluster=s.training_cluster, task_definition=s.training_task_definition,
                             container=s.training_container,
                             subnets=[x for x in s.training_subnets.split(",") if x],
                             security_group=s.training_security_group)
-        return RunResult(None, None, d.store.start_training_task(task, message.model_dump_json()))
+        return RunResult(None, None, d.tasks.start(task, message.model_dump_json()))
     return run(d, message)
 
 
 def run(d: Deps, message: TrainingMessage) -> RunResult:
     now = time.time()
     try:
-        fn = d.store.begin_training(message.functionId, now,
-                                    now - d.settings.training_stale_seconds)
+        fn = d.functions.begin_training(message.functionId, now,
+                                        now - d.settings.training_stale_seconds)
     except NotFound:
         return RunResult(None, None)  # deleted since: nothing to train
     except Busy:
         # One run per function at a time (queues deliver in parallel): this request waits
         # for the running one, and still finds its changes pending then.
-        d.store.send_training_message(message.model_dump(), BUSY_RETRY_SECONDS)
+        d.queues.send_training_message(message.model_dump(), BUSY_RETRY_SECONDS)
         return RunResult(None, None)
     if fn is None:
         return RunResult(None, None)  # a duplicate delivery: its request was taken already
@@ -93,28 +87,28 @@ def run(d: Deps, message: TrainingMessage) -> RunResult:
     try:
         result = _train(d, fn, message)
     except Exception as err:
-        d.store.end_training(fn.id, started, error=f"{type(err).__name__}: {err}")
+        d.functions.end_training(fn.id, started, error=f"{type(err).__name__}: {err}")
         raise
-    d.store.end_training(fn.id, started)
+    d.functions.end_training(fn.id, started)
     d.serving.invalidate(fn.id)  # in-process tests and scripts share this container's cache
     return result
 
 
 def _train(d: Deps, fn: FunctionItem, message: TrainingMessage) -> RunResult:
-    labels = d.store.list_labels(fn.id)
+    labels = d.labels.list(fn.id)
     if not labels:
         return RunResult(None, None)
     label_ids = {lb.id for lb in labels}
     ids, annotations, emb, tokens, random, picked = [], [], [], [], [], []
-    for s in d.store.iter_samples(fn.id, projection="id, annotation, embedding, tokens, "
-                                                    "origin, capture_reason"):
-        if s.get("annotation") in label_ids:
-            ids.append(s["id"])
-            annotations.append(s["annotation"])
-            emb.append(np.frombuffer(s["embedding"], dtype=np.float32))
-            tokens.append(np.frombuffer(s["tokens"], dtype=np.int32))
-            random.append(s.get("capture_reason") == "random")
-            picked.append(is_picked(s.get("origin"), s.get("capture_reason")))
+    for row in d.samples.training_rows(fn.id):
+        s = row.facts
+        if s.annotation in label_ids:
+            ids.append(s.id)
+            annotations.append(s.annotation)
+            emb.append(row.embedding)
+            tokens.append(row.tokens)
+            random.append(s.capture_reason == "random")
+            picked.append(is_picked(s.origin, s.capture_reason))
     features = Features(np.stack(emb) if emb else np.zeros((0, 1), np.float32), tokens)
 
     started = time.perf_counter()
@@ -126,33 +120,33 @@ def _train(d: Deps, fn: FunctionItem, message: TrainingMessage) -> RunResult:
     model = build_model(None, specs, features, annotations, fresh=fresh)
     took = time.perf_counter() - started
 
-    version = d.store.next_model_version(fn.id)
+    version = d.functions.next_model_version(fn.id)
     meta = ModelMeta(version=version, label_ids=sorted(label_ids), zero_shot=model.zero_shot,
                      trained=dict(zip(ids, annotations, strict=True)), cv=_cv(model, ids))
-    prefix = artifact_prefix(fn.id, version)
-    d.store.put_artifact(prefix + "head.npz", model.head.to_bytes())
-    d.store.put_artifact(prefix + "model.json", meta.to_json())
+    d.objects.put_artifact(fn.id, version, HEAD, model.head.to_bytes())
+    d.objects.put_artifact(fn.id, version, META, meta.to_json())
     if ids:
-        d.store.put_artifact(prefix + TRAINED_EMBEDDINGS,
-                             embeddings_to_bytes(features.embeddings))
+        d.objects.put_artifact(fn.id, version, TRAINED_EMBEDDINGS,
+                               embeddings_to_bytes(features.embeddings))
     if not model.zero_shot:
         quality = Quality.measure(model.head.classes, annotations, model.cv_predictions,
                                   model.cv_confidences, random, picked, ece=model.cv_ece)
-        d.store.put_artifact(prefix + "quality.json", quality.to_json())
+        d.objects.put_artifact(fn.id, version, QUALITY, quality.to_json())
     decision = decide(model, meta, features, live, message.force)
-    d.store.put_model_version(ModelVersionItem(
-        function_id=fn.id, version=version, created_at=time.time(), artifact_key=prefix,
+    d.model_versions.put(ModelVersionItem(
+        function_id=fn.id, version=version, created_at=time.time(),
+        artifact_key=artifact_key(fn.id, version, ""),
         zero_shot=model.zero_shot, label_ids=meta.label_ids, sample_count=len(ids),
         cv_accuracy=model.cv_accuracy, cv_ece=model.cv_ece, n_folds=model.n_folds,
         train_seconds=round(took, 3), reason=message.reason, promoted=False,
         decision=decision.reason))
     if decision.promote:
         try:
-            d.store.set_live(fn.id, version, fn.live, [*fn.live_history, version])
+            d.functions.set_live(fn.id, version, fn.live, [*fn.live_history, version])
         except Conflict:
             # Moved by hand meanwhile: the user's choice stands; this run is recorded only.
             return RunResult(version, Decision(False, "live moved by hand during training"))
-        d.store.mark_promoted(fn.id, version, decision.reason, True)
+        d.model_versions.mark_promoted(fn.id, version, decision.reason, True)
         promoted = d.serving.model(fn.id, version)
         record_thresholds(d, fn.id, promoted, live)
         rescore(d, fn.id, promoted, {lb.id: lb for lb in labels})

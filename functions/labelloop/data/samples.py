@@ -1,0 +1,198 @@
+"""Sample items (annotated or not, captured or not), each with a data-hash claim that keeps
+one sample per distinct text; reads of a whole function come back as typed projections."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import numpy as np
+from boto3.dynamodb.conditions import Attr, Key
+from botocore.exceptions import ClientError
+
+from labelloop.data import keys, slots
+from labelloop.data.codec import Tables, failed_condition, fill_page, put_op, query, strip, to_ddb
+from labelloop.domain import SampleFacts, SampleItem, SampleVector, TrainingRow
+from labelloop.errors import Conflict, NotFound
+
+FACTS = "id, annotation, origin, capture_reason, predicted_label_id, model_version"
+
+
+def sample_item(sample: SampleItem) -> dict:
+    """The stored item, with its index keys (external id; capture buffer slot)."""
+    item = {"pk": keys.fn(sample.function_id), "sk": f"SAMPLE#{sample.id}",
+            **sample.model_dump()}
+    if sample.external_id:
+        item |= {"gsi1pk": f"EXT#{sample.function_id}#{sample.external_id}",
+                 "gsi1sk": sample.id}
+    if sample.buffer:
+        item |= {"gsi2pk": keys.buf(sample.function_id, sample.buffer),
+                 "gsi2sk": keys.priority_key(sample.priority, sample.id)}
+    return item
+
+
+def facts(row: dict) -> SampleFacts:
+    return SampleFacts(row["id"], row.get("annotation"), row.get("origin"),
+                       row.get("capture_reason"), row.get("predicted_label_id"),
+                       row.get("model_version"))
+
+
+def vector(row: dict) -> SampleVector:
+    return SampleVector(row["id"], np.frombuffer(row["embedding"], dtype=np.float32))
+
+
+class Samples:
+    def __init__(self, tables: Tables):
+        self._tables = tables
+        self._t = tables.main
+
+    def create(self, sample: SampleItem) -> None:
+        """The sample and its data-hash claim in one transaction: identical data posted twice,
+        even at once, ends as one sample; the loser gets a Conflict naming the winner."""
+        hash_key = {"pk": keys.fn(sample.function_id), "sk": f"HASH#{sample.data_hash}"}
+        try:
+            self._tables.transact([
+                # A claim left by a dismissed capture only stops captures, not samples.
+                put_op(self._t, {**hash_key, "sample_id": sample.id},
+                       condition="attribute_not_exists(pk) OR dismissed = :t",
+                       values={":t": True}),
+                put_op(self._t, sample_item(sample))])
+        except ClientError as err:
+            if not failed_condition(err):
+                raise
+            existing = self._t.get_item(Key=hash_key, ConsistentRead=True).get("Item")
+            raise Conflict("a sample with the same data exists",
+                           existingSampleId=existing.get("sample_id") if existing else None
+                           ) from err
+
+    def get(self, fid: str, sid: str) -> SampleItem:
+        return self._tables.get_one(keys.fn(fid), f"SAMPLE#{sid}", SampleItem,
+                                    f"sample {sid!r}")
+
+    def get_many(self, fid: str, sids: list[str]) -> list[SampleItem]:
+        """Many samples in one BatchGetItem (at most 100), in the order asked; ones that no
+        longer exist are left out."""
+        wanted = [{"pk": keys.fn(fid), "sk": f"SAMPLE#{sid}"} for sid in dict.fromkeys(sids)]
+        if len(wanted) > 100:
+            raise ValueError("at most 100 samples per call")
+        found: dict[str, SampleItem] = {}
+        request = {self._t.name: {"Keys": wanted, "ConsistentRead": True}} if wanted else {}
+        while request:
+            resp = self._tables.resource.batch_get_item(RequestItems=request)
+            for item in resp.get("Responses", {}).get(self._t.name, []):
+                sample = SampleItem.model_validate(strip(item))
+                found[sample.id] = sample
+            request = resp.get("UnprocessedKeys") or {}
+        return [found[sid] for sid in sids if sid in found]
+
+    def page(self, fid: str, limit: int, descending: bool, after: str | None,
+             external_id: str | None = None, origin: str | None = None
+             ) -> tuple[list[SampleItem], str | None]:
+        """One page in creation order; returns the samples and the id to continue after.
+        With `origin`, only samples of that origin (read on until the page is full)."""
+        if external_id is not None:
+            kwargs = {"IndexName": "gsi1",
+                      "KeyConditionExpression": Key("gsi1pk").eq(f"EXT#{fid}#{external_id}")}
+            if after:
+                kwargs["ExclusiveStartKey"] = {"pk": keys.fn(fid), "sk": f"SAMPLE#{after}",
+                                               "gsi1pk": f"EXT#{fid}#{external_id}",
+                                               "gsi1sk": after}
+        else:
+            kwargs = {"KeyConditionExpression": self._all(fid)}
+            if after:
+                kwargs["ExclusiveStartKey"] = {"pk": keys.fn(fid), "sk": f"SAMPLE#{after}"}
+        if origin is not None:
+            kwargs["FilterExpression"] = Attr("origin").eq(origin)
+        kwargs["ScanIndexForward"] = not descending
+        items, more = fill_page(self._t, kwargs, limit)
+        samples = [SampleItem.model_validate(i) for i in items]
+        return samples, (samples[-1].id if more else None)
+
+    def _all(self, fid: str):
+        return Key("pk").eq(keys.fn(fid)) & Key("sk").begins_with("SAMPLE#")
+
+    def _rows(self, fid: str, projection: str) -> Iterator[dict]:
+        for item in query(self._t, key=self._all(fid), projection=projection):
+            yield strip(item)
+
+    def facts(self, fid: str) -> Iterator[SampleFacts]:
+        """Every sample's small attributes."""
+        return map(facts, self._rows(fid, FACTS))
+
+    def vectors(self, fid: str) -> Iterator[SampleVector]:
+        """Every sample's embedding."""
+        return map(vector, self._rows(fid, "id, embedding"))
+
+    def training_rows(self, fid: str) -> Iterator[TrainingRow]:
+        """The annotated samples with what training needs of them."""
+        for row in self._rows(fid, FACTS + ", embedding, tokens"):
+            if row.get("annotation") is not None:
+                yield TrainingRow(facts(row), np.frombuffer(row["embedding"], dtype=np.float32),
+                                  np.frombuffer(row["tokens"], dtype=np.int32))
+
+    def count(self, fid: str, at_least: int) -> int:
+        """How many samples the function has, counted up to `at_least` (then it stops)."""
+        kwargs = {"KeyConditionExpression": self._all(fid), "Select": "COUNT"}
+        n = 0
+        while n < at_least:
+            resp = self._t.query(**kwargs)
+            n += resp["Count"]
+            if "LastEvaluatedKey" not in resp:
+                break
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        return n
+
+    def delete(self, sample: SampleItem, keep_claim: bool = False) -> None:
+        """Delete a sample (and free its capture slot, if it holds one). `keep_claim` keeps
+        its data-hash claim, marked dismissed, so the same text is not captured again."""
+        fk = keys.fn(sample.function_id)
+        key = {"pk": fk, "sk": f"SAMPLE#{sample.id}"}
+        hash_key = {"pk": fk, "sk": f"HASH#{sample.data_hash}"}
+        claim = ({"Update": {"TableName": self._t.name, "Key": hash_key,
+                             "UpdateExpression": "SET dismissed = :t",
+                             "ExpressionAttributeValues": {":t": True}}} if keep_claim else
+                 {"Delete": {"TableName": self._t.name, "Key": hash_key}})
+        if sample.buffer is None:
+            self._tables.transact([{"Delete": {"TableName": self._t.name, "Key": key}}, claim])
+            return
+        self._tables.transact([
+            {"Delete": {"TableName": self._t.name, "Key": key,
+                        "ConditionExpression": "#b = :b", "ExpressionAttributeNames": {
+                            "#b": "buffer"}, "ExpressionAttributeValues": {
+                            ":b": sample.buffer}}},
+            claim, slots.release(self._t, fk, sample.buffer)],
+            on_condition=lambda: NotFound(f"sample {sample.id!r} changed meanwhile; retry"))
+
+    def set_annotation(self, fid: str, sid: str, label_id: str | None,
+                       only_if_label: str | None = None, buffer: str | None = None) -> None:
+        """Annotate (or clear, with None). `only_if_label` clears only an annotation that
+        still names that label (label deletion racing a re-annotation). `buffer`: the sample
+        holds a slot of that capture strategy, which annotating frees in the same
+        transaction (exactly once: the condition is that it still holds it)."""
+        key = {"pk": keys.fn(fid), "sk": f"SAMPLE#{sid}"}
+        cond = "attribute_exists(pk)" + (" AND annotation = :old" if only_if_label else "")
+        values: dict = {":old": only_if_label} if only_if_label else {}
+        if label_id is None:
+            expr = "REMOVE annotation, annotated_at"
+        else:
+            expr = "SET annotation = :l, annotated_at = :t"
+            values |= {":l": label_id, ":t": to_ddb(time.time())}
+        if buffer is not None and label_id is not None:
+            self._tables.transact([
+                {"Update": {"TableName": self._t.name, "Key": key,
+                            "UpdateExpression": expr + " REMOVE #b, gsi2pk, gsi2sk",
+                            "ConditionExpression": cond + " AND #b = :b",
+                            "ExpressionAttributeNames": {"#b": "buffer"},
+                            "ExpressionAttributeValues": to_ddb(values | {":b": buffer})}},
+                slots.release(self._t, keys.fn(fid), buffer)],
+                on_condition=lambda: Conflict(f"sample {sid!r} left the capture buffer "
+                                              "meanwhile; retry"))
+            return
+        try:
+            self._t.update_item(Key=key, UpdateExpression=expr, ConditionExpression=cond,
+                                **({"ExpressionAttributeValues": values} if values else {}))
+        except ClientError as err:
+            if not failed_condition(err):
+                raise
+            if only_if_label is None:
+                raise NotFound(f"sample {sid!r} not found") from err

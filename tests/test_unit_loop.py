@@ -1,0 +1,91 @@
+"""The unit tier: the use cases on the in-memory repositories (tests/fakes.py, held to the same
+contract as the DynamoDB ones by tests/test_data_contract.py) and the real encoder. The whole
+loop, from an empty function to a retrain on a reviewed capture, in seconds and with no AWS."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from fakes import memory_deps
+from test_api import LABELS, SAMPLES
+
+from labelloop.errors import Conflict, NotFound, NotReady
+from labelloop.usecases import capture as C
+from labelloop.usecases import functions as F
+from labelloop.usecases import invoke as I
+from labelloop.usecases import labels as L
+from labelloop.usecases import samples as S
+from labelloop.usecases import train as T
+from labelloop.usecases.common import TrainingMessage
+
+
+@pytest.fixture
+def d(encoder):
+    from labelloop.encoder import Encoders
+
+    fast = Encoders()
+    fast.put(encoder)
+    return memory_deps(fast, LABELLOOP_TRAIN_DEBOUNCE_SECONDS=0)
+
+
+def drain_training(d) -> list[T.RunResult]:
+    """What the training queue's worker would do with every queued request."""
+    out = []
+    while d.queues.training:
+        body, _ = d.queues.training.pop(0)
+        out.append(T.run(d, TrainingMessage.model_validate(body)))
+    return out
+
+
+def test_the_loop_on_the_fakes(d):
+    fn = F.create_function(d, "c1", "support", "Text", "Classification")
+    for name, description in LABELS.items():
+        L.create_label(d, "c1", fn.id, name, description)
+    with pytest.raises(Conflict) as err:
+        L.create_label(d, "c1", fn.id, "bug")
+    assert err.value.extra["existingLabelId"].startswith("label_")
+    with pytest.raises(NotReady):
+        I.invoke(d, "c1", fn.id, "refund please")
+    ids = [S.create_sample(d, "c1", fn.id, text, annotation=S.LabelRef(label_name=label))
+           .sample.id for text, label in SAMPLES]
+    with pytest.raises(Conflict) as err:
+        S.create_sample(d, "c1", fn.id, SAMPLES[0][0])
+    assert err.value.extra["existingSampleId"] == f"sample_{ids[0]}"
+    with pytest.raises(NotFound):  # another client's function does not exist for it
+        S.create_sample(d, "c2", fn.id, "hello")
+
+    # Every change asked for a run; the requests coalesced into one message.
+    assert len(d.queues.training) == 1
+    (first,) = drain_training(d)
+    assert first.version == 1 and d.functions.get(fn.id).live == 1
+    assert F.metrics(d, "c1", fn.id)["isTraining"] is False
+
+    # Invokes: right answers, and the uncertain ones captured for review.
+    out = I.invoke(d, "c1", fn.id, "my invoice shows the wrong amount")
+    assert d.labels.get(fn.id, out.prediction.label_id).name == "billing"
+    assert d.invokes.get(fn.id, out.sample_id, time.time()).data.startswith("my invoice")
+    C.set_policy(d, "c1", fn.id, {"random": {"rate": 1.0, "quota": 2}})
+    for text in ["the export button does nothing", "charged twice?", "app crashed on login"]:
+        I.invoke(d, "c1", fn.id, text)
+    queue = C.review_queue(d, "c1", fn.id, None, 10)
+    assert len(queue) >= 2 and {i.capture_reason for i in queue} >= {"random"}
+    assert d.ledger.counters(fn.id)["random"] == 2  # the quota, exactly
+
+    # A reviewer annotates the top item: its slot is freed and a retrain is queued.
+    top = queue[0]
+    used = d.ledger.counters(fn.id)[top.capture_reason]
+    S.annotate(d, "c1", fn.id, top.id, S.LabelRef(label_name="bug"))
+    assert d.samples.get(fn.id, top.id).buffer is None
+    assert d.ledger.counters(fn.id)[top.capture_reason] == used - 1
+    (second,) = drain_training(d)
+    assert second.version == 2
+    assert d.model_versions.get(fn.id, 2).sample_count == len(SAMPLES) + 1
+
+    # Deleting a label clears its annotations and asks for a retrain.
+    bug = next(lb for lb in d.labels.list(fn.id) if lb.name == "bug")
+    L.delete_label(d, "c1", fn.id, bug.id)
+    assert all(s.annotation != bug.id for s in d.samples.facts(fn.id))
+    assert len(d.queues.training) == 1
+    F.delete_function(d, "c1", fn.id)
+    assert d.functions.deleted(fn.id) and not d.objects.objects
