@@ -74,7 +74,7 @@ class Stack:
                "LABELLOOP_TRAIN_DEBOUNCE_SECONDS": "900"}  # trained once, when asked
         patch = ("import labelloop.local.fastdynamo as f; f.install = lambda: None; "
                  if plain else "")
-        code = (f"{patch}import sys; from labelloop.cli import main; "
+        code = (f"{patch}import sys; from labelloop.cli.main import main; "
                 f"sys.exit(main(['local', '--data-dir', {str(data_dir)!r}, "
                 f"'--port', '{self.port}']))")
         self.log = open(data_dir.parent / "stack.log", "a")  # noqa: SIM115

@@ -3,7 +3,6 @@ local stack's poller, its DLQ and the CLI (`invoke --batch`) over HTTP."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 
@@ -288,17 +287,17 @@ def stack(tmp_path_factory, encoder_dir):
 
 def test_cli_batch_invoke_writes_merged_results_in_input_order(stack, tmp_path, capsys,
                                                                 monkeypatch):
-    from labelloop import cli_client
+    from labelloop.cli import invoke
+    from labelloop.cli.main import build_parser
 
     # Small jobs and parts, so that the merge spans several jobs of several parts.
-    monkeypatch.setattr(cli_client, "BATCH_BODY_BYTES", 200)
+    monkeypatch.setattr(invoke, "BATCH_BODY_BYTES", 200)
     monkeypatch.setattr(B, "PART_ITEMS", 2)
     src = tmp_path / "texts.jsonl"
     src.write_text("".join(json.dumps({"id": f"q{i}", "data": t}) + "\n"
                            for i, t in enumerate(TEXTS)))
     out = tmp_path / "results.jsonl"
-    parser = argparse.ArgumentParser(prog="labelloop")
-    cli_client.add_parsers(parser.add_subparsers(dest="command", required=True))
+    parser = build_parser()
     args = parser.parse_args(["invoke", stack.fid, "--batch", str(src), "--out", str(out),
                               "--url", stack.url, "--client-id", stack.client_id,
                               "--client-secret", stack.client_secret])

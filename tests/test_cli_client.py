@@ -1,6 +1,5 @@
 """The API client subcommands end to end, in process, against a real local stack."""
 
-import argparse
 import json
 import re
 import time
@@ -34,10 +33,9 @@ def stack(tmp_path_factory, encoder_dir):
 @pytest.fixture
 def cli(stack, capsys):
     """Run `labelloop ARGS…`; returns (exit status, stdout, stderr)."""
-    from labelloop.cli_client import add_parsers
+    from labelloop.cli.main import build_parser
 
-    parser = argparse.ArgumentParser(prog="labelloop")
-    add_parsers(parser.add_subparsers(dest="command", required=True))
+    parser = build_parser()
 
     def run(*argv: str) -> tuple[int, str, str]:
         args = parser.parse_args([str(a) for a in argv])
@@ -252,7 +250,7 @@ def _sample(api, fid: str, sid: str) -> dict:
 
 
 def test_review_keys_are_interpreted():
-    from labelloop.review_tui import Action, interpret
+    from labelloop.cli.review import Action, interpret
 
     names = [f"l{i}" for i in range(1, 12)] + ["Spam"]
     assert interpret("1", names) == Action("label", "l1")

@@ -8,7 +8,7 @@ import json
 import boto3
 import pytest
 
-from labelloop.cli import main
+from labelloop.cli.main import main
 
 
 def _stack(env: dict, api_url: str) -> None:

@@ -476,15 +476,20 @@ def test_client_credentials_can_come_from_the_environment(tmp_path, monkeypatch)
         load_credentials(tmp_path)
 
 
-def test_cli_parser():
+def test_cli_parser(monkeypatch):
     import argparse
 
-    from labelloop.local.cli import add_parser, run
+    from labelloop.cli import local
 
+    calls = []
+    monkeypatch.setattr(local, "run_local", lambda *a, **kw: calls.append((a, kw)))
     parser = argparse.ArgumentParser()
-    add_parser(parser.add_subparsers(dest="command"))
+    local.add_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["local"])
-    assert (args.port, args.data_dir, args.func) == (5000, Path(".labelloop"), run)
+    assert (args.port, args.data_dir) == (5000, Path(".labelloop"))
+    args.func(args)
+    assert calls.pop() == ((Path(".labelloop"),),
+                           {"port": 5000, "ephemeral": False, "example": False})
     args = parser.parse_args(["local", "--port", "5001", "--data-dir", "/tmp/x"])
     assert (args.port, args.data_dir) == (5001, Path("/tmp/x"))
 
@@ -528,7 +533,7 @@ def _token_status(url: str, client_id: str, secret: str) -> int:
 
 def test_local_secrets_stay_in_the_data_dir_and_clients_are_added_from_the_cli(
         tmp_path, monkeypatch, capsys):
-    from labelloop.cli import main
+    from labelloop.cli.main import main
     from labelloop.local.stack import LocalStack
 
     for var in ("LABELLOOP_CLIENT_ID", "LABELLOOP_CLIENT_SECRET", "AWS_ENDPOINT_URL"):

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import csv
 import time
-from argparse import ArgumentParser, Namespace
 from pathlib import Path
 
-from labelloop import cli_client as commands
+from labelloop.cli.files import EXAMPLES, read_labels
+from labelloop.cli.invoke import invoke
+from labelloop.cli.samples import import_samples
+from labelloop.cli.train import train
 from labelloop.client import Client
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "scripts" / "data"
 NAME = "support-inbox (example)"
 
 
@@ -23,26 +24,17 @@ def run_example(url: str, client_id: str, client_secret: str,
     fn = next((f for f in client.list_functions() if f["name"] == NAME), None)
     if fn is None:
         fn = client.create_function(NAME)
-        for name, description in commands.read_labels(examples / "example_labels.csv"):
+        for name, description in read_labels(examples / "example_labels.csv"):
             client.create_label(fn["id"], name, description)
         print(f"\ncreated {fn['id']} ({NAME}); importing samples …", flush=True)
-        commands.import_samples(_args("import", fn["id"], examples / "example_samples.csv"),
-                                client)
+        import_samples(client, fn["id"], examples / "example_samples.csv")
     else:
         print(f"\nfound {fn['id']} ({NAME}) from an earlier run", flush=True)
-    commands.train(_args("train", fn["id"], "--wait", "--timeout", 300), client)
+    train(client, fn["id"], wait=True, timeout=300)
     print("\npredictions:", flush=True)
-    commands.invoke(_args("invoke", fn["id"], "--file", examples / "example_queries.txt"),
-                    client)
+    invoke(client, fn["id"], file=examples / "example_queries.txt")
     review_loop(client, fn["id"], examples / "example_traffic.csv")
     return fn["id"]
-
-
-def _args(*argv) -> Namespace:
-    """A command's arguments as its parser gives them (every option, with its default)."""
-    parser = ArgumentParser(prog="labelloop")
-    commands.add_parsers(parser.add_subparsers(dest="command", required=True))
-    return parser.parse_args([str(a) for a in argv])
 
 
 def review_loop(client: Client, fid: str, traffic: Path, annotate: int = 5,

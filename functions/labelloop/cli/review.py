@@ -2,8 +2,9 @@
 
 `Review.run` is the loop: it reads *entries* from any iterator (a key, or a typed line) and
 calls the API client, so it runs the same on a terminal and on piped input. Where entries come
-from is up to the caller: `key_entries` reads single keypresses from a terminal (cbreak mode,
-no curses); `line_entries` reads one line per entry (pipes, files, tests).
+from is up to the caller (`review`, the command, picks by standard input): `key_entries` reads
+single keypresses from a terminal (cbreak mode, no curses); `line_entries` reads one line per
+entry (pipes, files, tests).
 
 Entries: a label number (1-9, 0 for the 10th, or any number typed and ended with Enter), or a
 label name; `s` skip, `d` dismiss, `u` undo the last action, `q` quit (as does the end of the
@@ -12,16 +13,35 @@ input).
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from labelloop.cli.connection import guarded
+from labelloop.cli.errors import CliError
 from labelloop.client import ApiError, Client
 
 COMMANDS = {"s": "skip", "d": "dismiss", "u": "undo", "q": "quit"}
 KEYED_LABELS = 10  # labels 1-9 and 0 have a key of their own
 MAX_BATCH = 1000  # the API's page limit
+
+
+def review(client: Client, function_id: str, *, strategy: str | None = None,
+           batch_size: int = 50) -> None:
+    """Review from standard input: single keys on a terminal, else one entry per line."""
+    labels = client.list_labels(function_id)
+    if not labels:
+        raise CliError(f"{function_id} has no labels to review with")
+    session = Review(client, function_id, labels, strategy, batch_size,
+                     out=lambda line: print(line, flush=True))
+    tty = sys.stdin.isatty()
+    entries = (key_entries(sys.stdin, typed=len(labels) > KEYED_LABELS) if tty
+               else line_entries(sys.stdin))
+    with closing(entries):  # a terminal is restored even if the API fails meanwhile
+        session.run(entries)
 
 
 @dataclass(frozen=True)
@@ -277,3 +297,30 @@ def key_entries(stream: TextIO, typed: bool) -> Iterator[str]:
 def _echo(text: str) -> None:
     sys.stdout.write(text)
     sys.stdout.flush()
+
+
+# -- the command line ------------------------------------------------------------------------
+
+def add_parser(subparsers: argparse._SubParsersAction, conn: argparse.ArgumentParser) -> None:
+    p = subparsers.add_parser(
+        "review", parents=[conn], help="review captured invokes from the keyboard",
+        description="Show the review queue one item at a time. Keys: a label's number (1-9, "
+                    "0 for the 10th; with more labels, a number or name and Enter), s skip, "
+                    "d dismiss, u undo, q quit. Piped input: one key or label per line.")
+    p.add_argument("function_id")
+    p.add_argument("--strategy", metavar="NAME",
+                   help="only items captured by this strategy (e.g. uncertainty, random)")
+    p.add_argument("--batch-size", type=_batch_size, default=50, metavar="N",
+                   help="items fetched at a time (default 50)")
+    p.set_defaults(func=guarded(lambda a, client: review(
+        client, a.function_id, strategy=a.strategy, batch_size=a.batch_size)))
+
+
+def _batch_size(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= MAX_BATCH:
+        raise argparse.ArgumentTypeError(f"{text!r}: a whole number from 1 to {MAX_BATCH}")
+    return n

@@ -6,8 +6,12 @@ import argparse
 import logging
 from pathlib import Path
 
+from labelloop.cli.connection import DATA_DIR
 
-def run(args: argparse.Namespace) -> None:
+
+def run_local(data_dir: Path = DATA_DIR, *, port: int = 5000, ephemeral: bool = False,
+              example: bool = False) -> None:
+    """Serve until stopped; with `example`, run the README's example once serving."""
     from labelloop.local import limit_malloc_arenas
     from labelloop.local.stack import LocalStack
 
@@ -15,22 +19,22 @@ def run(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("botocore").setLevel(logging.WARNING)  # a line per client otherwise
     on_ready = None
-    if args.example:
+    if example:
         from labelloop.local.example import run_example
 
         def on_ready(stack: LocalStack) -> None:
             run_example(stack.url, stack.client_id, stack.client_secret)
 
-    LocalStack(args.data_dir, port=args.port, persist=not args.ephemeral).run_forever(on_ready)
+    LocalStack(data_dir, port=port, persist=not ephemeral).run_forever(on_ready)
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "local", help="run the API and workers locally on moto (state kept in --data-dir)",
         description=__doc__)
     p.add_argument("--port", type=int, default=5000,
                    help="API port (default 5000: the nyckel SDK only pages on :5000)")
-    p.add_argument("--data-dir", type=Path, default=Path(".labelloop"),
+    p.add_argument("--data-dir", type=Path, default=DATA_DIR,
                    help="where state and client credentials are kept (default ./.labelloop)")
     p.add_argument("--ephemeral", action="store_true",
                    help="keep the AWS state in memory only, lost on stop (credentials are still "
@@ -38,5 +42,5 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--example", action="store_true",
                    help="once serving, create (first time only), train and invoke the example "
                         "function from scripts/data")
-    p.set_defaults(func=run)
-    return p
+    p.set_defaults(func=lambda a: run_local(a.data_dir, port=a.port, ephemeral=a.ephemeral,
+                                            example=a.example))

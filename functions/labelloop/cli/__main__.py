@@ -1,0 +1,5 @@
+"""`python -m labelloop.cli`: as the `labelloop` script."""
+
+from labelloop.cli.main import main
+
+main()
