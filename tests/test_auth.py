@@ -96,3 +96,12 @@ def test_token_requests_with_odd_fields_are_400s(api):
                     raw=json.dumps({"client_id": 5, "client_secret": "x"}))[0] == 400
     status, out, _ = _grant(api, "c" * 200, "x")
     assert status == 400 and out["message"].startswith("client_id"), out
+
+
+def test_generated_secrets_never_look_like_an_option():
+    from labelloop.auth import new_credentials
+
+    made = [new_credentials() for _ in range(2000)]
+    assert all(not secret.startswith("-") and len(secret) == 43 for _, secret in made)
+    assert len({cid for cid, _ in made}) == len(made)
+    assert all(cid.startswith("client-") and len(cid) == 19 for cid, _ in made)

@@ -18,6 +18,8 @@ import hashlib
 import hmac
 import json
 import os
+import secrets
+import string
 import time
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
@@ -38,6 +40,17 @@ class Claims(BaseModel):
 
     sub: str = Field(min_length=1, max_length=MAX_CLIENT_ID)
     exp: StrictInt
+
+
+def new_credentials() -> tuple[str, str]:
+    """A client id and a 256-bit secret. The secret never starts with "-": command lines take
+    it as a separate argument (`--client-secret S`), and argparse reads "-…" as an option
+    (one generated secret in 64 did)."""
+    client_id = "client-" + "".join(secrets.choice(string.ascii_lowercase + string.digits)
+                                    for _ in range(12))
+    while (secret := secrets.token_urlsafe(32)).startswith("-"):
+        pass
+    return client_id, secret
 
 
 def hash_secret(secret: str, salt: bytes | None = None) -> str:

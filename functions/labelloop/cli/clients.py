@@ -16,21 +16,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
-import string
 import sys
 from pathlib import Path
 
 from labelloop.cli.connection import CREDENTIALS_FILE, DATA_DIR, DEFAULT_URL
 
 STACK_NAME = "Labelloop-dev"
-_ALPHABET = string.ascii_lowercase + string.digits
 
 
 def _new_credentials(client_id: str | None) -> dict[str, str]:
-    return {"client_id": client_id or "client-" + "".join(secrets.choice(_ALPHABET)
-                                                          for _ in range(12)),
-            "client_secret": secrets.token_urlsafe(32)}
+    from labelloop.auth import new_credentials
+
+    new_id, secret = new_credentials()
+    return {"client_id": client_id or new_id, "client_secret": secret}
 
 
 def create_local_client(data_dir: Path = DATA_DIR, *, client_id: str | None = None,

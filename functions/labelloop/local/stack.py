@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import importlib
 import os
-import secrets
-import string
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from pydantic import BaseModel
 
 from labelloop import afterwork
+from labelloop.auth import new_credentials
 from labelloop.local import REGION, datadir, inprogress, wait_for_signal
 from labelloop.resources import RESOURCES
 
@@ -21,7 +20,6 @@ from labelloop.resources import RESOURCES
 QUEUE_HANDLERS: dict[str, str] = {
     q.env: f.handler for f in RESOURCES.functions for q in RESOURCES.queues if f.queue == q.name}
 CREDENTIALS_FILE = "credentials.json"
-_ID_ALPHABET = string.ascii_lowercase + string.digits
 
 
 class Credentials(BaseModel):
@@ -46,9 +44,8 @@ def load_credentials(data_dir: Path) -> Credentials:
     path = data_dir / CREDENTIALS_FILE
     if path.exists():
         return Credentials.model_validate_json(path.read_text())
-    creds = Credentials(
-        client_id="client-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(12)),
-        client_secret=secrets.token_urlsafe(32))
+    client_id, client_secret = new_credentials()
+    creds = Credentials(client_id=client_id, client_secret=client_secret)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(creds.model_dump_json(indent=2))
