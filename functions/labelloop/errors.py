@@ -1,6 +1,6 @@
 """Domain errors. The data-access module turns DynamoDB failures into these (a failed
 condition becomes a Conflict). Each carries its HTTP status: the API's exception handler
-(`api/app.py`) answers with it, as do the input gate for requests refused before routing
+(`api/errors.py`) answers with it, as do the input gate for requests refused before routing
 (`api/gate.py`) and the bulk review route for each item it reports (`api/review.py`)."""
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from pydantic import Field
 
 from labelloop.api import presenters as P
+from labelloop.api.auth import client
+from labelloop.api.routing import FN
 from labelloop.api.schemas import Body
 from labelloop.container import deps
 from labelloop.domain import BatchJobItem
@@ -16,7 +18,7 @@ from labelloop.ids import full
 from labelloop.usecases import batch as B
 
 router = APIGatewayHttpRouter()
-JOBS = "/v1/functions/<function_id>/batch-invokes"
+JOBS = FN + "/batch-invokes"
 
 
 class BatchItemIn(Body):
@@ -30,16 +32,8 @@ class BatchInvokeIn(Body):
     capture: bool = True
 
 
-def _compact(d: dict) -> dict:
-    return {k: v for k, v in d.items() if v is not None}
-
-
-def _client() -> str:
-    return router.context["client"]
-
-
 def job_json(job: BatchJobItem) -> dict:
-    return _compact({
+    return P.compact({
         "id": job.id, "functionId": full(job.function_id, "function"), "state": job.state,
         "total": job.total if job.total is not None else job.processed,
         "processed": job.processed, "failed": job.failed, "parts": job.parts,
@@ -53,12 +47,13 @@ def job_json(job: BatchJobItem) -> dict:
 @router.post(JOBS)
 def submit(function_id: str, body: BatchInvokeIn):
     items = [i.model_dump(exclude_none=True) for i in body.items]
-    return P.respond(200, job_json(B.submit(deps(), _client(), function_id, items, body.capture)))
+    job = B.submit(deps(), client(router), function_id, items, body.capture)
+    return P.respond(200, job_json(job))
 
 
 @router.get(JOBS + "/<job_id>")
 def status(function_id: str, job_id: str):
-    return P.respond(200, job_json(B.get_job(deps(), _client(), function_id, job_id)))
+    return P.respond(200, job_json(B.get_job(deps(), client(router), function_id, job_id)))
 
 
 @router.get(JOBS + "/<job_id>/results")
@@ -66,8 +61,8 @@ def results(function_id: str, job_id: str,
             after: Annotated[int | None, Query(ge=0)] = None):
     """`{"results": [...], "next": part | absent}`; pass `after=<next>` for the next page (also
     given as a `Link: <…>; rel="next"` header). Finished parts only: poll the status first."""
-    lines, next_after = B.results(deps(), _client(), function_id, job_id, after)
+    lines, next_after = B.results(deps(), client(router), function_id, job_id, after)
     headers = {}
     if next_after is not None:
         headers["Link"] = f'<{router.current_event.path}?after={next_after}>; rel="next"'
-    return P.respond(200, _compact({"results": lines, "next": next_after}), headers)
+    return P.respond(200, P.compact({"results": lines, "next": next_after}), headers)

@@ -26,6 +26,7 @@ from aws_lambda_powertools.event_handler.openapi.swagger_ui.oauth2 import (
 
 from labelloop import __version__
 from labelloop.api import responses as R
+from labelloop.api.routing import FN
 
 TITLE = "labelloop API"
 VERSION = __version__  # the package's
@@ -34,7 +35,6 @@ SECURITY_SCHEMES = {SCHEME: OAuth2(
     description="A bearer token from `POST /connect/token` (client credentials, form-encoded)",
     flows=OAuthFlows(clientCredentials=OAuthFlowClientCredentials(tokenUrl="/connect/token")))}
 BEARER = [{SCHEME: []}]
-FN = "/v1/functions/<function_id>"
 JOBS = FN + "/batch-invokes"
 
 # Statuses of every route: the input gate's 400 (undecodable or too deep a body, a malformed

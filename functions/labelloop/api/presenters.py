@@ -28,30 +28,30 @@ def iso(ts: float | None) -> str | None:
         "+00:00", "Z")
 
 
-def _compact(d: dict) -> dict:
+def compact(d: dict) -> dict:
     return {k: v for k, v in d.items() if v is not None}
 
 
 def function_json(fn: FunctionItem) -> dict:
-    return _compact({"id": full(fn.id, "function"), "name": fn.name, "input": fn.input,
-                     "output": fn.output, "encoder": fn.encoder,
-                     "createdAt": iso(fn.created_at),
-                     "storeInvokes": fn.store_invokes,
-                     "invokeRetentionDays": fn.invoke_retention_days,
-                     "liveModelVersion": fn.live,
-                     # Ours: where `POST .../models/rollback` would move `live`.
-                     "rollbackModelVersion": fn.live_history[-2]
-                     if len(fn.live_history) >= 2 else None})
+    return compact({"id": full(fn.id, "function"), "name": fn.name, "input": fn.input,
+                    "output": fn.output, "encoder": fn.encoder,
+                    "createdAt": iso(fn.created_at),
+                    "storeInvokes": fn.store_invokes,
+                    "invokeRetentionDays": fn.invoke_retention_days,
+                    "liveModelVersion": fn.live,
+                    # Ours: where `POST .../models/rollback` would move `live`.
+                    "rollbackModelVersion": fn.live_history[-2]
+                    if len(fn.live_history) >= 2 else None})
 
 
 def label_json(lb: LabelItem) -> dict:
-    return _compact({"id": full(lb.id, "label"), "name": lb.name, "description": lb.description,
-                     "metadata": lb.metadata})
+    return compact({"id": full(lb.id, "label"), "name": lb.name, "description": lb.description,
+                    "metadata": lb.metadata})
 
 
 def sample_json(sv: SampleView) -> dict:
     s, p = sv.sample, sv.prediction
-    return _compact({
+    return compact({
         "id": full(s.id, "sample"), "data": s.data, "externalId": s.external_id,
         "annotation": {"labelId": full(s.annotation, "label"),
                        "createdAt": iso(s.annotated_at)} if s.annotation else None,
@@ -89,14 +89,14 @@ def invoke_json(r: InvokeResult, label_count: int | None, include_metadata: bool
 
 
 def invoke_record_json(r: InvokeItem) -> dict:
-    return _compact({"sampleId": full(r.sample_id, "sample"), "data": r.data,
-                     "externalId": r.external_id, "labelId": full(r.label_id, "label"),
-                     "confidence": round(r.confidence, 6), "margin": round(r.margin, 6),
-                     "modelVersion": r.model_version, "createdAt": iso(r.created_at)})
+    return compact({"sampleId": full(r.sample_id, "sample"), "data": r.data,
+                    "externalId": r.external_id, "labelId": full(r.label_id, "label"),
+                    "confidence": round(r.confidence, 6), "margin": round(r.margin, 6),
+                    "modelVersion": r.model_version, "createdAt": iso(r.created_at)})
 
 
 def model_version_json(mv: ModelVersionItem, live: int | None) -> dict:
-    return _compact({
+    return compact({
         "version": mv.version, "live": mv.version == live, "createdAt": iso(mv.created_at),
         "zeroShot": mv.zero_shot, "sampleCount": mv.sample_count,
         "labelIds": [full(x, "label") for x in mv.label_ids],

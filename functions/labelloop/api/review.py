@@ -11,6 +11,8 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from pydantic import Field
 
 from labelloop.api import presenters as P
+from labelloop.api.auth import client
+from labelloop.api.routing import FN
 from labelloop.api.schemas import AnnotationIn, Body
 from labelloop.container import deps
 from labelloop.errors import DomainError
@@ -19,7 +21,6 @@ from labelloop.usecases import functions as F
 from labelloop.usecases import samples as S
 
 router = APIGatewayHttpRouter()
-FN = "/v1/functions/<function_id>"
 MAX_BULK = 500
 
 
@@ -37,10 +38,6 @@ class CapturePolicyIn(Body):
     nearDuplicateCosine: float | None = None
 
 
-def _client() -> str:
-    return router.context["client"]
-
-
 @router.get(FN + "/review")
 def review_queue(
     function_id: str,
@@ -48,7 +45,7 @@ def review_queue(
     batchSize: Annotated[int, Query(ge=1, le=S.MAX_PAGE)] = 50,
 ):
     d = deps()
-    items = C.review_queue(d, _client(), function_id, strategy, batchSize)
+    items = C.review_queue(d, client(router), function_id, strategy, batchSize)
     view = d.serving.view(items[0].function_id) if items else None
     return P.respond(200, [P.sample_json(S.SampleView(i, view.sample_prediction(i)))
                            for i in items])
@@ -58,11 +55,11 @@ def review_queue(
 def annotate_many(function_id: str, body: BulkAnnotationsIn):
     """Each item on its own: one bad item does not undo the others (its error is reported).
     A function the caller does not own is a 404 for the whole request, as on every route."""
-    F.owned_function(deps(), _client(), function_id)
+    F.owned_function(deps(), client(router), function_id)
     results = []
     for a in body.annotations:
         try:
-            sv = S.annotate(deps(), _client(), function_id, a.sampleId,
+            sv = S.annotate(deps(), client(router), function_id, a.sampleId,
                             S.LabelRef(label_id=a.labelId, label_name=a.labelName))
             results.append({"sampleId": a.sampleId, "status": 200, "sample": P.sample_json(sv)})
         except DomainError as err:
@@ -73,23 +70,23 @@ def annotate_many(function_id: str, body: BulkAnnotationsIn):
 
 @router.post(FN + "/review/<sample_id>/dismiss")
 def dismiss(function_id: str, sample_id: str):
-    C.dismiss(deps(), _client(), function_id, sample_id)
+    C.dismiss(deps(), client(router), function_id, sample_id)
     return P.respond(200, {})
 
 
 @router.get(FN + "/capture")
 def get_capture(function_id: str):
-    return P.respond(200, P.capture_policy_json(*C.get_policy(deps(), _client(), function_id)))
+    return P.respond(200, P.capture_policy_json(*C.get_policy(deps(), client(router), function_id)))
 
 
 @router.put(FN + "/capture")
 def set_capture(function_id: str, body: CapturePolicyIn):
     d = deps()
-    C.set_policy(d, _client(), function_id, body.strategies, body.nearDuplicateCosine)
-    return P.respond(200, P.capture_policy_json(*C.get_policy(d, _client(), function_id)))
+    C.set_policy(d, client(router), function_id, body.strategies, body.nearDuplicateCosine)
+    return P.respond(200, P.capture_policy_json(*C.get_policy(d, client(router), function_id)))
 
 
 @router.get(FN + "/live-accuracy")
 def live_accuracy(function_id: str):
-    return P.respond(200, P.live_accuracy_json(C.live_accuracy(deps(), _client(),
+    return P.respond(200, P.live_accuracy_json(C.live_accuracy(deps(), client(router),
                                                                function_id)))

@@ -11,16 +11,13 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from labelloop.api import presenters as P
 from labelloop.api import quality_presenters as QP
+from labelloop.api.auth import client
+from labelloop.api.routing import FN
 from labelloop.container import deps
 from labelloop.thresholds import ThresholdPolicy
 from labelloop.usecases import thresholds as T
 
 router = APIGatewayHttpRouter()
-FN = "/v1/functions/<function_id>"
-
-
-def _client() -> str:
-    return router.context["client"]
 
 
 @router.get(FN + "/thresholds")
@@ -33,7 +30,7 @@ def get_thresholds(
     """The live version's (or `modelVersion`'s) precision–coverage curve and, for
     `targetPrecision` (default: the policy's, else 0.95), the recommended accept threshold,
     overall and per label; `label` (a name or id) adds that label's curve."""
-    r = T.report(deps(), _client(), function_id, targetPrecision, modelVersion, label)
+    r = T.report(deps(), client(router), function_id, targetPrecision, modelVersion, label)
     return P.respond(200, QP.thresholds_json(r))
 
 
@@ -43,14 +40,14 @@ def set_thresholds(function_id: str, body: ThresholdPolicy):
     {"confidence": 0.6}, "perLabel": {"<label name or id>": {"accept": {"confidence": 0.9}}}};
     answers as GET does (or only the policy while there is no model)."""
     d = deps()
-    fn = T.set_policy(d, _client(), function_id, body)
+    fn = T.set_policy(d, client(router), function_id, body)
     if fn.live is None:
         return P.respond(200, {"policy": QP.policy_json(fn.thresholds)})
-    return P.respond(200, QP.thresholds_json(T.report(d, _client(), fn.id, None, None, None)))
+    return P.respond(200, QP.thresholds_json(T.report(d, client(router), fn.id, None, None, None)))
 
 
 @router.delete(FN + "/thresholds")
 def clear_thresholds(function_id: str):
     """No policy: invokes carry no decision again."""
-    T.clear_policy(deps(), _client(), function_id)
+    T.clear_policy(deps(), client(router), function_id)
     return P.respond(200, {})

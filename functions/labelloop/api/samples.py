@@ -1,0 +1,87 @@
+"""Routes of a function's samples: create, list (paged), read, delete, the samples nearest to
+one, and its annotation (set, clear)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+
+from labelloop.api import presenters as P
+from labelloop.api.auth import client
+from labelloop.api.routing import FN, next_link
+from labelloop.api.schemas import AnnotationIn, SampleIn
+from labelloop.container import deps
+from labelloop.usecases import samples as S
+from labelloop.usecases import similar as SIM
+
+router = APIGatewayHttpRouter()
+SAMPLE = FN + "/samples/<sample_id>"
+
+
+def _label_ref(body: AnnotationIn) -> S.LabelRef:
+    return S.LabelRef(label_id=body.labelId, label_name=body.labelName)
+
+
+@router.post(FN + "/samples")
+def create_sample(function_id: str, body: SampleIn):
+    sv = S.create_sample(deps(), client(router), function_id, body.data, body.externalId,
+                         _label_ref(body.annotation) if body.annotation else None)
+    return P.respond(200, P.sample_json(sv))
+
+
+@router.get(FN + "/samples")
+def list_samples(
+    function_id: str,
+    batchSize: Annotated[int, Query(ge=1, le=S.MAX_PAGE)] = 100,
+    sortBy: Annotated[str, Query(pattern="^creation$")] = "creation",
+    sortOrder: Annotated[str, Query(pattern="^(ascending|descending)$")] = "descending",
+    after: Annotated[str | None, Query()] = None,
+    externalId: Annotated[str | None, Query()] = None,
+    origin: Annotated[str | None, Query(pattern="^(API|InvokeCapture|InvokeFeedback)$")] = None,
+):
+    views, next_after = S.list_samples(deps(), client(router), function_id, batchSize,
+                                       sortOrder == "descending", after, externalId, origin)
+    query = {"batchSize": batchSize, "sortBy": sortBy, "sortOrder": sortOrder,
+             "externalId": externalId, "origin": origin}
+    return P.respond(200, [P.sample_json(v) for v in views],
+                     next_link(router, query, next_after))
+
+
+@router.get(SAMPLE + "/similar")
+def similar_samples(
+    function_id: str,
+    sample_id: str,
+    batchSize: Annotated[int, Query(ge=1, le=SIM.MAX_SIMILAR)] = 20,
+    inReviewQueue: Annotated[bool, Query()] = False,
+):
+    """The samples nearest to this one by embedding (cosine in `similarity`), nearest first;
+    `inReviewQueue=true` keeps to items still to review."""
+    found = SIM.similar_samples(deps(), client(router), function_id, sample_id, batchSize,
+                                inReviewQueue)
+    return P.respond(200, [P.sample_json(v) | {"similarity": round(sim, 6)} for v, sim in found])
+
+
+@router.get(SAMPLE)
+def get_sample(function_id: str, sample_id: str):
+    return P.respond(200, P.sample_json(S.get_sample(deps(), client(router), function_id,
+                                                     sample_id)))
+
+
+@router.delete(SAMPLE)
+def delete_sample(function_id: str, sample_id: str):
+    S.delete_sample(deps(), client(router), function_id, sample_id)
+    return P.respond(200, {})
+
+
+@router.put(SAMPLE + "/annotation")
+def annotate(function_id: str, sample_id: str, body: AnnotationIn):
+    sv = S.annotate(deps(), client(router), function_id, sample_id, _label_ref(body))
+    return P.respond(200, P.sample_json(sv))
+
+
+@router.delete(SAMPLE + "/annotation")
+def clear_annotation(function_id: str, sample_id: str):
+    S.clear_annotation(deps(), client(router), function_id, sample_id)
+    return P.respond(200, {})
