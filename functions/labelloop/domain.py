@@ -7,12 +7,20 @@ the encoder. Table layout: docs/storage.md.
 
 from __future__ import annotations
 
+import hashlib
+import math
+import time
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from labelloop.encoder import Features
+
+if TYPE_CHECKING:
+    from labelloop.serving import Prediction
 
 
 class Item(BaseModel):
@@ -70,13 +78,21 @@ class LabelItem(Item):
         return Features(emb, [np.frombuffer(t, dtype=np.int32) for t in self.prior_tokens])
 
 
+class Origin(StrEnum):
+    """Where a sample came from (Nyckel's names)."""
+
+    API = "API"  # posted as a sample
+    CAPTURE = "InvokeCapture"  # an invoke the capture kept for review
+    FEEDBACK = "InvokeFeedback"  # an invoke the application annotated (a correction)
+
+
 class SampleItem(Item):
     id: str
     function_id: str
     data: str
     external_id: str | None = None
     data_hash: str
-    origin: str = "API"
+    origin: Origin = Origin.API
     annotation: str | None = None  # bare label id
     annotated_at: float | None = None
     created_at: float
@@ -102,8 +118,35 @@ class SampleItem(Item):
             return None
         return self.annotation != self.predicted_label_id
 
+    @classmethod
+    def new(cls, function_id: str, sid: str, text: str, features: Features, origin: Origin,
+            *, external_id: str | None = None, annotation: str | None = None,
+            **fields) -> SampleItem:
+        """A sample of `text` with its stored features (`features`: its one row), created now;
+        `fields`: the rest (an invoke's prediction, a capture's strategy and priority)."""
+        now = time.time()
+        return cls(id=sid, function_id=function_id, data=text, external_id=external_id,
+                   data_hash=data_hash(text), origin=origin, annotation=annotation,
+                   annotated_at=now if annotation else None, created_at=now,
+                   embedding=np.ascontiguousarray(features.embeddings[0],
+                                                  dtype=np.float32).tobytes(),
+                   tokens=np.asarray(features.tokens[0], dtype=np.int32).tobytes(), **fields)
+
     def features(self) -> Features:
         return features_of([self])
+
+
+def predicted(model_version: int, prediction: Prediction | InvokeItem) -> dict:
+    """The fields a sample keeps of the prediction an invoke made on it (so that a
+    correction can be told apart: `SampleItem.corrected`)."""
+    return {"model_version": model_version, "predicted_label_id": prediction.label_id,
+            "predicted_confidence": prediction.confidence,
+            "predicted_margin": prediction.margin}
+
+
+def data_hash(text: str) -> str:
+    """What makes two samples of a function the same sample."""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def features_of(samples: list[SampleItem]) -> Features:
@@ -170,6 +213,17 @@ class InvokeItem(Item):
     margin: float
     created_at: float
     expires_at: int  # epoch seconds (the table's TTL attribute)
+
+    @classmethod
+    def answered(cls, function_id: str, sample_id: str, text: str, external_id: str | None,
+                 model_version: int, prediction: Prediction, retention_days: int,
+                 now: float) -> InvokeItem:
+        """The record of an invoke's answer, kept `retention_days`."""
+        return cls(function_id=function_id, sample_id=sample_id, data=text,
+                   external_id=external_id, model_version=model_version,
+                   label_id=prediction.label_id, confidence=prediction.confidence,
+                   margin=prediction.margin, created_at=now,
+                   expires_at=math.ceil(now + 86400 * retention_days))
 
 
 class BatchJobItem(Item):

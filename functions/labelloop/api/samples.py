@@ -13,6 +13,7 @@ from labelloop.api.auth import client
 from labelloop.api.routing import FN, next_link
 from labelloop.api.schemas import AnnotationIn, SampleIn
 from labelloop.container import deps
+from labelloop.domain import Origin
 from labelloop.usecases import samples as S
 from labelloop.usecases import similar as SIM
 
@@ -39,7 +40,7 @@ def list_samples(
     sortOrder: Annotated[str, Query(pattern="^(ascending|descending)$")] = "descending",
     after: Annotated[str | None, Query()] = None,
     externalId: Annotated[str | None, Query()] = None,
-    origin: Annotated[str | None, Query(pattern="^(API|InvokeCapture|InvokeFeedback)$")] = None,
+    origin: Annotated[str | None, Query(pattern=f"^({'|'.join(Origin)})$")] = None,
 ):
     views, next_after = S.list_samples(deps(), client(router), function_id, batchSize,
                                        sortOrder == "descending", after, externalId, origin)

@@ -203,12 +203,8 @@ def run_part(d: Deps, message: BatchMessage, message_id: str, sent_ms: int) -> P
                              "modelVersion": model.version, "sampleId": full(sid, "sample"),
                              **(view.decisions.fields(p.label_id, p.confidence)
                                 if view.decisions else {})}
-                records.append(InvokeItem(
-                    function_id=fid, sample_id=sid, data=text, external_id=ext,
-                    model_version=model.version, label_id=p.label_id, confidence=p.confidence,
-                    margin=p.margin,
-                    created_at=now, expires_at=math.ceil(
-                        now + 86400 * fn.invoke_retention_days)))
+                records.append(InvokeItem.answered(fid, sid, text, ext, model.version, p,
+                                                   fn.invoke_retention_days, now))
             clock.lap("predict")
             # As for HTTP invokes: no record, no capture, when the function stores no invokes.
             if fn.store_invokes:

@@ -8,8 +8,6 @@ batch slab's invokes are decided the same way and committed together (`capture_m
 
 from __future__ import annotations
 
-import hashlib
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -28,7 +26,7 @@ from labelloop.capture.decide import (
 from labelloop.capture.state import CaptureState
 from labelloop.capture.strategies import STRATEGIES, Candidate
 from labelloop.container import Deps
-from labelloop.domain import SampleItem, features_of
+from labelloop.domain import Origin, SampleItem, features_of, predicted
 from labelloop.encoder import Features
 from labelloop.errors import BadRequest, Conflict
 from labelloop.ids import bare
@@ -36,8 +34,6 @@ from labelloop.metrics import wilson
 from labelloop.serving import LiveModel, Prediction, View, predict
 from labelloop.thresholds import Decisions
 from labelloop.usecases.common import owned_function
-
-CAPTURE_ORIGIN = "InvokeCapture"
 
 
 def _candidate(p: Prediction, st: CaptureState, decisions: Decisions | None) -> Candidate:
@@ -161,16 +157,10 @@ def capture_many(d: Deps, view: View, model: LiveModel, offers: list[Offer]
 
 
 def _sample(fid: str, model: LiveModel, o: Offer, take: Take) -> SampleItem:
-    p = o.prediction
-    return SampleItem(
-        id=o.sample_id, function_id=fid, data=o.text, external_id=o.external_id,
-        data_hash=hashlib.sha256(o.text.encode()).hexdigest(), origin=CAPTURE_ORIGIN,
-        created_at=time.time(),
-        embedding=np.ascontiguousarray(o.features.embeddings[0], dtype=np.float32).tobytes(),
-        tokens=np.asarray(o.features.tokens[0], dtype=np.int32).tobytes(),
-        model_version=model.version, predicted_label_id=p.label_id,
-        predicted_confidence=p.confidence, predicted_margin=p.margin,
-        capture_reason=take.strategy, buffer=take.strategy, priority=take.priority)
+    return SampleItem.new(
+        fid, o.sample_id, o.text, o.features, Origin.CAPTURE, external_id=o.external_id,
+        **predicted(model.version, o.prediction), capture_reason=take.strategy,
+        buffer=take.strategy, priority=take.priority)
 
 
 def rescore(d: Deps, fid: str, model: LiveModel, labels: dict) -> int:

@@ -7,7 +7,6 @@ The capture decision runs there too; it writes only when a strategy takes the in
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 
@@ -68,11 +67,8 @@ def invoke(d: Deps, client: str, function_id: str, data, external_id: str | None
     best, sid = predictions[0], new_bare()
     if view.function.store_invokes:
         now = time.time()
-        later(d.invokes.put, InvokeItem(
-            function_id=fid, sample_id=sid, data=text, external_id=external_id,
-            model_version=model.version, label_id=best.label_id, confidence=best.confidence,
-            margin=best.margin, created_at=now,
-            expires_at=math.ceil(now + 86400 * view.function.invoke_retention_days)))
+        later(d.invokes.put, InvokeItem.answered(fid, sid, text, external_id, model.version, best,
+                                                 view.function.invoke_retention_days, now))
         # A function that stores no invokes captures none either (it keeps no invoke text).
         # Invokes of a version chosen by modelId are experiments, not traffic: not captured.
         if capture and model is view.model:

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass
 
-import numpy as np
-
 from labelloop.capture.decide import CapturePolicy
 from labelloop.container import Deps
-from labelloop.domain import FunctionItem, InvokeItem, SampleItem
-from labelloop.encoder import Features
+from labelloop.domain import FunctionItem, InvokeItem, Origin, SampleItem, predicted
 from labelloop.errors import BadRequest, Conflict, NotFound
 from labelloop.ids import bare, created_at, full, new_bare
 from labelloop.serving import Prediction
@@ -73,17 +69,6 @@ def _find_label(labels, ref: LabelRef, field: str) -> str:
     raise BadRequest(f"{field}: give labelId or labelName")
 
 
-def _new_sample(fn: FunctionItem, sid: str, text: str, features: Features,
-                external_id: str | None, label_id: str | None, origin: str) -> SampleItem:
-    now = time.time()
-    return SampleItem(
-        id=sid, function_id=fn.id, data=text, external_id=external_id,
-        data_hash=hashlib.sha256(text.encode()).hexdigest(), origin=origin,
-        annotation=label_id, annotated_at=now if label_id else None, created_at=now,
-        embedding=np.ascontiguousarray(features.embeddings[0], dtype=np.float32).tobytes(),
-        tokens=np.asarray(features.tokens[0], dtype=np.int32).tobytes())
-
-
 def create_sample(d: Deps, client: str, function_id: str, data, external_id: str | None = None,
                   annotation: LabelRef | None = None) -> SampleView:
     fn = owned_function(d, client, function_id)
@@ -92,7 +77,8 @@ def create_sample(d: Deps, client: str, function_id: str, data, external_id: str
         raise BadRequest(f"externalId: at most {MAX_EXTERNAL_ID} characters")
     label_id = _resolve_label(d, fn, annotation, "annotation") if annotation else None
     features = d.encoders[fn.encoder].featurize_one(text)
-    sample = _new_sample(fn, new_bare(), text, features, external_id, label_id, "API")
+    sample = SampleItem.new(fn.id, new_bare(), text, features, Origin.API,
+                            external_id=external_id, annotation=label_id)
     with prefixed_conflict("existingSampleId", "sample"):
         d.samples.create(sample)
     if label_id:
@@ -163,10 +149,10 @@ def _sample_from_invoke(d: Deps, fn: FunctionItem, sid: str, label_id: str) -> S
     if record is None:
         raise NotFound(f"sample {full(sid, 'sample')!r} not found (nor an invoke within the "
                        f"function's {fn.invoke_retention_days}-day invoke retention)")
-    sample = _new_sample(fn, sid, record.data, d.encoders[fn.encoder].featurize_one(record.data),
-                         record.external_id, label_id, "InvokeFeedback").model_copy(update={
-        "model_version": record.model_version, "predicted_label_id": record.label_id,
-        "predicted_confidence": record.confidence, "predicted_margin": record.margin})
+    sample = SampleItem.new(fn.id, sid, record.data,
+                            d.encoders[fn.encoder].featurize_one(record.data), Origin.FEEDBACK,
+                            external_id=record.external_id, annotation=label_id,
+                            **predicted(record.model_version, record))
     try:
         d.samples.create(sample)
     except Conflict as err:

@@ -23,13 +23,13 @@ import numpy as np
 from labelloop.container import Deps
 from labelloop.data.objects import HEAD, META, QUALITY, TRAINED_EMBEDDINGS, artifact_key
 from labelloop.data.tasks import TrainingTask
-from labelloop.domain import FunctionItem, ModelVersionItem
+from labelloop.domain import FunctionItem, ModelVersionItem, Origin
 from labelloop.encoder import Features
 from labelloop.errors import Busy, Conflict, NotFound
 from labelloop.model import LabelSpec, TrainedModel, build_model
 from labelloop.quality import Quality
 from labelloop.serving import LiveModel, ModelMeta, embeddings_to_bytes, predict
-from labelloop.usecases.capture import CAPTURE_ORIGIN, rescore
+from labelloop.usecases.capture import rescore
 from labelloop.usecases.common import TrainingMessage
 from labelloop.usecases.thresholds import record_thresholds
 
@@ -156,9 +156,9 @@ def _train(d: Deps, fn: FunctionItem, message: TrainingMessage) -> RunResult:
 def is_picked(origin: str | None, capture_reason: str | None) -> bool:
     """Picked for being hard (or wrong): captured by a strategy other than `random`, or sent
     as feedback from an app, which is mostly corrections."""
-    if origin == "InvokeFeedback":
+    if origin == Origin.FEEDBACK:
         return True
-    return origin == CAPTURE_ORIGIN and capture_reason != "random"
+    return origin == Origin.CAPTURE and capture_reason != "random"
 
 
 def _cv(model: TrainedModel, ids: list[str]) -> dict[str, list]:
