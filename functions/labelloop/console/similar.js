@@ -11,8 +11,11 @@ export function savedThreshold() {
   return t > 0 && t <= 1 ? t : 0.8;
 }
 
-/** `sim`: {loading, items: [{item, checked}]}; checking a box mutates its entry. */
-export function similarPanel({ sim, threshold, nameOf, onThreshold }) {
+/** `sim`: {loading, items}; `checked`: the ids ticked. A box reports itself through
+ * `onCheck(id, on)` and is not drawn again: the reviewer may be tabbing through them. */
+export function similarPanel({
+  sim, checked, threshold, nameOf, onCheck, onThreshold,
+}) {
   if (sim.loading) {
     return h('div', { class: 'similar', 'data-testid': 'similar-panel' },
       h('p', { class: 'muted' }, 'Finding similar items…'));
@@ -24,35 +27,36 @@ export function similarPanel({ sim, threshold, nameOf, onThreshold }) {
       const t = Number(field.value);
       if (!(t >= 0 && t <= 1)) return;
       localStorage.setItem(THRESHOLD, String(t));
-      for (const x of sim.items) x.checked = x.item.similarity >= t;
       onThreshold(t);
     },
   });
   const note = h('p', { class: 'small', 'data-testid': 'similar-note' });
+  const boxes = [];
   const updateNote = () => {
-    const n = sim.items.filter((x) => x.checked).length;
+    const n = boxes.filter((box) => box.checked).length;
     note.textContent = n
       ? `The next label key labels this item and ${plural(n, 'checked item')}.`
       : 'Nothing checked: the next label key labels this item only.';
   };
-  updateNote();
   const list = sim.items.length ? h('ul', { class: 'similar-list' }, sim.items.map((x) => {
     const box = h('input', {
-      type: 'checkbox', checked: x.checked, 'data-testid': 'similar-check',
+      type: 'checkbox', checked: checked.has(x.id), 'data-testid': 'similar-check',
       onchange() {
-        x.checked = box.checked;
+        onCheck(x.id, box.checked);
         updateNote();
       },
     });
-    const p = x.item.invokePrediction;
+    boxes.push(box);
+    const p = x.invokePrediction;
     return h('li', {
-      'data-testid': 'similar-item', 'data-sample-id': x.item.id, 'data-similarity': x.item.similarity,
+      'data-testid': 'similar-item', 'data-sample-id': x.id, 'data-similarity': x.similarity,
     },
     h('label', { class: 'similar-row' }, box,
-      h('span', { class: 'sim num' }, x.item.similarity.toFixed(2)),
-      h('span', { class: 'sim-text', title: x.item.data }, x.item.data),
+      h('span', { class: 'sim num' }, x.similarity.toFixed(2)),
+      h('span', { class: 'sim-text', title: x.data }, x.data),
       p ? h('span', { class: 'muted small' }, `${nameOf(p.labelId)} ${pct(p.confidence)}`) : null));
   })) : h('p', { class: 'muted', 'data-testid': 'similar-empty' }, 'No similar items left in the queue.');
+  updateNote();
   return h('div', { class: 'similar', 'data-testid': 'similar-panel' },
     h('div', { class: 'similar-head' },
       h('strong', {}, `Similar items in the queue (${sim.items.length})`),
