@@ -488,10 +488,41 @@ def test_cli_parser(monkeypatch):
     args = parser.parse_args(["local"])
     assert (args.port, args.data_dir) == (5000, Path(".labelloop"))
     args.func(args)
-    assert calls.pop() == ((Path(".labelloop"),),
-                           {"port": 5000, "ephemeral": False, "example": False})
-    args = parser.parse_args(["local", "--port", "5001", "--data-dir", "/tmp/x"])
-    assert (args.port, args.data_dir) == (5001, Path("/tmp/x"))
+    assert calls.pop() == ((Path(".labelloop"),), {"port": 5000, "ephemeral": False,
+                                                   "example": False, "verbose": False})
+    args = parser.parse_args(["local", "--port", "5001", "--data-dir", "/tmp/x", "--verbose"])
+    assert (args.port, args.data_dir, args.verbose) == (5001, Path("/tmp/x"), True)
+
+
+def test_the_terminal_shows_the_story_and_the_logs_go_to_the_data_directory(tmp_path,
+                                                                              encoder_dir):
+    data, out = tmp_path / "data", tmp_path / "terminal.txt"
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AWS_", "LABELLOOP_CLIENT"))}
+    env["LABELLOOP_ENCODER_DIR"] = str(encoder_dir)
+    with out.open("w") as f:
+        proc = subprocess.Popen([sys.executable, "-m", "labelloop.cli", "local", "--port", "0",
+                                 "--data-dir", str(data), "--ephemeral"],
+                                stdout=f, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        # The SIGTERM handler is installed once the banner is out: wait for it.
+        while "Ctrl-C to stop" not in out.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, out.read_text()
+            time.sleep(0.05)
+        url = next(line.split()[-1] for line in out.read_text().splitlines()
+                   if line.strip().startswith("API "))
+        conn = http.client.HTTPConnection(url.removeprefix("http://"), timeout=10)
+        conn.request("GET", "/v1/functions", headers={"Authorization": "Bearer nope"})
+        assert conn.getresponse().status == 401
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    terminal, log = out.read_text(), (data / "stack.log").read_text()
+    assert f"logs: {data / 'stack.log'}" in terminal and "stopping: saving state" in terminal
+    assert '"level"' not in terminal  # not one JSON log line
+    assert '"GET /v1/functions HTTP/1.1\\" 401' in log  # the request's line, in the file
+    assert stat.S_IMODE((data / "stack.log").stat().st_mode) == 0o600
 
 
 @pytest.mark.parametrize("how", ["sent, close() skipped", "dropped unsent"])

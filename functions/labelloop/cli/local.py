@@ -8,10 +8,13 @@ from pathlib import Path
 
 from labelloop.cli.connection import DATA_DIR
 
+LOG_FILE = "stack.log"
+
 
 def run_local(data_dir: Path = DATA_DIR, *, port: int = 5000, ephemeral: bool = False,
-              example: bool = False) -> None:
-    """Serve until stopped; with `example`, run the README's example once serving."""
+              example: bool = False, verbose: bool = False) -> None:
+    """Serve until stopped; with `example`, run the README's example once serving. The logs go
+    to `data_dir`/stack.log, or with `verbose` to the terminal."""
     from labelloop.local import limit_malloc_arenas
     from labelloop.local.stack import LocalStack
 
@@ -25,7 +28,16 @@ def run_local(data_dir: Path = DATA_DIR, *, port: int = 5000, ephemeral: bool = 
         def on_ready(stack: LocalStack) -> None:
             run_example(stack.url, stack.client_id, stack.client_secret)
 
-    LocalStack(data_dir, port=port, persist=not ephemeral).run_forever(on_ready)
+    stack = LocalStack(data_dir, port=port, persist=not ephemeral)
+    if verbose:
+        stack.run_forever(on_ready)
+        return
+    from labelloop.local.logfile import logs_to_file
+
+    log = data_dir / LOG_FILE
+    with logs_to_file(log):
+        print(f"logs: {log} (--verbose: here instead)", flush=True)
+        stack.run_forever(on_ready)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -42,5 +54,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--example", action="store_true",
                    help="once serving, create (first time only), train and invoke the example "
                         "function from scripts/data")
+    p.add_argument("--verbose", action="store_true",
+                   help=f"the JSON logs on the terminal, not in --data-dir/{LOG_FILE}")
     p.set_defaults(func=lambda a: run_local(a.data_dir, port=a.port, ephemeral=a.ephemeral,
-                                            example=a.example))
+                                            example=a.example, verbose=a.verbose))

@@ -50,7 +50,7 @@ def review_loop(client: Client, fid: str, traffic: Path, annotate: int = 5,
         client.invoke(fid, text)
     time.sleep(0.5)  # captures are written just after each response
     for s in client.capture_policy(fid)["strategies"]:
-        print(f"  {s['name']:<12} {s['used']:>3} / {s['quota']} slots", flush=True)
+        print(f"  {s['name']:<14} {s['used']:>3} / {s['quota']} slots", flush=True)
     print("  (rare_class takes predictions of the labels with the fewest annotations once their "
           "counts differ; here every label starts with 6)", flush=True)
     # Only what the traffic file labels (the example queries may be captured too, e.g. by
