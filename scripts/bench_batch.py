@@ -58,7 +58,7 @@ def setup(d, shots: int, encoder: str) -> str:
     from labelloop.usecases import functions as F
     from labelloop.usecases import labels as L
     from labelloop.usecases import samples as S
-    from labelloop.usecases import train as T
+    from labelloop.usecases import training_run as T
     from labelloop.usecases.common import TrainingMessage
 
     texts, labels, _, _ = load_dataset("banking77")

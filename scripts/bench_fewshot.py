@@ -25,8 +25,8 @@ from tqdm import tqdm
 
 from benchlib import emit_json, featurize_cached, load_dataset, print_table
 from labelloop.encoder import DEFAULT_ENCODER, ENCODERS, Encoder
-from labelloop.metrics import expected_calibration_error, macro_f1
-from labelloop.model import LabelSpec, build_model
+from labelloop.ml.build import LabelSpec, build_model
+from labelloop.ml.metrics import expected_calibration_error, macro_f1
 
 BASELINE_CS = (1.0, 3.0, 10.0, 30.0, 100.0)
 # Quoted in the issue: the same encoder, LR at the best fixed C.

@@ -18,7 +18,7 @@ import numpy as np
 
 from benchlib import emit_json, featurize_cached, load_dataset, print_table, timings
 from labelloop.encoder import DEFAULT_ENCODER, ENCODERS, Encoder
-from labelloop.model import LabelSpec, build_model
+from labelloop.ml.build import LabelSpec, build_model
 
 
 def main() -> None:

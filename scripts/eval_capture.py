@@ -7,7 +7,7 @@ next `--chunk` texts of the stream (the rest of the train split, shuffled with t
 with capture on (`usecases.invoke.invoke`: outside a request the capture runs inline), let a
 simulated annotator take `--per-round` items from the review queue and annotate each with its
 true label (`usecases.samples.annotate`), run the training worker once
-(`usecases.train.run`, what the SQS worker does: train, then promote or not by the product's
+(`usecases.training_run.run`, what the SQS worker does: train, then promote or not by the product's
 rule) and evaluate the live model on the test split (accuracy, macro-F1).
 
 The annotator shares its labels among the strategies in proportion to their quotas (largest
@@ -61,7 +61,7 @@ from tqdm import tqdm
 from benchlib import emit_json, featurize_cached, load_dataset, print_table
 from fastmoto import speed_up_moto
 from labelloop.encoder import Encoder, Encoders, Features
-from labelloop.metrics import macro_f1
+from labelloop.ml.metrics import macro_f1
 
 OFF = {"quota": 0}
 

@@ -4,7 +4,7 @@ For each dataset and size, a fresh function in an in-process moto account (mock_
 through the real use cases: one label per class (named by the class), the training samples
 created with their labels (`usecases.samples.create_sample`; `--sizes 10` draws 10 per class
 from the train split with the seed, `full` takes all of it), one training run
-(`usecases.train.run`, what the SQS worker does). Then, per target precision p:
+(`usecases.training_run.run`, what the SQS worker does). Then, per target precision p:
 
 - the decision policy `{"accept": {"targetPrecision": p}}` is set (`usecases.thresholds.
   set_policy`) and the promise read (`usecases.thresholds.report`, as the API shows it): the
@@ -58,7 +58,7 @@ from tqdm import tqdm
 from benchlib import DATA, ROOT, emit_json, featurize_cached, load_dataset, print_table
 from fastmoto import speed_up_moto
 from labelloop.encoder import Encoder, Features
-from labelloop.metrics import calibration_error
+from labelloop.ml.metrics import calibration_error
 
 DATASETS = ("banking77", "clinc150", "clinc150_imbalanced")
 CLIENT = "eval-client"
@@ -145,7 +145,7 @@ def at_threshold(conf: np.ndarray, right: np.ndarray, threshold: float | None) -
 def best_global(conf: np.ndarray, right: np.ndarray, precision: float | None) -> dict | None:
     """Hindsight: of the grid thresholds whose precision on these very predictions is at least
     `precision`, the one with the most coverage."""
-    from labelloop.quality import GRID, Evidence, curve
+    from labelloop.ml.quality import GRID, Evidence, curve
 
     if precision is None:
         return None

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from labelloop.head import FORMAT_VERSION, Head, softmax
+from labelloop.ml.head import FORMAT_VERSION, Head, softmax
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -90,8 +90,8 @@ def test_serving_imports_neither_sklearn_nor_scipy(encoder_dir, tmp_path):
 import sys
 import numpy as np
 from labelloop.encoder import Encoder
-from labelloop.head import Head
-from labelloop import model, zeroshot  # the use-case module must import sklearn lazily
+from labelloop.ml.head import Head
+from labelloop.ml import build, zeroshot  # the build module must import sklearn lazily
 head = Head.from_bytes(open({str(path)!r}, "rb").read())
 f = Encoder({str(encoder_dir)!r}).featurize(["hello there"])
 p = head.predict_proba(f.embeddings[:, :4], f.tokens)

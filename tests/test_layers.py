@@ -154,7 +154,7 @@ sys.path[:0] = [layer, functions]
 import numpy as np
 import onnxruntime
 from labelloop.encoder import Encoder
-from labelloop.head import Head
+from labelloop.ml.head import Head
 
 assert np.__file__.startswith(layer) and onnxruntime.__file__.startswith(layer)
 encoder = Encoder()
@@ -193,8 +193,8 @@ sys.path[:0] = [layer, functions]
 import numpy as np
 import labelloop.handlers.training  # the worker's entry point and all its imports
 from labelloop.encoder import Features
-from labelloop.head import Head
-from labelloop.model import LabelSpec, build_model
+from labelloop.ml.head import Head
+from labelloop.ml.build import LabelSpec, build_model
 
 z = np.load(data, allow_pickle=False)
 
@@ -243,7 +243,7 @@ NEW = {"billing": "I need a copy of last month's invoice",
 def test_training_layer_alone_trains(training, encoder, tmp_path):
     """Features from the encoder here, training from the pruned layer alone in a subprocess
     that has no encoder (the worker reads stored features)."""
-    from labelloop.model import LabelSpec, label_priors
+    from labelloop.ml.build import LabelSpec, label_priors
 
     labels = sorted(TEXTS)
     y = [lb for lb in labels for _ in TEXTS[lb]]

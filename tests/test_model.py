@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from labelloop.model import LabelSpec, build_model, is_trainable
-from labelloop.zeroshot import ZERO_SHOT_TEMPERATURE, prior_texts
+from labelloop.ml.build import LabelSpec, build_model, is_trainable
+from labelloop.ml.zeroshot import ZERO_SHOT_TEMPERATURE, prior_texts
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELS = [LabelSpec("travel", "Flights, hotels and trips"), LabelSpec("cooking"),

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from labelloop.encoder import Features
-from labelloop.head import Head
-from labelloop.model import TrainedModel
+from labelloop.ml.build import TrainedModel
+from labelloop.ml.head import Head
 from labelloop.serving import LiveModel, ModelMeta
-from labelloop.usecases.train import decide
+from labelloop.usecases.promotion import decide
 
 # Two labels on a 2-d toy embedding: "a" points along x, "b" along y.
 A, B = np.array([1.0, 0.0]), np.array([0.0, 1.0])

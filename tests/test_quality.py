@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from labelloop.quality import Evidence, Quality, curve, lowest_supported, point
+from labelloop.ml.quality import Evidence, Quality, curve, lowest_supported, point
 from labelloop.thresholds import (
     ThresholdPolicy,
     resolve,

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from labelloop.head import log_softmax, softmax
-from labelloop.training import HeadTrainer, Priors, assign_folds, bag_of_tokens, fit_temperature
+from labelloop.ml.head import log_softmax, softmax
+from labelloop.ml.trainer import HeadTrainer, Priors, assign_folds, bag_of_tokens, fit_temperature
 
 
 def clusters(n_per_label: dict[str, int], dim: int = 16, spread: float = 0.6, seed: int = 0):
@@ -63,7 +63,7 @@ def test_served_head_equals_the_fitted_sklearn_models():
     t = HeadTrainer(lexical_weights=(0.3,)).fit(X, y, tokens)
     emb = t.embedding_model_.decision_function(X)
     lex_tokens = [np.append(tok, 99999) for tok in tokens]  # an unseen id: norm only
-    from labelloop.training import _compact
+    from labelloop.ml.trainer import _compact
 
     bag = bag_of_tokens([_compact(tok, t.vocab_) for tok in lex_tokens], len(t.vocab_))
     lex = t.lexical_model_.decision_function(bag)

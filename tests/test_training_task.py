@@ -122,9 +122,9 @@ def test_a_second_run_waits_for_the_running_one(api, monkeypatch):
     import time
 
     from labelloop import container
-    from labelloop.usecases import train
+    from labelloop.usecases import training_run
 
-    monkeypatch.setattr(train, "BUSY_RETRY_SECONDS", 0)
+    monkeypatch.setattr(training_run, "BUSY_RETRY_SECONDS", 0)
     fid = _function(api, samples=4).removeprefix("function_")
     functions = container.deps().functions
     # Another run holds the lease (a parallel delivery, on AWS).

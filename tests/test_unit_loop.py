@@ -16,7 +16,7 @@ from labelloop.usecases import functions as F
 from labelloop.usecases import invoke as I
 from labelloop.usecases import labels as L
 from labelloop.usecases import samples as S
-from labelloop.usecases import train as T
+from labelloop.usecases import training_run as T
 from labelloop.usecases.common import TrainingMessage
 
 

@@ -68,7 +68,7 @@ class LabelItem(Item):
     description: str | None = None
     metadata: dict[str, str] | None = None
     created_at: float
-    # Features of the label's name/description texts (see labelloop.zeroshot.prior_texts).
+    # Features of the label's name/description texts (see labelloop.ml.zeroshot.prior_texts).
     prior_embeddings: bytes
     prior_tokens: list[bytes]
 

@@ -23,8 +23,8 @@ from labelloop.data.objects import HEAD, META, QUALITY
 from labelloop.domain import FunctionItem, LabelItem, SampleItem
 from labelloop.encoder import Features
 from labelloop.errors import NotFound
-from labelloop.head import Head
-from labelloop.quality import Quality
+from labelloop.ml.head import Head
+from labelloop.ml.quality import Quality
 from labelloop.refresh import Refresh
 from labelloop.thresholds import Decisions, ThresholdPolicy, resolve
 

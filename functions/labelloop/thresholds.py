@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from labelloop.quality import (
+from labelloop.ml.quality import (
     MIN_RANDOM,
     Curve,
     Evidence,

@@ -15,7 +15,7 @@ from labelloop.api.routing import FN
 from labelloop.api.schemas import TrainIn
 from labelloop.container import deps
 from labelloop.usecases import functions as F
-from labelloop.usecases import models as M
+from labelloop.usecases import model_versions as M
 
 router = APIGatewayHttpRouter()
 MODELS = FN + "/models"

@@ -7,7 +7,7 @@ import numpy as np
 
 from labelloop.domain import LabelItem
 from labelloop.ids import full
-from labelloop.quality import MIN_RANDOM, MIN_RANDOM_PER_LABEL, Curve, Quality, point
+from labelloop.ml.quality import MIN_RANDOM, MIN_RANDOM_PER_LABEL, Curve, Quality, point
 from labelloop.thresholds import Decisions, Solved
 from labelloop.usecases.thresholds import Report
 

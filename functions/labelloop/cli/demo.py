@@ -19,7 +19,7 @@ def demo(*, labels: Path = LABELS, samples: Path = SAMPLES, queries: Path = QUER
          encoder: str = DEFAULT_ENCODER, encoder_dir: Path | None = None) -> None:
     """Train on a small labelled file and predict new texts: the ML core end to end."""
     from labelloop.encoder import Encoder
-    from labelloop.model import LabelSpec, build_model
+    from labelloop.ml.build import LabelSpec, build_model
 
     specs = [LabelSpec(r["name"], r.get("description") or None)
              for r in _read_csv(labels, ("name",))]

@@ -1,7 +1,7 @@
 """Lambda entry point of the training worker (SQS training queue, partial batch responses).
 
 Functions too large for a Lambda are handed to the Fargate training task (the stage decides:
-see `train.dispatch`). A failed run leaves its message on the queue to be retried and, after
+see `training_run.dispatch`). A failed run leaves its message on the queue to be retried and, after
 the queue's receive limit, parked in the DLQ; the function records the error for the API.
 """
 
@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from labelloop.container import deps
-from labelloop.usecases import train
+from labelloop.usecases import training_run
 from labelloop.usecases.common import TrainingMessage
 
 logger = Logger(service="labelloop-training")
@@ -26,7 +26,7 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 def _record(record: SQSRecord) -> None:
     message = TrainingMessage.model_validate_json(record.body)
-    result = train.dispatch(deps(), message)
+    result = training_run.dispatch(deps(), message)
     logger.info("training run", extra={"functionId": message.functionId,
                                        "reason": message.reason, "version": result.version,
                                        "decision": result.decision and result.decision.reason,

@@ -21,7 +21,7 @@ logger = Logger(service="labelloop-training-task")
 
 def main(environ: dict[str, str] | None = None) -> int:
     from labelloop.container import deps
-    from labelloop.usecases import train
+    from labelloop.usecases import training_run
     from labelloop.usecases.common import TrainingMessage
 
     env = os.environ if environ is None else environ
@@ -31,7 +31,7 @@ def main(environ: dict[str, str] | None = None) -> int:
         return 2
     message = TrainingMessage.model_validate_json(raw)
     try:
-        result = train.run(deps(), message)
+        result = training_run.run(deps(), message)
     except Exception:
         logger.exception("training run failed", extra={"functionId": message.functionId})
         return 1

@@ -30,7 +30,7 @@ from labelloop.domain import Origin, SampleItem, features_of, predicted
 from labelloop.encoder import Features
 from labelloop.errors import BadRequest, Conflict
 from labelloop.ids import bare
-from labelloop.metrics import wilson
+from labelloop.ml.metrics import wilson
 from labelloop.serving import LiveModel, Prediction, View, predict
 from labelloop.thresholds import Decisions
 from labelloop.usecases.common import owned_function

@@ -10,8 +10,8 @@ from labelloop.container import Deps
 from labelloop.domain import FunctionItem, LabelItem
 from labelloop.errors import BadRequest
 from labelloop.ids import bare, new_bare
+from labelloop.ml.zeroshot import prior_texts
 from labelloop.usecases.common import owned_function, prefixed_conflict, request_training
-from labelloop.zeroshot import prior_texts
 
 MAX_NAME = 200
 MAX_DESCRIPTION = 2000

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from labelloop.container import Deps
 from labelloop.domain import FunctionItem, LabelItem
 from labelloop.errors import BadRequest, NotReady
-from labelloop.quality import LabelQuality, Quality
+from labelloop.ml.quality import LabelQuality, Quality
 from labelloop.serving import LiveModel
 from labelloop.thresholds import (
     Decisions,

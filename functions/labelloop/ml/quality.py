@@ -23,7 +23,7 @@ from functools import cached_property
 
 import numpy as np
 
-from labelloop.metrics import wilson
+from labelloop.ml.metrics import wilson
 
 FORMAT_VERSION = 1
 GRID = np.arange(201) / 200  # thresholds 0, 0.005, …, 1

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from labelloop.encoder import Encoder, Features
-from labelloop.head import Head
-from labelloop.zeroshot import prior_texts, zero_shot_head
+from labelloop.ml.head import Head
+from labelloop.ml.zeroshot import prior_texts, zero_shot_head
 
 MIN_LABELS_TO_TRAIN = 2
 MIN_SAMPLES_PER_LABEL = 2
@@ -97,7 +97,7 @@ def build_model(encoder: Encoder | None, labels: Sequence[LabelSpec], features: 
         return TrainedModel(head, None, None, None, None, None, None, 0, None,
                             len(sample_labels))
 
-    from labelloop.training import HeadTrainer, Priors
+    from labelloop.ml.trainer import HeadTrainer, Priors
 
     trainer = HeadTrainer(random_state=random_state).fit(
         features.embeddings, list(sample_labels), features.tokens,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from labelloop.container import Deps
 from labelloop.domain import FunctionItem, LabelItem, ModelVersionItem
 from labelloop.errors import Conflict
-from labelloop.quality import Quality
+from labelloop.ml.quality import Quality
 from labelloop.usecases.common import owned_function, request_training
 from labelloop.usecases.thresholds import record_thresholds
 

@@ -8,7 +8,7 @@ temperature fitted by cross-validation.
 
 A `Head` is an immutable artifact. It is written without pickle (an `.npz` of plain numbers
 and unicode strings) and read with `allow_pickle=False`, so a model file is data, never
-code. Trained heads come from `labelloop.training`, zero-shot heads from `labelloop.zeroshot`;
+code. Trained heads come from `labelloop.ml.trainer`, zero-shot heads from `labelloop.ml.zeroshot`;
 both serve through this module, which imports neither scikit-learn nor scipy.
 """
 

@@ -10,7 +10,7 @@ import re
 
 import numpy as np
 
-from labelloop.head import Head
+from labelloop.ml.head import Head
 
 # Fitted by log-loss of cosine-to-label-name scores on BANKING77 (0.061) and CLINC150 (≤ 0.05).
 ZERO_SHOT_TEMPERATURE = 0.05

@@ -2,15 +2,9 @@
 
 Reads the labels and annotated samples with their stored features (the encoder never runs
 here), trains a candidate, writes it as an immutable model version (S3: head.npz + model.json;
-DynamoDB: the version's metrics), and moves the `live` pointer unless the promotion rule says
-the candidate is worse (a promotion re-scores the capture buffer with the new model):
-
-- compared on the same items: the annotated samples the live model was not trained on (new
-  ones, and ones whose annotation changed). The live model's predictions there vs. the
-  candidate's from models trained on all the other samples but that item's fold of new ones
-  (all the data the live model had: a fair fight, unlike plain CV predictions);
-- promoted unless its accuracy there is lower by more than two standard errors of the paired
-  difference; leaving zero-shot, a changed label set, and `force` always promote.
+DynamoDB: the version's metrics), and moves the `live` pointer unless the promotion rule
+(`usecases/promotion.py`) says the candidate is worse; a promotion re-scores the capture buffer
+with the new model.
 """
 
 from __future__ import annotations
@@ -26,26 +20,16 @@ from labelloop.data.tasks import TrainingTask
 from labelloop.domain import FunctionItem, ModelVersionItem, Origin
 from labelloop.encoder import Features
 from labelloop.errors import Busy, Conflict, NotFound
-from labelloop.model import LabelSpec, TrainedModel, build_model
-from labelloop.quality import Quality
-from labelloop.serving import LiveModel, ModelMeta, embeddings_to_bytes, predict
+from labelloop.ml.build import LabelSpec, TrainedModel, build_model
+from labelloop.ml.quality import Quality
+from labelloop.serving import ModelMeta, embeddings_to_bytes
 from labelloop.usecases.capture import rescore
 from labelloop.usecases.common import TrainingMessage
+from labelloop.usecases.promotion import Decision, decide
 from labelloop.usecases.thresholds import record_thresholds
 
-# How much worse (in standard errors of the paired difference) a candidate must look on the
-# new annotations to be held back. One was too eager: with two equal models it holds back
-# about one retrain in six (the one-sided normal tail), and the demo's five fresh, hard
-# (actively chosen) annotations kept blocking a retrain that was no worse.
-BLOCK_STANDARD_ERRORS = 2.0
 # A request that finds its function training is queued again this much later.
 BUSY_RETRY_SECONDS = 20
-
-
-@dataclass(frozen=True)
-class Decision:
-    promote: bool
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -166,34 +150,3 @@ def _cv(model: TrainedModel, ids: list[str]) -> dict[str, list]:
         return {}
     return {sid: [label, round(float(conf), 6)] for sid, label, conf in
             zip(ids, model.cv_predictions, model.cv_confidences, strict=True)}
-
-
-def decide(model: TrainedModel, meta: ModelMeta, features: Features, live: LiveModel | None,
-           force: bool) -> Decision:
-    if force:
-        return Decision(True, "forced")
-    if live is None:
-        return Decision(True, "first model")
-    if live.head.zero_shot and not model.zero_shot:
-        return Decision(True, "leaves zero-shot")
-    if set(live.meta.label_ids) != set(meta.label_ids):
-        return Decision(True, "label set changed")
-    if model.zero_shot:
-        return Decision(True, "too few annotated samples left to train: zero-shot")
-    new = [i for i, (sid, label) in enumerate(meta.trained.items())
-           if live.meta.trained.get(sid) != label]
-    if not new:
-        return Decision(True, "no new annotations to compare on")
-    truth = np.array(list(meta.trained.values()))[new]
-    fresh = model.fresh_predictions or {}
-    candidate = np.array([fresh.get(i, model.cv_predictions[i]) for i in new]) == truth
-    labels_now = {lid: None for lid in meta.label_ids}
-    live_pred = predict(live, labels_now, features.take(np.array(new)))
-    incumbent = np.array([p.label_id for p in live_pred]) == truth
-    diff = candidate.astype(float) - incumbent.astype(float)
-    se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 1.0
-    summary = (f"on {len(new)} new annotations: candidate {candidate.mean():.3f}, "
-               f"live v{live.version} {incumbent.mean():.3f}, standard error {se:.3f}")
-    if diff.mean() < -BLOCK_STANDARD_ERRORS * se:
-        return Decision(False, "worse by more than two standard errors " + summary)
-    return Decision(True, summary)

@@ -24,8 +24,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 
-from labelloop.head import Head, log_softmax, softmax
-from labelloop.metrics import expected_calibration_error, per_label_accuracy
+from labelloop.ml.head import Head, log_softmax, softmax
+from labelloop.ml.metrics import expected_calibration_error, per_label_accuracy
 
 DEFAULT_CS = (3.0, 10.0, 30.0, 100.0)
 DEFAULT_LEXICAL_WEIGHTS = (0.0, 0.15, 0.3)
