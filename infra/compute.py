@@ -12,6 +12,7 @@ from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
 from infra.data import Data
+from infra.environment import environment
 from infra.queues import Queues, construct_id
 from infra.stage import RETENTION, ROOT, StageSettings
 from labelloop.data.objects import BATCH_PREFIX
@@ -69,7 +70,9 @@ def table_arns(table) -> list[str]:
 
 class Compute(Construct):
     def __init__(self, scope: Construct, cid: str, settings: StageSettings, data: Data,
-                 queues: Queues, extra_training_env: dict[str, str] | None = None):
+                 queues: Queues, extra_env: dict[str, str] | None = None):
+        """`extra_env`: more values a function's settings may declare (the Fargate task's,
+        which only the training function's do)."""
         super().__init__(scope, cid)
 
         python = lambda_.Runtime(f"python{settings.lambda_python}", lambda_.RuntimeFamily.PYTHON)
@@ -77,19 +80,21 @@ class Compute(Construct):
             self, f"{name.capitalize()}Layer", description=f"labelloop {name}: {what}",
             code=lambda_.Code.from_asset(str(settings.layer_dir(name))),
             compatible_runtimes=[python]) for name, what in LAYER_DESCRIPTIONS.items()}
-        env = {**data.environment(), **queues.environment(),
-               "LABELLOOP_TRAIN_DEBOUNCE_SECONDS": str(settings.train_debounce_seconds),
-               "LABELLOOP_INVOKE_RETENTION_DAYS": str(settings.invoke_retention_days),
-               "LABELLOOP_DEFAULT_ENCODER": settings.default_encoder,
-               "POWERTOOLS_SERVICE_NAME": "labelloop",
-               "POWERTOOLS_METRICS_NAMESPACE": f"labelloop-{settings.stage}"}
+        # Every value the stack has for the functions; each takes what its settings model
+        # declares (resources.py names the model).
+        available = {**data.environment(), **queues.environment(),
+                     "LABELLOOP_TRAIN_DEBOUNCE_SECONDS": str(settings.train_debounce_seconds),
+                     "LABELLOOP_INVOKE_RETENTION_DAYS": str(settings.invoke_retention_days),
+                     "LABELLOOP_DEFAULT_ENCODER": settings.default_encoder,
+                     "LABELLOOP_FARGATE_MIN_SAMPLES": str(settings.fargate_min_samples),
+                     **(extra_env or {})}
         # The accurate encoder's model (110 MB) would put a function over 250 MB with its
         # layers: an S3 asset instead, fetched to /tmp on a container's first use of it.
-        accurate_model, encoder_env = None, {}
+        accurate_model = None
         if (settings.layer_dir("encoder") / "encoder-accurate" / "manifest.json").exists():
             accurate_model = s3_assets.Asset(self, "AccurateEncoderModel",
                                              path=str(settings.accurate_model_path()))
-            encoder_env["LABELLOOP_ACCURATE_ENCODER_MODEL"] = accurate_model.s3_object_url
+            available["LABELLOOP_ACCURATE_ENCODER_MODEL"] = accurate_model.s3_object_url
         elif settings.default_encoder == "accurate":
             raise SystemExit("default_encoder is accurate but the encoder layer has no accurate "
                              "encoder: run `.venv/bin/python scripts/build_encoder.py --encoder "
@@ -106,8 +111,7 @@ class Compute(Construct):
                 self, construct_id(spec.name), settings, name=spec.name, handler=spec.handler,
                 memory_mb=memory, timeout=cdk.Duration.seconds(timeout),
                 layers=[layers[n] for n in spec.layers],
-                environment={**env, **(extra_training_env or {})} if spec.name == "training"
-                else {**env, **(encoder_env if "encoder" in spec.layers else {})})
+                environment=environment(spec.settings, available, f"the {spec.name} function"))
             if spec.queue:
                 worker.alias.add_event_source(sources.SqsEventSource(
                     queues.queues[spec.queue], batch_size=queues.specs[spec.queue].batch_size,

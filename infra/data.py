@@ -64,7 +64,8 @@ class Data(Construct):
             removal_policy=removal)
 
     def environment(self) -> dict[str, str]:
-        """The env var of each resource -> its physical name (every function gets all)."""
+        """The env var of each resource -> its physical name (each function takes those its
+        settings model declares: `infra/environment.py`)."""
         env = {spec.env: self.tables[spec.name].table_name for spec in RESOURCES.tables}
         env[self.bucket_spec.env] = self.bucket.bucket_name
         # The name as a plain string: `secret_name` would parse it out of the ARN, which an

@@ -20,13 +20,12 @@ class LabelloopStack(cdk.Stack):
         self.settings = settings
         self.data = Data(self, "Data", settings)
         self.queues = Queues(self, "Queues", settings)
-        self.training_task = (TrainingTask(self, "TrainingTask", settings, self.data)
+        self.training_task = (TrainingTask(self, "TrainingTask", settings, self.data,
+                                           self.queues)
                               if settings.fargate_training else None)
         self.compute = Compute(
             self, "Compute", settings, self.data, self.queues,
-            extra_training_env={"LABELLOOP_FARGATE_MIN_SAMPLES": str(settings.fargate_min_samples),
-                                **(self.training_task.environment() if self.training_task
-                                   else {})})
+            extra_env=self.training_task.environment() if self.training_task else None)
         if self.training_task:
             self.training_task.allow_start(self.compute.training.function)
         self.api = HttpApi(self, "Api", settings, self.compute.api.alias)

@@ -15,13 +15,17 @@ from constructs import Construct
 
 from infra.compute import READ, WRITE, table_arns
 from infra.data import Data
+from infra.environment import environment
+from infra.queues import Queues
 from infra.stage import RETENTION, ROOT, StageSettings
+from labelloop.settings import TrainingTaskSettings
 
 CONTAINER = "training"
 
 
 class TrainingTask(Construct):
-    def __init__(self, scope: Construct, cid: str, settings: StageSettings, data: Data):
+    def __init__(self, scope: Construct, cid: str, settings: StageSettings, data: Data,
+                 queues: Queues):
         super().__init__(scope, cid)
         # Public subnets and a public IP, no NAT gateway: the task only calls AWS APIs, and a
         # NAT would cost more per month than the training it serves.
@@ -44,8 +48,9 @@ class TrainingTask(Construct):
             platform=(ecr_assets.Platform.LINUX_ARM64 if settings.arm64
                       else ecr_assets.Platform.LINUX_AMD64))
         self.task.add_container(
-            CONTAINER, image=image, environment={
-                **data.environment(), "POWERTOOLS_SERVICE_NAME": "labelloop-training-task"},
+            CONTAINER, image=image, environment=environment(
+                TrainingTaskSettings, {**data.environment(), **queues.environment()},
+                "the Fargate training task"),
             logging=ecs.LogDrivers.aws_logs(
                 stream_prefix="training", log_retention=getattr(
                     logs.RetentionDays, RETENTION[settings.log_retention_days])))
@@ -55,6 +60,9 @@ class TrainingTask(Construct):
         role.add_to_principal_policy(iam.PolicyStatement(
             actions=["s3:GetObject", "s3:PutObject"],
             resources=[data.bucket.arn_for_objects("functions/*")]))
+        # A run that finds its function training already queues its request again.
+        role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["sqs:SendMessage"], resources=[queues.queues["training"].queue_arn]))
 
     def environment(self) -> dict[str, str]:
         """What the training Lambda needs to start the task."""

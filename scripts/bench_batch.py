@@ -103,11 +103,14 @@ def run(args: argparse.Namespace, moto) -> None:
     from labelloop.local import LambdaContext
     from labelloop.local.poller import sqs_event
     from labelloop.resources import create_all
+    from labelloop.settings import BatchSettings
     from labelloop.usecases import batch as B
 
     os.environ.update(create_all(boto3.Session(), "bench"))
     d = container.Deps()
-    container.reset(d)
+    worker = container.Deps(settings_cls=BatchSettings)
+    worker.__dict__["encoders"] = d.encoders  # the baseline and the handler: one ONNX session
+    container.reset(d, worker)
     print(f"training a BANKING77 function ({args.shots} samples per label) …", flush=True)
     fid = setup(d, args.shots, args.encoder)
     from labelloop.handlers.batch import handler

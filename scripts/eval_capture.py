@@ -165,7 +165,7 @@ def moto_deps(encoder, seed: int):
             container.reset(d)
             yield d
     finally:
-        container.reset(None)
+        container.reset()
         for k, v in saved.items():
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import boto3
 import pytest
-from conftest import Api, sqs_event
+from conftest import Api, install_containers, sqs_event
 from test_api import LABELS, SAMPLES
 
 CLIENTS = {"client-a": "secret-a", "client-b": "secret-b"}
@@ -49,15 +49,13 @@ def moto_api(encoders) -> Iterator[Api]:
         env = create_all(boto3.Session(), "test")
         for k, v in env.items():
             mp.setenv(k, v)
-        d = container.Deps()
-        d.__dict__["encoders"] = encoders
-        container.reset(d)
+        install_containers(encoders)
         for cid, secret in CLIENTS.items():
             register_client(cid, secret)
         try:
             yield Api(env, *next(iter(CLIENTS.items())))
         finally:
-            container.reset(None)
+            container.reset()
 
 
 def _ok(result) -> dict | list:

@@ -166,18 +166,28 @@ def aws(monkeypatch):
         yield env
 
 
+def install_containers(encoders) -> None:
+    """The API's and the batch worker's containers, on the test session's encoders (one ONNX
+    session per encoder); the training worker's, which has no encoder, is built on first use."""
+    from labelloop import container
+    from labelloop.settings import ApiSettings, BatchSettings
+
+    built = [container.Deps(settings_cls=cls) for cls in (ApiSettings, BatchSettings)]
+    for d in built:
+        d.__dict__["encoders"] = encoders
+    container.reset(*built)
+
+
 @pytest.fixture
 def api(aws, encoders):
     from labelloop import container
     from labelloop.auth import register_client
 
-    d = container.Deps()
-    d.__dict__["encoders"] = encoders  # one ONNX session per encoder for the test session
-    container.reset(d)
+    install_containers(encoders)
     register_client("client-a", "secret-a")
     register_client("client-b", "secret-b")
     yield Api(aws, "client-a", "secret-a")
-    container.reset(None)
+    container.reset()
 
 
 @pytest.fixture(scope="module")

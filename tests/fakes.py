@@ -426,11 +426,13 @@ def memory_deps(encoders, **settings):
     """A `Deps` whose repositories are these fakes (settings from `settings`, the rest
     defaults): the unit tier's container."""
     from labelloop.container import Deps
-    from labelloop.settings import Settings
+    from labelloop.settings import ApiSettings
 
-    d = Deps(Settings.model_validate({
+    # The API's settings: they hold what the training run reads too (its queue, its lease).
+    d = Deps(ApiSettings.model_validate({
         "LABELLOOP_TABLE": "t", "LABELLOOP_INVOKES_TABLE": "i", "LABELLOOP_BUCKET": "b",
-        "LABELLOOP_TRAINING_QUEUE_URL": "q", "LABELLOOP_CACHE_SECONDS": 0, **settings}))
+        "LABELLOOP_TRAINING_QUEUE_URL": "q", "LABELLOOP_BATCH_QUEUE_URL": "bq",
+        "LABELLOOP_SIGNING_KEY_FILE": "unused", "LABELLOOP_CACHE_SECONDS": 0, **settings}))
     samples = MemorySamples()
     d.__dict__.update(encoders=encoders, clients=MemoryClients(),
                       functions=MemoryFunctions(), labels=MemoryLabels(),

@@ -186,17 +186,19 @@ def test_bucket_and_secret_match_local_stack(template, local):
 
 
 def test_every_function_gets_the_local_environment(template, local):
-    env, _, _, _, _ = local
-    functions = resources(template, "AWS::Lambda::Function")
-    assert len(functions) == 3
-    for props in functions.values():
-        variables = props["Environment"]["Variables"]
-        assert set(env) <= set(variables)
-        assert variables["LABELLOOP_SIGNING_SECRET"] == f"labelloop-{STAGE}-signing-key"
-    # And what the handlers validate their environment with accepts it.
-    from labelloop.settings import Settings
+    """What the local stack names, every function whose settings declare it gets; and the
+    local stack's environment satisfies every function's settings."""
+    from infra.environment import declared
+    from labelloop.resources import RESOURCES
 
-    assert Settings.from_env({k: "x" for k in env}).table == "x"
+    env, _, _, _, _ = local
+    functions = by_name(template, "AWS::Lambda::Function", "FunctionName")
+    for spec in RESOURCES.functions:
+        variables = functions[f"labelloop-{STAGE}-{spec.name}"]["Environment"]["Variables"]
+        assert {k for k in env if k in declared(spec.settings)} <= set(variables), spec.name
+        spec.settings.from_env({k: "x" for k in env})
+    api = functions[f"labelloop-{STAGE}-api"]["Environment"]["Variables"]
+    assert api["LABELLOOP_SIGNING_SECRET"] == f"labelloop-{STAGE}-signing-key"
 
 
 # -- the stack's own properties -------------------------------------------------------------
@@ -315,8 +317,18 @@ def test_fargate_training_path(template):
     assert task["RequiresCompatibilities"] == ["FARGATE"]
     (container,) = task["ContainerDefinitions"]
     assert container["Name"] == "training"
-    env = {e["Name"] for e in container["Environment"]}
-    assert {"LABELLOOP_TABLE", "LABELLOOP_BUCKET"} <= env
+    env = {e["Name"]: e["Value"] for e in container["Environment"]}
+    assert {"LABELLOOP_TABLE", "LABELLOOP_BUCKET"} <= set(env)
+    # A run that finds its function training already queues itself again: the task sends to
+    # the training queue, and only to it.
+    queue_id = logical_id(template, "AWS::SQS::Queue", "QueueName",
+                          f"labelloop-{STAGE}-training")
+    assert env["LABELLOOP_TRAINING_QUEUE_URL"] == {"Ref": queue_id}
+    (role_policy,) = [p for p in resources(template, "AWS::IAM::Policy").values()
+                      if p["Roles"] == [{"Ref": task["TaskRoleArn"]["Fn::GetAtt"][0]}]]
+    sends = [s["Resource"] for s in role_policy["PolicyDocument"]["Statement"]
+             if s["Action"] == "sqs:SendMessage"]
+    assert sends == [{"Fn::GetAtt": [queue_id, "Arn"]}]
     training = by_name(template, "AWS::Lambda::Function", "FunctionName")[
         f"labelloop-{STAGE}-training"]["Environment"]["Variables"]
     assert training["LABELLOOP_TRAINING_TASK_DEFINITION"] == {
@@ -340,8 +352,7 @@ def test_the_accurate_model_is_an_asset_only_the_encoder_functions_read(template
     for n in ("api", "batch-invoke"):
         reads = json.dumps(_role_actions(template, name + n)["s3:GetObject"])
         assert ".onnx" in reads, reads  # that one object, not the assets bucket
-    assert {fns[name + n]["Environment"]["Variables"]["LABELLOOP_DEFAULT_ENCODER"]
-            for n in ("api", "batch-invoke")} == {"fast"}
+    assert fns[name + "api"]["Environment"]["Variables"]["LABELLOOP_DEFAULT_ENCODER"] == "fast"
     # A layer folder built without the accurate encoder: functions cannot pick it, nor can it
     # be the stage's default.
     _, t = synth(fake_layers(tmp_path, accurate=False))
@@ -357,6 +368,61 @@ def test_the_accurate_model_is_an_asset_only_the_encoder_functions_read(template
         synth(stale)
 
 
+def assert_environments_are_the_settings(template: dict) -> None:
+    """Every Lambda function and the Fargate task get what their settings model requires and
+    nothing it does not declare (the model each entry point reads its environment with)."""
+    import importlib
+
+    from infra.environment import declared
+    from labelloop.resources import RESOURCES
+    from labelloop.settings import TrainingTaskSettings
+
+    def check(model, variables: dict, what: str) -> None:
+        wanted = declared(model)
+        assert set(variables) <= set(wanted), (what, sorted(set(variables) - set(wanted)))
+        missing = {k for k, required in wanted.items() if required} - set(variables)
+        assert not missing, (what, sorted(missing))
+
+    functions = by_name(template, "AWS::Lambda::Function", "FunctionName")
+    assert len(functions) == len(RESOURCES.functions)
+    for spec in RESOURCES.functions:
+        props = functions[f"labelloop-{STAGE}-{spec.name}"]
+        check(spec.settings, props["Environment"]["Variables"], spec.name)
+        # The model the handler builds its container with.
+        module = importlib.import_module(spec.handler.rpartition(".")[0])
+        assert module.SETTINGS is spec.settings, spec.name
+    for task in resources(template, "AWS::ECS::TaskDefinition").values():
+        (container,) = task["ContainerDefinitions"]
+        check(TrainingTaskSettings, {e["Name"]: e["Value"] for e in container["Environment"]},
+              "training task")
+    assert importlib.import_module(
+        "labelloop.handlers.training_task").SETTINGS is TrainingTaskSettings
+
+
+def test_every_environment_is_its_settings_model(template):
+    assert_environments_are_the_settings(template)
+    # Only the API reads the stage's defaults for new functions and the debounce window.
+    fns = by_name(template, "AWS::Lambda::Function", "FunctionName")
+    assert [n for n, p in fns.items() if "LABELLOOP_TRAIN_DEBOUNCE_SECONDS" in
+            p["Environment"]["Variables"]] == [f"labelloop-{STAGE}-api"]
+
+
+def test_synth_fails_on_an_environment_its_settings_refuse():
+    from infra.environment import environment
+    from labelloop.settings import BatchSettings, TrainingSettings
+
+    have = {"LABELLOOP_TABLE": "t", "LABELLOOP_INVOKES_TABLE": "i", "LABELLOOP_BUCKET": "b",
+            "LABELLOOP_TRAINING_QUEUE_URL": "q", "LABELLOOP_SIGNING_SECRET": "s"}
+    assert environment(TrainingSettings, have, "training") == {
+        k: v for k, v in have.items() if k != "LABELLOOP_SIGNING_SECRET"}
+    with pytest.raises(SystemExit, match=r"(?s)^batch: .*LABELLOOP_IDEMPOTENCY_TABLE"):
+        environment(BatchSettings, have, "batch")
+    with pytest.raises(SystemExit, match="LABELLOOP_TRAINING_SUBNETS"):
+        environment(TrainingSettings, {**have, "LABELLOOP_TRAINING_CLUSTER": "c",
+                                       "LABELLOOP_TRAINING_TASK_DEFINITION": "td",
+                                       "LABELLOOP_TRAINING_SECURITY_GROUP": "sg"}, "training")
+
+
 def test_stage_without_fargate_and_for_an_emulator(tmp_path):
     _, t = synth(fake_layers(tmp_path, "3.11"), fargate_training=False, lambda_python="3.11")
     template = t.to_json()
@@ -365,6 +431,7 @@ def test_stage_without_fargate_and_for_an_emulator(tmp_path):
     for props in resources(template, "AWS::Lambda::Function").values():
         assert props["Runtime"] == "python3.11"
         assert "LABELLOOP_TRAINING_TASK_DEFINITION" not in props["Environment"]["Variables"]
+    assert_environments_are_the_settings(template)
 
 
 def test_stage_settings_are_validated(tmp_path):

@@ -1,8 +1,11 @@
 """The composition root: AWS clients, repositories, encoders and caches, built lazily, once
 per container.
 
-Nothing heavy happens at import time. Tests build their own `Deps` from settings (or reset the
-default one with `reset()`), so no module needs reloading.
+A container reads the settings of one entry point (`labelloop.settings`): each handler asks
+`deps()` for the container of its settings class, so it fails at once if its environment lacks
+what it needs, and reads nothing it does not. Nothing heavy happens at import time. Tests build
+their own `Deps` (the API's settings unless told otherwise) and install them with `reset()`, so
+no module needs reloading.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import time
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from labelloop.settings import Settings
+from labelloop.settings import ApiSettings, Settings
 
 if TYPE_CHECKING:
     from labelloop.data import ports
@@ -22,12 +25,18 @@ log = logging.getLogger(__name__)
 
 
 class Deps:
-    def __init__(self, settings: Settings | None = None):
+    def __init__(self, settings: Settings | None = None,
+                 settings_cls: type[Settings] = ApiSettings):
         self._settings = settings
+        # The entry point this container serves: given settings say it themselves.
+        self.settings_cls = type(settings) if settings is not None else settings_cls
 
     @cached_property
     def settings(self) -> Settings:
-        return self._settings or Settings.from_env()
+        """The entry point's settings (read from the environment on first use). Use cases read
+        the fields of the entry points that call them: a field another entry point's model
+        lacks is a programming error, not a missing variable."""
+        return self._settings or self.settings_cls.from_env()
 
     @cached_property
     def session(self):
@@ -117,8 +126,10 @@ class Deps:
     def queues(self) -> ports.QueuesPort:
         from labelloop.data.queues import Queues
 
+        # Only the API sends batch parts: the workers' settings have no batch queue.
         return Queues(self.session.client("sqs", config=self._config),
-                      self.settings.training_queue_url, self.settings.batch_queue_url)
+                      self.settings.training_queue_url,
+                      getattr(self.settings, "batch_queue_url", None))
 
     @cached_property
     def tasks(self):
@@ -169,21 +180,25 @@ class Deps:
         return CaptureCache(self.samples, self.ledger, self.objects, self.settings.cache_seconds)
 
 
-_default: Deps | None = None
-_default_lock = threading.Lock()
+_containers: dict[type[Settings], Deps] = {}
+_containers_lock = threading.Lock()
 
 
-def deps() -> Deps:
-    global _default
-    if _default is None:
-        with _default_lock:
-            if _default is None:
-                _default = Deps()
-    return _default
+def deps(settings_cls: type[Settings] = ApiSettings) -> Deps:
+    """The container of the entry point with these settings (by default the API's), built on
+    first use. One per settings class: a Lambda or the Fargate task runs one entry point; the
+    local stack's worker process runs two, each with its own container, as on Lambda."""
+    d = _containers.get(settings_cls)
+    if d is None:
+        with _containers_lock:
+            d = _containers.setdefault(settings_cls, Deps(settings_cls=settings_cls))
+    return d
 
 
-def reset(new: Deps | None = None) -> None:
-    """Replace the container's dependencies (tests, the local stack after moving endpoints)."""
-    global _default
-    with _default_lock:
-        _default = new
+def reset(*new: Deps) -> None:
+    """Drop every container; each of `new` becomes the one for its settings class (tests, the
+    local stack after moving endpoints)."""
+    with _containers_lock:
+        _containers.clear()
+        for d in new:
+            _containers[d.settings_cls] = d

@@ -3,7 +3,7 @@
 The local stack creates exactly these in moto (`create_all`); the CDK stack declares them from
 the same objects, and a test compares the synthesized template with this description. Physical
 names derive from the stage (`labelloop-<stage>-<name>`); the Lambdas learn them from the
-environment (see `labelloop.settings`).
+environment, each what its settings model declares (`labelloop.settings`).
 
 Table layout and access patterns: docs/storage.md.
 """
@@ -13,6 +13,8 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
+
+from labelloop.settings import ApiSettings, BatchSettings, Settings, TrainingSettings
 
 
 class _Spec(BaseModel):
@@ -63,6 +65,8 @@ class FunctionSpec(_Spec):
     # Lambda layers (scripts/build_layers.py builds them), besides the code (functions/).
     layers: tuple[str, ...]
     queue: str | None = None  # the queue whose event source mapping invokes it
+    # Its environment: the stack sets exactly the variables this model declares.
+    settings: type[Settings]
 
 
 class Resources(_Spec):
@@ -100,12 +104,13 @@ RESOURCES = Resources(
                         purpose="token-signing-key"),),
     functions=(
         FunctionSpec(name="api", handler="labelloop.handlers.api.handler",
-                     layers=("runtime", "encoder")),
+                     layers=("runtime", "encoder"), settings=ApiSettings),
         # Training reads stored features: no encoder, and a layer with scikit-learn instead.
         FunctionSpec(name="training", handler="labelloop.handlers.training.handler",
-                     layers=("training",), queue="training"),
+                     layers=("training",), queue="training", settings=TrainingSettings),
         FunctionSpec(name="batch-invoke", handler="labelloop.handlers.batch.handler",
-                     layers=("runtime", "encoder"), queue="batch-invoke"),
+                     layers=("runtime", "encoder"), queue="batch-invoke",
+                     settings=BatchSettings),
     ),
 )
 

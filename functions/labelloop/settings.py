@@ -1,4 +1,13 @@
-"""Each Lambda's environment, validated once per container (pydantic at the boundary).
+"""Each entry point's environment, validated once per container (pydantic at the boundary).
+
+One model per entry point: `ApiSettings` (the HTTP API), `TrainingSettings` (the training
+Lambda), `BatchSettings` (the batch-invoke worker), `TrainingTaskSettings` (the Fargate training
+task), over the `Settings` every one of them reads. What an entry point's code paths use is
+required there, so a missing resource fails its first request instead of the first use of that
+resource; what it does not use is not declared. The CDK stack builds each function's
+environment from its model (`infra/environment.py`: exactly the variables it declares) and
+`tests/test_infra.py` checks the synthesized template against them; `resources.py` names each
+Lambda's model.
 
 Resource names come from `labelloop.resources` (the env var of each resource); tuning knobs have
 defaults that work without configuration. `AWS_ENDPOINT_URL`, read by boto3 itself, points
@@ -9,30 +18,65 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from labelloop.encoder import DEFAULT_ENCODER, ENCODERS
 
+# A table name, bucket or queue URL: an empty one would only fail at its first call.
+Resource = Annotated[str, Field(min_length=1)]
+
 
 class Settings(BaseModel):
+    """What every entry point reads: where the data is, and how long caches are trusted."""
+
     model_config = ConfigDict(frozen=True, populate_by_name=True)
 
-    table: str = Field(alias="LABELLOOP_TABLE")
-    invokes_table: str = Field(alias="LABELLOOP_INVOKES_TABLE")
-    bucket: str = Field(alias="LABELLOOP_BUCKET")
-    training_queue_url: str = Field(alias="LABELLOOP_TRAINING_QUEUE_URL")
-    batch_queue_url: str = Field("", alias="LABELLOOP_BATCH_QUEUE_URL")
-    # Where the token signing key is: a Secrets Manager secret (deployments), or a file only
-    # its owner can read (the local stack: its AWS endpoint is open to any local process).
-    signing_secret: str = Field("", alias="LABELLOOP_SIGNING_SECRET")
-    signing_key_file: str = Field("", alias="LABELLOOP_SIGNING_KEY_FILE")
-    # Only the batch-invoke worker uses it (Powertools idempotency per message).
-    idempotency_table: str = Field("", alias="LABELLOOP_IDEMPOTENCY_TABLE")
-    # Changes to samples/labels within this window coalesce into one training run.
-    train_debounce_seconds: int = Field(3, ge=0, le=900, alias="LABELLOOP_TRAIN_DEBOUNCE_SECONDS")
+    table: Resource = Field(alias="LABELLOOP_TABLE")
+    # Every container's tables object names both (`data.codec.Tables`).
+    invokes_table: Resource = Field(alias="LABELLOOP_INVOKES_TABLE")
+    bucket: Resource = Field(alias="LABELLOOP_BUCKET")
     # How long a warm container trusts its cached function, labels and live pointer.
     cache_seconds: float = Field(2.0, ge=0, le=300, alias="LABELLOOP_CACHE_SECONDS")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Variables this model does not declare are ignored: the local stack and the tests give
+        every entry point one environment (the CDK stack gives each exactly its own)."""
+        env = os.environ if environ is None else environ
+        return cls.model_validate({k: v for k, v in env.items() if k.startswith("LABELLOOP_")})
+
+
+class _Trains(Settings):
+    """Entry points that queue training (the API after changes; a run that finds its function
+    busy queues itself again) and judge a run's lease."""
+
+    training_queue_url: Resource = Field(alias="LABELLOOP_TRAINING_QUEUE_URL")
+    # A training run silent for longer than this is taken as dead (its Lambda timed out).
+    training_stale_seconds: int = Field(960, ge=60, alias="LABELLOOP_TRAINING_STALE_SECONDS")
+
+
+class _Encodes(Settings):
+    """Entry points that run the encoder."""
+
+    # s3://bucket/key of the accurate encoder's model.onnx where the layers hold only its
+    # manifest and tokenizer (on Lambda: 110 MB do not fit beside the runtime). Empty: the
+    # model is beside the manifest (local stack, tests).
+    accurate_encoder_model: str = Field("", alias="LABELLOOP_ACCURATE_ENCODER_MODEL")
+
+
+class ApiSettings(_Trains, _Encodes):
+    """The HTTP API (`handlers/api.py`): every route, tokens, batch submission."""
+
+    batch_queue_url: Resource = Field(alias="LABELLOOP_BATCH_QUEUE_URL")
+    # Where the token signing key is (one of the two): a Secrets Manager secret (deployments),
+    # or a file only its owner can read (the local stack: its AWS endpoint is open to any local
+    # process). The file wins if both are set.
+    signing_secret: str = Field("", alias="LABELLOOP_SIGNING_SECRET")
+    signing_key_file: str = Field("", alias="LABELLOOP_SIGNING_KEY_FILE")
+    # Changes to samples/labels within this window coalesce into one training run.
+    train_debounce_seconds: int = Field(3, ge=0, le=900, alias="LABELLOOP_TRAIN_DEBOUNCE_SECONDS")
     token_ttl_seconds: int = Field(3600, ge=60, le=86400, alias="LABELLOOP_TOKEN_TTL_SECONDS")
     # Failed POST /connect/token attempts per client id and window before 429s.
     token_failure_limit: int = Field(10, ge=1, alias="LABELLOOP_TOKEN_FAILURE_LIMIT")
@@ -44,23 +88,53 @@ class Settings(BaseModel):
     # The encoder of a function created without one (`fast` or `accurate`).
     default_encoder: str = Field(DEFAULT_ENCODER, pattern=f"^({'|'.join(ENCODERS)})$",
                                  alias="LABELLOOP_DEFAULT_ENCODER")
-    # s3://bucket/key of the accurate encoder's model.onnx where the layers hold only its
-    # manifest and tokenizer (on Lambda: 110 MB do not fit beside the runtime). Empty: the
-    # model is beside the manifest (local stack, tests).
-    accurate_encoder_model: str = Field("", alias="LABELLOOP_ACCURATE_ENCODER_MODEL")
-    # A training run silent for longer than this is taken as dead (its Lambda timed out).
-    training_stale_seconds: int = Field(960, ge=60, alias="LABELLOOP_TRAINING_STALE_SECONDS")
 
-    # The Fargate training path, set by the stack where the stage enables it: functions with at
-    # least fargate_min_samples annotated samples train in this ECS task instead of the Lambda.
+    @model_validator(mode="after")
+    def _signing_key(self) -> ApiSettings:
+        if not (self.signing_secret or self.signing_key_file):
+            raise ValueError("LABELLOOP_SIGNING_SECRET or LABELLOOP_SIGNING_KEY_FILE is required "
+                             "(where the token signing key is)")
+        return self
+
+
+class TrainingSettings(_Trains):
+    """The training Lambda (`handlers/training.py`): runs, or hands large functions to the
+    Fargate training task."""
+
+    # The Fargate training path, set by the stack where the stage enables it (all four, or
+    # none): functions with at least fargate_min_samples annotated samples train in this ECS
+    # task instead of the Lambda.
     training_cluster: str = Field("", alias="LABELLOOP_TRAINING_CLUSTER")
     training_task_definition: str = Field("", alias="LABELLOOP_TRAINING_TASK_DEFINITION")
-    training_container: str = Field("training", alias="LABELLOOP_TRAINING_CONTAINER")
     training_subnets: str = Field("", alias="LABELLOOP_TRAINING_SUBNETS")  # comma-separated
     training_security_group: str = Field("", alias="LABELLOOP_TRAINING_SECURITY_GROUP")
+    training_container: str = Field("training", min_length=1,
+                                    alias="LABELLOOP_TRAINING_CONTAINER")
     fargate_min_samples: int = Field(20_000, ge=1, alias="LABELLOOP_FARGATE_MIN_SAMPLES")
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if environ is None else environ
-        return cls.model_validate({k: v for k, v in env.items() if k.startswith("LABELLOOP_")})
+    @property
+    def fargate(self) -> bool:
+        return bool(self.training_task_definition)
+
+    @model_validator(mode="after")
+    def _fargate_all_or_none(self) -> TrainingSettings:
+        given = {"LABELLOOP_TRAINING_CLUSTER": self.training_cluster,
+                 "LABELLOOP_TRAINING_TASK_DEFINITION": self.training_task_definition,
+                 "LABELLOOP_TRAINING_SUBNETS": self.training_subnets,
+                 "LABELLOOP_TRAINING_SECURITY_GROUP": self.training_security_group}
+        if any(given.values()) and not all(given.values()):
+            missing = ", ".join(k for k, v in given.items() if not v)
+            raise ValueError(f"the Fargate training path needs {missing} too")
+        return self
+
+
+class BatchSettings(_Encodes):
+    """The batch-invoke worker (`handlers/batch.py`)."""
+
+    # Powertools idempotency records, one per SQS message.
+    idempotency_table: Resource = Field(alias="LABELLOOP_IDEMPOTENCY_TABLE")
+
+
+class TrainingTaskSettings(_Trains):
+    """The Fargate training task (`handlers/training_task.py`): the training Lambda's run,
+    never its hand-over."""

@@ -48,9 +48,10 @@ def create_local_client(data_dir: Path = DATA_DIR, *, client_id: str | None = No
     if running is not None:
         from labelloop.container import Deps
         from labelloop.local.stack import put_client_entry
+        from labelloop.settings import Settings
 
         os.environ.update(running.env)
-        put_client_entry(Deps(), entry)
+        put_client_entry(Deps(settings_cls=Settings), entry)  # only the main table
     _save(save, creds)
     print(json.dumps({**creds, "url": running.url if running else DEFAULT_URL}))
 
@@ -68,9 +69,9 @@ def create_client(*, stack_name: str = STACK_NAME, client_id: str | None = None,
         outputs = stack_outputs(boto3.Session(), stack_name)
     except LookupError as err:
         sys.exit(f"error: {err}")
+    # Registering a client writes only the main table.
     settings = Settings(table=outputs["TableName"], invokes_table=outputs["InvokesTableName"],
-                        bucket=outputs["BucketName"], training_queue_url=outputs[
-                            "TrainingQueueUrl"], signing_secret=outputs["SigningSecretName"])
+                        bucket=outputs["BucketName"])
     creds = _new_credentials(client_id)
     register_client(creds["client_id"], creds["client_secret"], Deps(settings))
     _save(save, creds)

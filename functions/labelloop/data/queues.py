@@ -8,7 +8,7 @@ SQS_MAX_BYTES = 256 * 1024
 
 
 class Queues:
-    def __init__(self, sqs, training_queue_url: str, batch_queue_url: str = ""):
+    def __init__(self, sqs, training_queue_url: str, batch_queue_url: str | None = None):
         self._sqs = sqs
         self._training = training_queue_url
         self._batch = batch_queue_url
@@ -20,6 +20,8 @@ class Queues:
     def send_batch_messages(self, bodies: list[str]) -> None:
         """SendMessageBatch in groups of up to 10 whose payload stays under SQS's 256 KiB;
         raises if any message was not accepted."""
+        if self._batch is None:
+            raise RuntimeError("this entry point has no batch queue (LABELLOOP_BATCH_QUEUE_URL)")
         group: list[str] = []
         size = 0
         for body in [*bodies, None]:

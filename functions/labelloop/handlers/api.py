@@ -9,6 +9,11 @@ from labelloop.api import gate
 from labelloop.api.app import app, logger
 from labelloop.container import deps
 from labelloop.errors import DomainError
+from labelloop.settings import ApiSettings
+
+# This function's environment (the stack sets exactly what it declares). The routers reach the
+# same container through `deps()`, whose default is this class.
+SETTINGS = ApiSettings
 
 # In Lambda, registers the extension that writes invoke records after the response: this must
 # happen during init (a no-op anywhere else).
@@ -18,7 +23,7 @@ afterwork.start_in_lambda()
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict, context: LambdaContext) -> dict:
     try:
-        event = gate.admit(event, deps().settings.max_body_bytes)
+        event = gate.admit(event, deps(SETTINGS).settings.max_body_bytes)
     except DomainError as refused:
         return gate.refusal(refused)
     with afterwork.collect(context.aws_request_id):

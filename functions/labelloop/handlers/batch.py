@@ -24,9 +24,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from labelloop.container import Deps, deps
 from labelloop.data.idempotency import persistence_layer
 from labelloop.resources import RESOURCES
+from labelloop.settings import BatchSettings
 from labelloop.usecases import batch
 from labelloop.usecases.batch import BatchMessage
 
+# This function's environment (the stack sets exactly what it declares).
+SETTINGS = BatchSettings
 logger = Logger(service="labelloop-batch")
 processor = BatchProcessor(event_type=EventType.SQS)
 # Redeliveries come within visibility timeouts (16 minutes); a few hours covers them amply.
@@ -39,7 +42,7 @@ _handlers: WeakKeyDictionary[Deps, object] = WeakKeyDictionary()
 
 
 def _process(record: SQSRecord) -> dict:
-    d = deps()
+    d = deps(SETTINGS)
     attrs = record.raw_event.get("attributes") or {}
     message = BatchMessage.model_validate_json(record.body)  # malformed: retried, then DLQ
     sent_ms = int(attrs.get("SentTimestamp") or time.time() * 1000)
@@ -66,5 +69,5 @@ def _record_handler(d: Deps):
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict, context: LambdaContext) -> dict:
     config.register_lambda_context(context)
-    return process_partial_response(event=event, record_handler=_record_handler(deps()),
+    return process_partial_response(event=event, record_handler=_record_handler(deps(SETTINGS)),
                                     processor=processor, context=context)

@@ -17,16 +17,19 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from labelloop.container import deps
+from labelloop.settings import TrainingSettings
 from labelloop.usecases import training_run
 from labelloop.usecases.common import TrainingMessage
 
+# This function's environment (the stack sets exactly what it declares).
+SETTINGS = TrainingSettings
 logger = Logger(service="labelloop-training")
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def _record(record: SQSRecord) -> None:
     message = TrainingMessage.model_validate_json(record.body)
-    result = training_run.dispatch(deps(), message)
+    result = training_run.dispatch(deps(SETTINGS), message)
     logger.info("training run", extra={"functionId": message.functionId,
                                        "reason": message.reason, "version": result.version,
                                        "decision": result.decision and result.decision.reason,

@@ -15,7 +15,10 @@ import sys
 from aws_lambda_powertools import Logger
 
 from labelloop.data.tasks import TRAINING_MESSAGE_ENV
+from labelloop.settings import TrainingTaskSettings
 
+# The task's environment (the stack sets exactly what it declares, and the message at RunTask).
+SETTINGS = TrainingTaskSettings
 logger = Logger(service="labelloop-training-task")
 
 
@@ -31,7 +34,7 @@ def main(environ: dict[str, str] | None = None) -> int:
         return 2
     message = TrainingMessage.model_validate_json(raw)
     try:
-        result = training_run.run(deps(), message)
+        result = training_run.run(deps(SETTINGS), message)
     except Exception:
         logger.exception("training run failed", extra={"functionId": message.functionId})
         return 1

@@ -121,7 +121,7 @@ class LocalStack:
         self._set_env({
             "AWS_ENDPOINT_URL": self.moto.endpoint, "AWS_ACCESS_KEY_ID": access_key,
             "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": REGION,
-            "POWERTOOLS_TRACE_DISABLED": "1", "POWERTOOLS_SERVICE_NAME": "labelloop"})
+            "POWERTOOLS_TRACE_DISABLED": "1"})
         session = boto3.Session()
         env = create_all(session, self.stage, with_secrets=False)
         secret_name = env.pop("LABELLOOP_SIGNING_SECRET")
@@ -132,7 +132,7 @@ class LocalStack:
         from labelloop import container
         from labelloop.auth import register_client
 
-        container.reset(None)  # the next request builds its clients against this stack
+        container.reset()  # the next request builds its clients against this stack
 
         self._credentials = load_credentials(self.data_dir)
         register_client(self._credentials.client_id, self._credentials.client_secret)
@@ -186,7 +186,7 @@ class LocalStack:
         self._saved_env.clear()
         from labelloop import container
 
-        container.reset(None)
+        container.reset()
 
     def run_forever(self, on_ready: Callable[[LocalStack], object] | None = None) -> None:
         """Serve until SIGINT or SIGTERM, then stop; the data is on disk when this returns.

@@ -82,8 +82,6 @@ def submit(d: Deps, client: str, function_id: str, items: list[dict],
     if d.serving.live_view(fn.id).model is None:
         raise NotReady("this function has no model yet: add labels (training starts by itself "
                        "a few seconds later) and retry")
-    if not d.settings.batch_queue_url:
-        raise RuntimeError("LABELLOOP_BATCH_QUEUE_URL is not set")
     job_id = "batch_" + new_bare()
     parts = split(items)
     bodies = [BatchMessage(functionId=fn.id, jobId=job_id, part=n, parts=len(parts),

@@ -41,9 +41,10 @@ class RunResult:
 
 def dispatch(d: Deps, message: TrainingMessage) -> RunResult:
     """Run here, or hand the run to the Fargate training task when the stage has one and the
-    function is large (a Lambda's memory and 15 minutes would not do)."""
+    function is large (a Lambda's memory and 15 minutes would not do). The training Lambda's
+    own: `d` has its `TrainingSettings`."""
     s = d.settings
-    if s.training_task_definition and d.samples.count(
+    if s.fargate and d.samples.count(
             message.functionId, s.fargate_min_samples) >= s.fargate_min_samples:
         task = TrainingTask(cluster=s.training_cluster, task_definition=s.training_task_definition,
                             container=s.training_container,
