@@ -29,8 +29,8 @@ from labelloop.errors import Busy, Conflict, NotFound
 from labelloop.model import LabelSpec, TrainedModel, build_model
 from labelloop.quality import Quality
 from labelloop.serving import LiveModel, ModelMeta, embeddings_to_bytes, predict
-from labelloop.usecases.capture import rescore
 from labelloop.usecases.common import TrainingMessage
+from labelloop.usecases.rescore import rescore
 from labelloop.usecases.thresholds import record_thresholds
 
 # How much worse (in standard errors of the paired difference) a candidate must look on the
