@@ -21,7 +21,7 @@ Policies: `random` (random only, rate 1), `margin` (uncertainty only, threshold 
 (60/20/20: uncertainty 300 threshold 0, random 100 rate 0.2, rare_class 100), `default`
 (`CapturePolicy()` with no overrides), `no_near` (the default without near_threshold) and
 `pair` (the default plus confused_pair, quota 50); more with `--policy name=JSON` (the
-strategies dict given to `usecases.capture.set_policy`, unset quotas are NOT zeroed: give
+strategies dict given to `usecases.capture_policy.set_policy`, unset quotas are NOT zeroed: give
 them). `--thresholds JSON` sets that decision policy on every function: near_threshold then
 has thresholds to capture under, and each round also reports the precision and coverage of
 the live version's accept decisions on the test split.
@@ -47,6 +47,7 @@ references, the one meeting the most targets over the datasets (then: mean final
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -54,6 +55,7 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from unittest import mock
 
 import numpy as np
 from tqdm import tqdm
@@ -134,6 +136,19 @@ class CachedEncoder:
         return self.featurize([text]).embeddings[0]
 
 
+def counted_ids():
+    """New bare ids, the same sequence every run."""
+    from labelloop.ids import new_bare
+
+    count = itertools.count()
+
+    def new() -> str:
+        n = next(count)
+        return new_bare(1_700_000_000_000 + n, n.to_bytes(8, "big"))
+
+    return new
+
+
 @contextmanager
 def moto_deps(encoder, seed: int):
     """A fresh moto account with labelloop's resources and a container pointing at it."""
@@ -159,11 +174,13 @@ def moto_deps(encoder, seed: int):
             encoders = Encoders()
             encoders.put(encoder)  # serves the cached features under the encoder's name
             d.__dict__["encoders"] = encoders
-            # The random strategy's draws: seeded, so a run is reproducible.
+            # The random strategy draws from each offer's sample id and the seed: with invoke
+            # ids counted instead of taken from the clock and urandom, a run is reproducible.
             d.__dict__["captures"] = CaptureCache(d.samples, d.ledger, d.objects,
                                                   d.settings.cache_seconds, seed=seed)
             container.reset(d)
-            yield d
+            with mock.patch("labelloop.usecases.invoke.new_bare", counted_ids()):
+                yield d
     finally:
         container.reset()
         for k, v in saved.items():
@@ -232,10 +249,18 @@ def accepted(d, fid: str, test: Features, yte: np.ndarray) -> tuple[float | None
 
 
 def replay(encoder, ds: dict, policy: dict | None, seed: int, args, bar) -> Run:
-    from labelloop.capture.decide import CapturePolicy
     from labelloop.ids import bare
     from labelloop.thresholds import ThresholdPolicy
-    from labelloop.usecases import capture, functions, invoke, labels, samples, thresholds, train
+    from labelloop.usecases import (
+        capture_policy,
+        functions,
+        invoke,
+        labels,
+        review,
+        samples,
+        thresholds,
+        train,
+    )
     from labelloop.usecases.common import TrainingMessage
 
     run, started = Run(seed), time.perf_counter()
@@ -244,11 +269,10 @@ def replay(encoder, ds: dict, policy: dict | None, seed: int, args, bar) -> Run:
         for c in ds["classes"]:
             labels.create_label(d, CLIENT, fid, c)
         if policy is not None:
-            capture.set_policy(d, CLIENT, fid, policy)
+            capture_policy.set_policy(d, CLIENT, fid, policy)
         if args.thresholds is not None:
             thresholds.set_policy(d, CLIENT, fid, ThresholdPolicy.model_validate(args.thresholds))
-        quotas = {s.name: s.quota for s in CapturePolicy.model_validate(
-            d.functions.get(fid).capture).build()}
+        quotas = {b.name: b.quota for b in d.functions.get(fid).capture_policy.budgets()}
         for i in ds["start"][seed]:
             samples.create_sample(d, CLIENT, fid, ds["train"][i],
                                   annotation=samples.LabelRef(label_name=ds["ytrain"][i]))
@@ -277,7 +301,7 @@ def replay(encoder, ds: dict, policy: dict | None, seed: int, args, bar) -> Run:
         for r in range(args.rounds):
             for i in stream[r * args.chunk:(r + 1) * args.chunk]:
                 invoke.invoke(d, CLIENT, fid, ds["train"][i], capture=True)
-            queues = {s: capture.review_queue(d, CLIENT, fid, s, args.per_round)
+            queues = {s: review.review_queue(d, CLIENT, fid, s, args.per_round)
                       for s, q in quotas.items() if q > 0}
             take = allocate(args.per_round, quotas, {s: len(q) for s, q in queues.items()})
             for s, items in queues.items():

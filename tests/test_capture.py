@@ -302,9 +302,9 @@ def test_state_kept_in_place_after_own_captures_matches_a_fresh_read(api):
     invoke_all(api, fid, TEXTS)  # fills two slots, then replaces
     bare = fid.removeprefix("function_")
     view = d.serving.view(bare)
-    kept = d.captures.state(bare, view.function.capture, view.model)
+    kept = d.captures.state(bare, view.function.capture_policy, view.model)
     fresh = CaptureCache(d.samples, d.ledger, d.objects, ttl=0).state(
-        bare, view.function.capture, view.model)
+        bare, view.function.capture_policy, view.model)
     assert kept.loaded_at < fresh.loaded_at  # really the kept one, not a reload
     assert kept.buffers == fresh.buffers and kept.buffers["uncertainty"].used == 2
     ids = {i["id"].removeprefix("sample_") for i in queue(api, fid)}

@@ -107,7 +107,7 @@ def test_a_stale_counter_fails_the_transaction_not_the_quota(api):
     d.__dict__["captures"] = CaptureCache(d.samples, d.ledger, d.objects, ttl=3600)
     bare = fid.removeprefix("function_")
     view = d.serving.view(bare)
-    d.captures.state(bare, view.function.capture, view.model)  # reads "0 used"
+    d.captures.state(bare, view.function.capture_policy, view.model)  # reads "0 used"
     other = container.Deps()
     other.__dict__["encoders"] = d.encoders
     other.__dict__["captures"] = CaptureCache(other.samples, other.ledger, other.objects, ttl=0)

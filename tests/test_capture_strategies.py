@@ -7,14 +7,9 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from labelloop.capture.decide import (
-    BufferState,
-    CapturePolicy,
-    Slot,
-    decide,
-    near_duplicate,
-    rarity,
-)
+from labelloop.capture.decide import BufferState, Slot, decide, near_duplicate, rarity
+from labelloop.capture.policy import DEFAULT_QUOTAS, Budget, CapturePolicy
+from labelloop.capture.state import CaptureCache
 from labelloop.capture.strategies import STRATEGIES, Candidate
 
 
@@ -40,11 +35,13 @@ def strategy(request):
 
 
 def test_defaults_need_no_configuration_and_unknown_settings_are_rejected(strategy):
-    assert strategy.quota >= 0  # 0: off until a function turns it on
+    assert DEFAULT_QUOTAS[strategy.name] >= 0  # 0: off until a function turns it on
     with pytest.raises(ValidationError):
         type(strategy)(no_such_setting=1)
-    with pytest.raises(ValidationError):
-        type(strategy)(quota=-1)
+    with pytest.raises(ValidationError, match=rf"{strategy.name}\.quota"):
+        CapturePolicy(strategies={strategy.name: {"quota": -1}})
+    with pytest.raises(ValidationError):  # the quota is the policy's, not the scorer's
+        type(strategy)(quota=1)
 
 
 def test_priorities_are_in_unit_interval_or_declined(strategy):
@@ -69,7 +66,7 @@ def test_rescore_never_declines_and_stays_in_range(strategy):
 
 
 def test_a_zero_quota_takes_nothing(strategy):
-    off = type(strategy)(quota=0)
+    off = Budget(strategy, 0)
     rng = np.random.default_rng(0)
     assert all(decide([off], c, {}, rng) is None for c in candidates(200))
 
@@ -146,7 +143,7 @@ def test_rarity_counts_labels_with_fewer_samples():
 # -- decision -------------------------------------------------------------------------------
 
 def test_decide_fills_free_slots_then_replaces_only_a_less_informative_item():
-    u = STRATEGIES["uncertainty"](quota=2, threshold=0.0)
+    u = Budget(STRATEGIES["uncertainty"](threshold=0.0), 2)
     rng = np.random.default_rng()
     c = Candidate("a", 0.6, 0.2, 3, 1)  # uncertainty 0.8
     take = decide([u], c, {"uncertainty": BufferState(1)}, rng)
@@ -160,15 +157,17 @@ def test_decide_fills_free_slots_then_replaces_only_a_less_informative_item():
 
 def test_an_invoke_goes_to_the_first_strategy_that_takes_it():
     policy = CapturePolicy(strategies={"random": {"rate": 1.0}, "uncertainty": {"threshold": 0}})
-    take = decide(policy.build(), Candidate("a", 0.5, 0.1, 3, 1), {}, np.random.default_rng())
+    take = decide(policy.budgets(), Candidate("a", 0.5, 0.1, 3, 1), {}, np.random.default_rng())
     assert take.strategy == "random"
     full = {"random": BufferState(100, Slot("x", 1.0, "h"))}  # nothing beats key 1.0
-    take = decide(policy.build(), Candidate("a", 0.5, 0.1, 3, 1), full, np.random.default_rng())
+    take = decide(policy.budgets(), Candidate("a", 0.5, 0.1, 3, 1), full,
+                  np.random.default_rng())
     assert take.strategy == "uncertainty"
 
 
 def test_policy_overrides_are_validated_and_name_the_field():
-    assert [s.name for s in CapturePolicy().build()] == list(STRATEGIES)
+    assert [b.name for b in CapturePolicy().budgets()] == list(STRATEGIES)
+    assert {b.name: b.quota for b in CapturePolicy().budgets()} == DEFAULT_QUOTAS
     with pytest.raises(ValidationError, match=r"uncertainty\.quota"):
         CapturePolicy(strategies={"uncertainty": {"quota": -5}})
     with pytest.raises(ValidationError, match="unknown strategy 'loudest'"):
@@ -187,3 +186,23 @@ def test_near_duplicate_by_cosine_against_every_known_set():
     assert near_duplicate(close, [empty, known.astype(np.float16)], 0.97)
     assert not near_duplicate(far, [known, empty], 0.97)
     assert not near_duplicate(close, [empty, empty], 0.5)
+
+
+# -- an offer's draws -----------------------------------------------------------------------
+
+def test_an_offers_draws_come_from_its_id_and_the_seed_at_the_random_strategys_rate():
+    """One generator per offer: the same id draws the same (a batch's offer decided again one
+    by one, whatever other threads drew), another id or another seed draws otherwise."""
+    def cache(seed):
+        return CaptureCache(None, None, None, ttl=0, seed=seed)
+
+    assert cache(1).draws("s1").random() == cache(1).draws("s1").random()
+    assert cache(1).draws("s1").random() != cache(1).draws("s2").random()
+    assert cache(1).draws("s1").random() != cache(2).draws("s1").random()
+    assert cache(None).draws("s1").random() == cache(None).draws("s1").random()
+    r = STRATEGIES["random"](rate=0.25)
+    c = Candidate("a", 0.99, 0.98, 10, 3)
+    for seed in (None, 3):
+        taken = sum(r.priority(c, cache(seed).draws(f"s{k:05d}")) is not None
+                    for k in range(4000))
+        assert 0.22 < taken / 4000 < 0.28

@@ -11,10 +11,11 @@ from fakes import memory_deps
 from test_api import LABELS, SAMPLES
 
 from labelloop.errors import Conflict, NotFound, NotReady
-from labelloop.usecases import capture as C
+from labelloop.usecases import capture_policy as CP
 from labelloop.usecases import functions as F
 from labelloop.usecases import invoke as I
 from labelloop.usecases import labels as L
+from labelloop.usecases import review as R
 from labelloop.usecases import samples as S
 from labelloop.usecases import training_run as T
 from labelloop.usecases.common import TrainingMessage
@@ -65,10 +66,10 @@ def test_the_loop_on_the_fakes(d):
     out = I.invoke(d, "c1", fn.id, "my invoice shows the wrong amount")
     assert d.labels.get(fn.id, out.prediction.label_id).name == "billing"
     assert d.invokes.get(fn.id, out.sample_id, time.time()).data.startswith("my invoice")
-    C.set_policy(d, "c1", fn.id, {"random": {"rate": 1.0, "quota": 2}})
+    CP.set_policy(d, "c1", fn.id, {"random": {"rate": 1.0, "quota": 2}})
     for text in ["the export button does nothing", "charged twice?", "app crashed on login"]:
         I.invoke(d, "c1", fn.id, text)
-    queue = C.review_queue(d, "c1", fn.id, None, 10)
+    queue = R.review_queue(d, "c1", fn.id, None, 10)
     assert len(queue) >= 2 and {i.capture_reason for i in queue} >= {"random"}
     assert d.ledger.counters(fn.id)["random"] == 2  # the quota, exactly
 

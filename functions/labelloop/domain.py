@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from labelloop.capture.policy import CapturePolicy
 from labelloop.encoder import Features
 
 if TYPE_CHECKING:
@@ -54,11 +55,15 @@ class FunctionItem(Item):
     last_train_error: str | None = None
     store_invokes: bool = True
     invoke_retention_days: int = 30
-    # Overrides of the capture defaults (labelloop.capture.decide.CapturePolicy, as a dict).
+    # Overrides of the capture defaults, as given: read them as `capture_policy`.
     capture: dict = Field(default_factory=dict)
     # The decision policy (labelloop.thresholds.ThresholdPolicy, as a dict; perLabel keyed by
     # bare label id), or None: invokes then carry no decision.
     thresholds: dict | None = None
+
+    @property
+    def capture_policy(self) -> CapturePolicy:
+        return CapturePolicy.model_validate(self.capture)
 
 
 class LabelItem(Item):

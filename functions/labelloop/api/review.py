@@ -16,8 +16,10 @@ from labelloop.api.routing import FN
 from labelloop.api.schemas import AnnotationIn, Body
 from labelloop.container import deps
 from labelloop.errors import DomainError
-from labelloop.usecases import capture as C
+from labelloop.usecases import capture_policy as CP
 from labelloop.usecases import functions as F
+from labelloop.usecases import live_accuracy as LA
+from labelloop.usecases import review as R
 from labelloop.usecases import samples as S
 
 router = APIGatewayHttpRouter()
@@ -45,7 +47,7 @@ def review_queue(
     batchSize: Annotated[int, Query(ge=1, le=S.MAX_PAGE)] = 50,
 ):
     d = deps()
-    items = C.review_queue(d, client(router), function_id, strategy, batchSize)
+    items = R.review_queue(d, client(router), function_id, strategy, batchSize)
     view = d.serving.view(items[0].function_id) if items else None
     return P.respond(200, [P.sample_json(S.SampleView(i, view.sample_prediction(i)))
                            for i in items])
@@ -70,23 +72,24 @@ def annotate_many(function_id: str, body: BulkAnnotationsIn):
 
 @router.post(FN + "/review/<sample_id>/dismiss")
 def dismiss(function_id: str, sample_id: str):
-    C.dismiss(deps(), client(router), function_id, sample_id)
+    R.dismiss(deps(), client(router), function_id, sample_id)
     return P.respond(200, {})
 
 
 @router.get(FN + "/capture")
 def get_capture(function_id: str):
-    return P.respond(200, P.capture_policy_json(*C.get_policy(deps(), client(router), function_id)))
+    return P.respond(200, P.capture_policy_json(*CP.get_policy(deps(), client(router),
+                                                               function_id)))
 
 
 @router.put(FN + "/capture")
 def set_capture(function_id: str, body: CapturePolicyIn):
     d = deps()
-    C.set_policy(d, client(router), function_id, body.strategies, body.nearDuplicateCosine)
-    return P.respond(200, P.capture_policy_json(*C.get_policy(d, client(router), function_id)))
+    CP.set_policy(d, client(router), function_id, body.strategies, body.nearDuplicateCosine)
+    return P.respond(200, P.capture_policy_json(*CP.get_policy(d, client(router), function_id)))
 
 
 @router.get(FN + "/live-accuracy")
 def live_accuracy(function_id: str):
-    return P.respond(200, P.live_accuracy_json(C.live_accuracy(deps(), client(router),
-                                                               function_id)))
+    return P.respond(200, P.live_accuracy_json(LA.live_accuracy(deps(), client(router),
+                                                                function_id)))

@@ -1,1 +1,1 @@
-"""Invoke capture: which invokes are worth a human's look (strategies, decision, state)."""
+"""Invoke capture: which invokes are worth a human's look (strategies, policy, decision, state)."""

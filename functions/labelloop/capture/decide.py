@@ -1,49 +1,20 @@
 """The capture decision: pure, from a function's policy and its cached buffer state.
 
 Which strategy (if any) takes an invoke, and whether it fills a free slot or replaces the
-strategy's least informative buffered item. The write that commits it is atomic and
-conditional (`Store.capture_sample`): a decision made on stale state fails there, harmlessly.
+strategy's least informative buffered item: the strategies score, the quotas decide. The write
+that commits it is atomic and conditional (`CaptureLedger.capture`): a decision made on stale
+state fails there, harmlessly.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from labelloop.capture.strategies import STRATEGIES, Candidate, Strategy
-
-
-class CapturePolicy(BaseModel):
-    """A function's capture settings: per-strategy overrides of the defaults, and the cosine
-    above which an invoke counts as a near-duplicate of something buffered or trained on."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    strategies: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    near_duplicate_cosine: float = Field(0.97, gt=0.0, le=1.0)
-
-    @field_validator("strategies")
-    @classmethod
-    def _known(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        for name, settings in v.items():
-            if name not in STRATEGIES:
-                raise ValueError(f"unknown strategy {name!r} (known: {', '.join(STRATEGIES)})")
-            try:
-                STRATEGIES[name].model_validate(settings)
-            except ValidationError as err:
-                raise ValueError("; ".join(
-                    f"{name}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-                    for e in err.errors())) from None
-        return v
-
-    def build(self) -> list[Strategy]:
-        """Every registered strategy, configured, in registry order."""
-        return [cls.model_validate(self.strategies.get(name, {}))
-                for name, cls in STRATEGIES.items()]
+from labelloop.capture.policy import Budget
+from labelloop.capture.strategies import Candidate
 
 
 @dataclass(frozen=True)
@@ -78,19 +49,19 @@ def rarity(label_counts: Mapping[str, int], label_id: str) -> dict[str, int]:
             "top_count": max(label_counts.values(), default=0)}
 
 
-def decide(strategies: Sequence[Strategy], candidate: Candidate,
+def decide(budgets: Sequence[Budget], candidate: Candidate,
            buffers: Mapping[str, BufferState], rng: np.random.Generator) -> Take | None:
     """The first strategy that takes the candidate: into a free slot, or in place of its
     least informative item if the candidate beats it."""
-    for s in strategies:
-        p = s.priority(candidate, rng)
-        if p is None or s.quota == 0:
+    for budget in budgets:
+        p = budget.strategy.priority(candidate, rng)
+        if p is None or budget.quota == 0:
             continue
-        b = buffers.get(s.name, BufferState())
-        if b.used < s.quota:
-            return Take(s.name, p, s.quota)
+        b = buffers.get(budget.name, BufferState())
+        if b.used < budget.quota:
+            return Take(budget.name, p, budget.quota)
         if b.lowest is not None and p > b.lowest.priority:
-            return Take(s.name, p, s.quota, b.lowest)
+            return Take(budget.name, p, budget.quota, b.lowest)
     return None
 
 

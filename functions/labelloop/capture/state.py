@@ -12,19 +12,26 @@ container's show up at the next read), the live model's training samples once pe
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from labelloop.capture.decide import BufferState, CapturePolicy, Take
-from labelloop.capture.strategies import Strategy
+from labelloop.capture.decide import BufferState, Take, rarity
+from labelloop.capture.policy import Budget, CapturePolicy
+from labelloop.capture.strategies import Candidate
 from labelloop.data.objects import TRAINED_EMBEDDINGS
 from labelloop.errors import NotFound
 from labelloop.refresh import Refresh
 from labelloop.serving import embeddings_from_bytes
+
+if TYPE_CHECKING:
+    from labelloop.serving import Prediction
+    from labelloop.thresholds import Decisions
 
 # How long the buffered items' embeddings are trusted for near-duplicate checks.
 BUFFERED_TTL = 60.0
@@ -32,9 +39,8 @@ BUFFERED_TTL = 60.0
 
 @dataclass
 class CaptureState:
-    raw_policy: dict  # as stored on the function: a change reloads the state
-    policy: CapturePolicy
-    strategies: list[Strategy]
+    policy: CapturePolicy  # the function's: a change reloads the state
+    budgets: list[Budget]
     buffers: dict[str, BufferState]
     model_version: int | None
     loaded_at: float
@@ -43,6 +49,16 @@ class CaptureState:
     # The live version's most confused label pairs: {frozenset({a, b}): rank}.
     pair_ranks: dict[frozenset, int] = field(default_factory=dict)
 
+    def candidate(self, p: Prediction, decisions: Decisions | None) -> Candidate:
+        """What the strategies see of a prediction: with the live version's label counts and
+        confused pairs, and the accept threshold of the function's decision policy."""
+        runner_up = p.ranked[1][0] if len(p.ranked) > 1 else None
+        applied = decisions.by_label.get(p.label_id) if decisions is not None else None
+        return Candidate(p.label_id, p.confidence, p.margin,
+                         **rarity(self.label_counts, p.label_id),
+                         accept_threshold=applied.accept if applied is not None else None,
+                         pair_rank=self.pair_ranks.get(frozenset((p.label_id, runner_up))))
+
 
 class CaptureCache:
     def __init__(self, samples, ledger, objects, ttl: float, seed: int | None = None):
@@ -50,28 +66,33 @@ class CaptureCache:
         self._ledger = ledger
         self._objects = objects
         self._ttl = ttl
+        self._seed = seed
         self._states: dict[str, CaptureState] = {}
         # (function, model version) -> (trained embeddings, annotated samples per label)
         self._trained: dict[tuple[str, int], tuple[np.ndarray, dict[str, int]]] = {}
         # function -> (read at, {sample id: embedding}) of its buffered items
         self._buffered: dict[str, tuple[float, dict[str, np.ndarray]]] = {}
         self._stacked: dict[str, np.ndarray] = {}  # _buffered's rows as one matrix
+        # This container's threads (the local stack's) update the buffers and the buffered
+        # rows they all read.
         self._lock = threading.Lock()
         self._refresh = Refresh()
-        self.rng = np.random.default_rng(seed)  # used under `lock`
 
-    @property
-    def lock(self) -> threading.Lock:
-        return self._lock
+    def draws(self, sample_id: str) -> np.random.Generator:
+        """The random numbers of the offer of `sample_id`, from that id: the same every time it
+        is decided (a batch slab's offer decided again one by one), whatever other threads
+        drew meanwhile. A seed (evaluation runs, tests) gives other numbers for the same ids."""
+        key = int.from_bytes(hashlib.sha256(sample_id.encode()).digest()[:16], "big")
+        return np.random.default_rng(key if self._seed is None else [self._seed, key])
 
-    def state(self, fid: str, policy: dict, model) -> CaptureState:
+    def state(self, fid: str, policy: CapturePolicy, model) -> CaptureState:
         """`model`: the live model (`LiveModel`) or None (zero-shot with no model yet)."""
         version = model.version if model is not None else None
 
         def usable() -> CaptureState | None:  # another version's or policy's is not
             st = self._states.get(fid)
             return st if (st is not None and st.model_version == version
-                          and st.raw_policy == policy) else None
+                          and st.policy == policy) else None
 
         def load() -> CaptureState:
             st = self._states[fid] = self._load(fid, policy, model)
@@ -87,16 +108,17 @@ class CaptureCache:
         """Buffered and trained-on embeddings: what a new capture must not near-duplicate."""
         entry = self._buffered.get(fid)
         if entry is None or time.monotonic() - entry[0] > BUFFERED_TTL:
-            rows = {v.id: v.embedding for s in st.strategies
-                    for v in self._ledger.vectors(fid, s.name)}
-            entry = (time.monotonic(), rows)
-            self._buffered[fid] = entry
-            self._stacked.pop(fid, None)
-        stacked = self._stacked.get(fid)
-        if stacked is None:  # one matrix per change, not per candidate (batches: many)
-            rows = list(entry[1].values())
-            stacked = np.stack(rows) if rows else np.zeros((0, 0), np.float32)
-            self._stacked[fid] = stacked
+            read = {v.id: v.embedding for b in st.budgets
+                    for v in self._ledger.vectors(fid, b.name)}
+            with self._lock:
+                self._buffered[fid] = (time.monotonic(), read)
+                self._stacked.pop(fid, None)
+        with self._lock:
+            stacked = self._stacked.get(fid)
+            if stacked is None:  # one matrix per change, not per candidate (batches: many)
+                rows = list(self._buffered[fid][1].values())
+                stacked = np.stack(rows) if rows else np.zeros((0, 0), np.float32)
+                self._stacked[fid] = stacked
         return [stacked, st.trained]
 
     def committed(self, fid: str, st: CaptureState, take: Take, sample_id: str,
@@ -109,37 +131,38 @@ class CaptureCache:
         """Captures of this container landed (sample id, take, embedding each), in one write
         or one by one: one read per strategy that is full after them, for its new least
         informative item."""
-        buffers = dict(st.buffers)
-        for strategy in dict.fromkeys(t.strategy for _, t, _ in captures):
-            takes = [t for _, t, _ in captures if t.strategy == strategy]
-            used = buffers.get(strategy, BufferState()).used + sum(
-                t.replaces is None for t in takes)
-            lowest = (self._ledger.lowest(fid, strategy) if used >= takes[0].quota
-                      else None)
-            buffers[strategy] = BufferState(used, lowest)
-        st.buffers = buffers
-        self._stacked.pop(fid, None)
-        if fid in self._buffered:
-            rows = self._buffered[fid][1]
-            for sample_id, take, embedding in captures:
-                if take.replaces is not None:
-                    rows.pop(take.replaces.sample_id, None)
-                rows[sample_id] = embedding
+        with self._lock:
+            buffers = dict(st.buffers)
+            for strategy in dict.fromkeys(t.strategy for _, t, _ in captures):
+                takes = [t for _, t, _ in captures if t.strategy == strategy]
+                used = buffers.get(strategy, BufferState()).used + sum(
+                    t.replaces is None for t in takes)
+                lowest = (self._ledger.lowest(fid, strategy) if used >= takes[0].quota
+                          else None)
+                buffers[strategy] = BufferState(used, lowest)
+            st.buffers = buffers
+            self._stacked.pop(fid, None)
+            if fid in self._buffered:
+                rows = self._buffered[fid][1]
+                for sample_id, take, embedding in captures:
+                    if take.replaces is not None:
+                        rows.pop(take.replaces.sample_id, None)
+                    rows[sample_id] = embedding
 
-    def _load(self, fid: str, raw_policy: dict, model) -> CaptureState:
-        policy = CapturePolicy.model_validate(raw_policy)
-        strategies = policy.build()
+    def _load(self, fid: str, policy: CapturePolicy, model) -> CaptureState:
+        budgets = policy.budgets()
         used = self._ledger.counters(fid)
         buffers = {}
-        for s in strategies:
-            n = used.get(s.name, 0)
-            full = n >= s.quota > 0
-            buffers[s.name] = BufferState(n, self._ledger.lowest(fid, s.name)
+        for b in budgets:
+            n = used.get(b.name, 0)
+            full = n >= b.quota > 0
+            buffers[b.name] = BufferState(n, self._ledger.lowest(fid, b.name)
                                           if full else None)
         trained, counts = self._trained_of(fid, model)
-        wants_pairs = model is not None and any(s.uses_pairs and s.quota for s in strategies)
+        wants_pairs = model is not None and any(b.strategy.uses_pairs and b.quota
+                                                for b in budgets)
         quality = model.quality if wants_pairs else None
-        return CaptureState(dict(raw_policy), policy, strategies, buffers,
+        return CaptureState(policy, budgets, buffers,
                             model.version if model is not None else None, time.monotonic(),
                             trained=trained, label_counts=counts,
                             pair_ranks=quality.pair_ranks if quality is not None else {})

@@ -2,16 +2,15 @@
 
 A strategy looks at one invoke's prediction (`Candidate`) and returns its priority in [0, 1]
 (higher = more worth a human's look) or None (not a candidate). It does no I/O; randomness
-comes from the injected `numpy.random.Generator`. Its quota (how many slots of the function's
-capture buffer it may hold) is configuration here and state in DynamoDB, committed atomically
-elsewhere (`labelloop.capture.decide`, `labelloop.data.ledger`).
+comes from the injected `numpy.random.Generator`. How many of the buffer's slots a strategy
+may hold is the policy's (`labelloop.capture.policy`), as is what to do with a priority
+(`labelloop.capture.decide`): a strategy only scores, like an active-learning query strategy
+beside its budget manager.
 
-Adding a strategy: one class here and one entry in `STRATEGIES`; the contract tests in
-tests/test_capture_strategies.py run over every entry. The defaults (quotas 400 / 50 / 50,
-uncertainty threshold 0.5, random rate 0.02, rare fraction 0.2) were chosen with
-scripts/eval_capture.py: among the mixes tried, the one that met the most targets on BANKING77
-and CLINC150 (see README "Capture and review"); with a decision policy, near_threshold (50)
-added 3 to 23 points of coverage at the target, confused_pair gained nothing clear (0: off).
+Adding a strategy: one class here, one entry in `STRATEGIES` and its default quota
+(`policy.DEFAULT_QUOTAS`); the contract tests in tests/test_capture_strategies.py run over
+every entry. The defaults (uncertainty threshold 0.5, random rate 0.02, rare fraction 0.2)
+were chosen with scripts/eval_capture.py together with the quotas (`policy.DEFAULT_QUOTAS`).
 """
 
 from __future__ import annotations
@@ -51,7 +50,6 @@ class Strategy(BaseModel):
     name: ClassVar[str]
     # Whether it reads `Candidate.pair_rank`: the live version's quality is read only then.
     uses_pairs: ClassVar[bool] = False
-    quota: int = Field(ge=0, le=10_000)
 
     def priority(self, c: Candidate, rng: np.random.Generator) -> float | None:
         raise NotImplementedError
@@ -72,7 +70,6 @@ class Uncertainty(Strategy):
     `measure="least_confidence"`."""
 
     name: ClassVar[str] = "uncertainty"
-    quota: int = Field(400, ge=0, le=10_000)
     threshold: float = Field(0.5, ge=0.0, le=1.0)
     measure: Literal["margin", "least_confidence"] = "margin"
 
@@ -88,11 +85,11 @@ class Random(Strategy):
     (what live-accuracy estimates need)."""
 
     name: ClassVar[str] = "random"
-    quota: int = Field(50, ge=0, le=10_000)
     rate: float = Field(0.02, ge=0.0, le=1.0)
 
     def priority(self, c: Candidate, rng: np.random.Generator) -> float | None:
-        # Both draws always happen, so one strategy's decisions never shift another's stream.
+        # Both draws always happen: a strategy after it that draws from the offer's generator
+        # gets the same numbers whatever this one decided.
         take, key = rng.random(), rng.random()
         return float(key) if take < self.rate else None
 
@@ -106,7 +103,6 @@ class RareClass(Strategy):
     Rarer and less certain first."""
 
     name: ClassVar[str] = "rare_class"
-    quota: int = Field(50, ge=0, le=10_000)
     fraction: float = Field(0.2, gt=0.0, le=1.0)
 
     def priority(self, c: Candidate, rng: np.random.Generator) -> float | None:
@@ -122,7 +118,6 @@ class NearThreshold(Strategy):
     first. Without a policy it takes nothing."""
 
     name: ClassVar[str] = "near_threshold"
-    quota: int = Field(50, ge=0, le=10_000)
     band: float = Field(0.1, gt=0.0, le=1.0)
 
     def priority(self, c: Candidate, rng: np.random.Generator) -> float | None:
@@ -139,7 +134,6 @@ class ConfusedPair(Strategy):
 
     name: ClassVar[str] = "confused_pair"
     uses_pairs: ClassVar[bool] = True
-    quota: int = Field(0, ge=0, le=10_000)
     pairs: int = Field(5, ge=1, le=10)
     threshold: float = Field(0.3, ge=0.0, le=1.0)
 

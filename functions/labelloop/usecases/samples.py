@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from labelloop.capture.decide import CapturePolicy
 from labelloop.container import Deps
 from labelloop.domain import FunctionItem, InvokeItem, Origin, SampleItem, predicted
 from labelloop.errors import BadRequest, Conflict, NotFound
@@ -184,7 +183,7 @@ def clear_annotation(d: Deps, client: str, function_id: str, sample_id: str) -> 
     sample = d.samples.get(fn.id, bare(sample_id, "sample"))
     returned = False
     if sample.capture_reason and sample.buffer is None and sample.annotation:
-        quotas = {s.name: s.quota for s in CapturePolicy.model_validate(fn.capture).build()}
+        quotas = {b.name: b.quota for b in fn.capture_policy.budgets()}
         if sample.capture_reason in quotas:
             try:
                 d.ledger.return_to_buffer(sample, quotas[sample.capture_reason])

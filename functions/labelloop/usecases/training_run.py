@@ -23,9 +23,9 @@ from labelloop.errors import Busy, Conflict, NotFound
 from labelloop.ml.build import LabelSpec, TrainedModel, build_model
 from labelloop.ml.quality import Quality
 from labelloop.serving import ModelMeta, embeddings_to_bytes
-from labelloop.usecases.capture import rescore
 from labelloop.usecases.common import TrainingMessage
 from labelloop.usecases.promotion import Decision, decide
+from labelloop.usecases.rescore import rescore
 from labelloop.usecases.thresholds import record_thresholds
 
 # A request that finds its function training is queued again this much later.
