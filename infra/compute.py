@@ -53,7 +53,8 @@ class Worker(Construct):
             handler=handler, code=lambda_.Code.from_asset(str(ROOT / "functions"),
                                                           exclude=CODE_EXCLUDE),
             layers=layers, memory_size=memory_mb, timeout=timeout, log_group=log_group,
-            environment=environment)
+            environment=environment,
+            tracing=lambda_.Tracing.ACTIVE if settings.tracing else lambda_.Tracing.DISABLED)
         # Routes and event sources target the alias: a deploy publishes a version and moves
         # `live`; in-flight work finishes on the version it started on.
         self.alias = lambda_.Alias(self, "Live", alias_name="live",
@@ -87,6 +88,7 @@ class Compute(Construct):
                      "LABELLOOP_INVOKE_RETENTION_DAYS": str(settings.invoke_retention_days),
                      "LABELLOOP_DEFAULT_ENCODER": settings.default_encoder,
                      "LABELLOOP_FARGATE_MIN_SAMPLES": str(settings.fargate_min_samples),
+                     **({"LABELLOOP_TRACING": "true"} if settings.tracing else {}),
                      **(extra_env or {})}
         # The accurate encoder's model (110 MB) would put a function over 250 MB with its
         # layers: an S3 asset instead, fetched to /tmp on a container's first use of it.

@@ -89,7 +89,7 @@ def main() -> None:
                          "(O(table) per capture, which DynamoDB does not cost)")
     args = ap.parse_args()
     for k, v in {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "bench",
-                 "AWS_SECRET_ACCESS_KEY": "bench", "POWERTOOLS_TRACE_DISABLED": "1",
+                 "AWS_SECRET_ACCESS_KEY": "bench", "POWERTOOLS_METRICS_DISABLED": "1",
                  "LABELLOOP_TRAIN_DEBOUNCE_SECONDS": "0",
                  "LABELLOOP_CACHE_SECONDS": "2"}.items():
         os.environ[k] = v

@@ -142,7 +142,7 @@ def run(args: argparse.Namespace, s: dict[str, str]) -> None:
     # This process's handler talks to the stack's moto, like a second Lambda container.
     os.environ.update(AWS_ENDPOINT_URL=s["moto"], AWS_ACCESS_KEY_ID="local",
                       AWS_SECRET_ACCESS_KEY="local", AWS_DEFAULT_REGION="us-east-1",
-                      POWERTOOLS_TRACE_DISABLED="1")
+                      POWERTOOLS_METRICS_DISABLED="1")
     os.environ.update(create_all(boto3.Session(), "local"))
     from labelloop import afterwork
     from labelloop.container import deps

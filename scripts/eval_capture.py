@@ -90,7 +90,7 @@ ANCHOR = {"banking77": {"random": 0.809, "margin": 0.854, "mix": 0.840},
           "clinc150": {"random": 0.838, "margin": 0.885, "mix": 0.871}}
 CLIENT = "eval-client"
 ENV = {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test",
-       "AWS_SECRET_ACCESS_KEY": "test", "POWERTOOLS_TRACE_DISABLED": "1",
+       "AWS_SECRET_ACCESS_KEY": "test", "POWERTOOLS_METRICS_DISABLED": "1",
        "LABELLOOP_TRAIN_DEBOUNCE_SECONDS": "0",
        # Every write this process makes invalidates the caches it affects (one container),
        # so a long TTL changes no decision, only saves moto reads.

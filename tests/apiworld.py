@@ -18,7 +18,7 @@ from test_api import LABELS, SAMPLES
 
 CLIENTS = {"client-a": "secret-a", "client-b": "secret-b"}
 ENV = {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test",
-       "AWS_SECRET_ACCESS_KEY": "test", "POWERTOOLS_TRACE_DISABLED": "1",
+       "AWS_SECRET_ACCESS_KEY": "test", "POWERTOOLS_METRICS_DISABLED": "1",
        "LABELLOOP_TRAIN_DEBOUNCE_SECONDS": "0", "LABELLOOP_CACHE_SECONDS": "0"}
 INVOKES = ["my card was billed two times", "the page is blank after login",
            "where is my receipt", "clicking export freezes everything"]

@@ -152,7 +152,7 @@ def aws(monkeypatch):
     from labelloop.local.fastdynamo import install
 
     for k, v in {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test",
-                 "AWS_SECRET_ACCESS_KEY": "test", "POWERTOOLS_TRACE_DISABLED": "1",
+                 "AWS_SECRET_ACCESS_KEY": "test", "POWERTOOLS_METRICS_DISABLED": "1",
                  "LABELLOOP_TRAIN_DEBOUNCE_SECONDS": "0", "LABELLOOP_CACHE_SECONDS": "0"}.items():
         monkeypatch.setenv(k, v)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)

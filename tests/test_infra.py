@@ -481,3 +481,18 @@ def test_cdk_cli_synth_offline_and_cfn_lint(tmp_path):
                            "--non-zero-exit-code", "error", str(template)],
                           capture_output=True, text=True, timeout=300)
     assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_tracing_is_a_stage_setting(layers, template):
+    def lambdas(t: dict) -> dict[str, dict]:
+        return {k: v for k, v in resources(t, "AWS::Lambda::Function").items()
+                if v.get("FunctionName", "").startswith("labelloop-")}
+
+    default = lambdas(template)
+    assert default and all("TracingConfig" not in f and "LABELLOOP_TRACING" not in
+                           f["Environment"]["Variables"] for f in default.values())
+    traced = lambdas(synth(layers, tracing=True)[1].to_json())
+    assert traced.keys() == default.keys()
+    for f in traced.values():
+        assert f["TracingConfig"] == {"Mode": "Active"}
+        assert f["Environment"]["Variables"]["LABELLOOP_TRACING"] == "true"

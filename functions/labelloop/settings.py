@@ -39,6 +39,8 @@ class Settings(BaseModel):
     bucket: Resource = Field(alias="LABELLOOP_BUCKET")
     # How long a warm container trusts its cached function, labels and live pointer.
     cache_seconds: float = Field(2.0, ge=0, le=300, alias="LABELLOOP_CACHE_SECONDS")
+    # X-Ray tracing of the Lambda handlers (stage setting `tracing`; labelloop.observability).
+    tracing: bool = Field(False, alias="LABELLOOP_TRACING")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -4,7 +4,6 @@ OpenAPI description of them all. Domain errors map to HTTP in api/errors.py, onc
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
 from labelloop.api import (
@@ -24,8 +23,9 @@ from labelloop.api import (
     tokens,
 )
 from labelloop.api import openapi as OA
+from labelloop.observability import of
 
-logger = Logger(service="labelloop")
+logger = of("api").logger
 app = APIGatewayHttpResolver(enable_validation=True)
 app.use(middlewares=[headers.secure, auth.authenticate])
 app.include_router(errors.router)  # exception handlers only

@@ -12,6 +12,7 @@ from labelloop.api.auth import client
 from labelloop.api.routing import FN, next_link
 from labelloop.api.schemas import InvokeIn
 from labelloop.container import deps
+from labelloop.observability import MetricUnit, of
 from labelloop.usecases import invoke as I
 from labelloop.usecases import samples as S
 
@@ -30,6 +31,7 @@ def invoke(
 ):
     result = I.invoke(deps(), client(router), function_id, body.data, externalId, modelId,
                       capture)
+    of("api").metrics.add_metric(name="Invokes", unit=MetricUnit.Count, value=1)
     return P.respond(200, P.invoke_json(result, labelCount, includeMetadata))
 
 

@@ -6,9 +6,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from labelloop import afterwork
 from labelloop.api import gate
-from labelloop.api.app import app, logger
+from labelloop.api.app import app
 from labelloop.container import deps
 from labelloop.errors import DomainError
+from labelloop.observability import of
 from labelloop.settings import ApiSettings
 
 # This function's environment (the stack sets exactly what it declares). The routers reach the
@@ -20,7 +21,7 @@ SETTINGS = ApiSettings
 afterwork.start_in_lambda()
 
 
-@logger.inject_lambda_context(clear_state=True)
+@of("api").entry_point(SETTINGS)
 def handler(event: dict, context: LambdaContext) -> dict:
     try:
         event = gate.admit(event, deps(SETTINGS).settings.max_body_bytes)

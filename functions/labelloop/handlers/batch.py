@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from weakref import WeakKeyDictionary
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
     EventType,
@@ -23,6 +22,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from labelloop.container import Deps, deps
 from labelloop.data.idempotency import persistence_layer
+from labelloop.observability import MetricUnit, of
 from labelloop.resources import RESOURCES
 from labelloop.settings import BatchSettings
 from labelloop.usecases import batch
@@ -30,7 +30,8 @@ from labelloop.usecases.batch import BatchMessage
 
 # This function's environment (the stack sets exactly what it declares).
 SETTINGS = BatchSettings
-logger = Logger(service="labelloop-batch")
+OBS = of("batch-invoke")
+logger = OBS.logger
 processor = BatchProcessor(event_type=EventType.SQS)
 # Redeliveries come within visibility timeouts (16 minutes); a few hours covers them amply.
 config = IdempotencyConfig(event_key_jmespath="messageId", expires_after_seconds=6 * 3600)
@@ -53,6 +54,10 @@ def _process(record: SQSRecord) -> dict:
             batch.fail_part(d, message, record.message_id, f"{type(err).__name__}: {err}")
         raise
     logger.info("batch part", extra={"functionId": message.functionId, **result.as_dict()})
+    if result.counted:  # a redelivery's items were counted by the run that did them
+        OBS.metrics.add_metric(name="BatchItems", unit=MetricUnit.Count, value=result.items)
+        OBS.metrics.add_metric(name="BatchItemsFailed", unit=MetricUnit.Count,
+                               value=result.failed)
     return result.as_dict()
 
 
@@ -66,7 +71,7 @@ def _record_handler(d: Deps):
     return h
 
 
-@logger.inject_lambda_context(clear_state=True)
+@OBS.entry_point(SETTINGS)
 def handler(event: dict, context: LambdaContext) -> dict:
     config.register_lambda_context(context)
     return process_partial_response(event=event, record_handler=_record_handler(deps(SETTINGS)),

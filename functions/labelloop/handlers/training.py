@@ -7,7 +7,6 @@ the queue's receive limit, parked in the DLQ; the function records the error for
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
     EventType,
@@ -17,13 +16,15 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from labelloop.container import deps
+from labelloop.observability import MetricUnit, of
 from labelloop.settings import TrainingSettings
 from labelloop.usecases import training_run
 from labelloop.usecases.common import TrainingMessage
 
 # This function's environment (the stack sets exactly what it declares).
 SETTINGS = TrainingSettings
-logger = Logger(service="labelloop-training")
+OBS = of("training")
+logger = OBS.logger
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
@@ -34,9 +35,15 @@ def _record(record: SQSRecord) -> None:
                                        "reason": message.reason, "version": result.version,
                                        "decision": result.decision and result.decision.reason,
                                        "task": result.task})
+    if result.version is not None:
+        OBS.metrics.add_metric(name="ModelVersionsTrained", unit=MetricUnit.Count, value=1)
+        OBS.metrics.add_metric(name="ModelVersionsPromoted", unit=MetricUnit.Count,
+                               value=int(bool(result.decision and result.decision.promote)))
+    if result.task:
+        OBS.metrics.add_metric(name="TrainingTasksStarted", unit=MetricUnit.Count, value=1)
 
 
-@logger.inject_lambda_context(clear_state=True)
+@OBS.entry_point(SETTINGS)
 def handler(event: dict, context: LambdaContext) -> dict:
     return process_partial_response(event=event, record_handler=_record, processor=processor,
                                     context=context)

@@ -12,14 +12,14 @@ from __future__ import annotations
 import os
 import sys
 
-from aws_lambda_powertools import Logger
-
 from labelloop.data.tasks import TRAINING_MESSAGE_ENV
+from labelloop.observability import of
 from labelloop.settings import TrainingTaskSettings
 
 # The task's environment (the stack sets exactly what it declares, and the message at RunTask).
 SETTINGS = TrainingTaskSettings
-logger = Logger(service="labelloop-training-task")
+# Logs only: embedded metrics reach CloudWatch from Lambda, not from a task's log driver.
+logger = of("training-task").logger
 
 
 def main(environ: dict[str, str] | None = None) -> int:

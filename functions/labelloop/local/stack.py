@@ -121,7 +121,8 @@ class LocalStack:
         self._set_env({
             "AWS_ENDPOINT_URL": self.moto.endpoint, "AWS_ACCESS_KEY_ID": access_key,
             "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": REGION,
-            "POWERTOOLS_TRACE_DISABLED": "1"})
+            # No CloudWatch here to read embedded metrics: they would only be noise.
+            "POWERTOOLS_METRICS_DISABLED": "1"})
         session = boto3.Session()
         env = create_all(session, self.stage, with_secrets=False)
         secret_name = env.pop("LABELLOOP_SIGNING_SECRET")

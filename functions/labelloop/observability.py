@@ -1,0 +1,80 @@
+"""What each function tells its operator, under one service name per function
+(`labelloop-api`, `labelloop-training`, `labelloop-batch`, `labelloop-training-task`):
+Powertools' Logger (JSON lines), Metrics (CloudWatch's embedded metric format, namespace
+`labelloop`) and, where the stage turns tracing on (`LABELLOOP_TRACING`), its Tracer (X-Ray).
+
+Tracing is opt-in because importing the X-Ray SDK costs every cold start about 200 ms on our
+machines (`python -X importtime`), traced or not; a container decides at its first request.
+Loggers write to the process's stdout as Lambda expects (the local stack moves that into its
+log file; `labelloop.local.logfile`).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.metrics import MetricUnit
+
+if TYPE_CHECKING:
+    from labelloop.settings import Settings
+
+NAMESPACE = "labelloop"
+# Requests that count nothing (most of the API's) are no news.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
+
+__all__ = ["NAMESPACE", "MetricUnit", "Observability", "of"]
+
+
+@dataclass(frozen=True)
+class Observability:
+    service: str
+    logger: Logger
+    metrics: Metrics
+
+    def entry_point(self, settings: type[Settings]) -> Callable:
+        """Decorates a Lambda handler: the invocation's context in its log lines, its metrics
+        flushed after it, and traced if its settings say so."""
+        def wrap(fn: Callable) -> Callable:
+            logged = self.metrics.log_metrics(
+                self.logger.inject_lambda_context(clear_state=True)(fn))
+            chosen: Callable | None = None
+
+            @functools.wraps(fn)
+            def handler(event, context):
+                nonlocal chosen
+                if chosen is None:
+                    chosen = self._traced(logged) if _tracing(settings) else logged
+                return chosen(event, context)
+            return handler
+        return wrap
+
+    def _traced(self, fn: Callable) -> Callable:
+        from aws_lambda_powertools import Tracer
+
+        return Tracer(service=self.service).capture_lambda_handler(fn)
+
+
+def _tracing(settings: type[Settings]) -> bool:
+    from labelloop.container import deps
+
+    return deps(settings).settings.tracing
+
+
+@functools.cache
+def of(function: str) -> Observability:
+    """The one Observability of a function (by its name in `resources.py`)."""
+    service = f"labelloop-{function}"
+    logger = Logger(service=service)
+    # The package's module loggers (`logging.getLogger(__name__)`, children of "labelloop")
+    # write through this JSON handler, tagged with this service: a function's log stream has
+    # one format (the emulator's deploy check reads one of their lines).
+    logging.getLogger("labelloop")
+    copy_config_to_registered_loggers(source_logger=logger, include={"labelloop"})
+    return Observability(service, logger, Metrics(namespace=NAMESPACE, service=service))
