@@ -64,7 +64,7 @@ def test_functions_create_with_labels_and_list(cli, state):
     assert status == 0 and fid in out and "support" in out
 
 
-def test_functions_create_on_the_accurate_encoder(cli, api):
+def test_functions_create_on_the_accurate_encoder(cli, api, accurate_encoder_dir):
     status, out, _ = cli("functions", "create", "precise", "--encoder", "accurate")
     assert status == 0
     fid = out.strip()

@@ -498,7 +498,7 @@ def test_the_terminal_shows_the_story_and_the_logs_go_to_the_data_directory(tmp_
                                                                               encoder_dir):
     data, out = tmp_path / "data", tmp_path / "terminal.txt"
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AWS_", "LABELLOOP_CLIENT"))}
+           if not k.startswith(("AWS_", "LABELLOOP_CLIENT", "POWERTOOLS_LOG_LEVEL"))}
     env["LABELLOOP_ENCODER_DIR"] = str(encoder_dir)
     with out.open("w") as f:
         proc = subprocess.Popen([sys.executable, "-m", "labelloop.cli", "local", "--port", "0",
@@ -521,6 +521,7 @@ def test_the_terminal_shows_the_story_and_the_logs_go_to_the_data_directory(tmp_
     terminal, log = out.read_text(), (data / "stack.log").read_text()
     assert f"logs: {data / 'stack.log'}" in terminal and "stopping: saving state" in terminal
     assert '"level"' not in terminal  # not one JSON log line
+    assert '"service":"labelloop-api"' in log  # the API's JSON lines go there
     assert '"GET /v1/functions HTTP/1.1\\" 401' in log  # the request's line, in the file
     assert stat.S_IMODE((data / "stack.log").stat().st_mode) == 0o600
 

@@ -57,3 +57,24 @@ def test_tracing_is_opt_in(tracing, imported):
                          text=True, check=True).stdout
     # Without tracing the X-Ray SDK is never imported (about 200 ms of a cold start).
     assert out.split()[-2:] == ["2", imported]
+
+
+def test_log_lines_follow_stdout_as_it_is_when_written(capsys):
+    """The emulator swaps `sys.stdout` per invocation and pytest per test: a line goes to the
+    stdout of its moment, never to one closed since."""
+    import contextlib
+    import io
+    import logging
+
+    from labelloop.observability import of
+
+    logger = of("probe").logger
+    with contextlib.redirect_stdout(io.StringIO()) as earlier:
+        logger.warning("first")
+        assert '"message":"first"' in earlier.getvalue()
+    earlier.close()
+    logger.warning("second")
+    logging.getLogger("labelloop.some.module").warning("third")  # the package's loggers too
+    out, err = capsys.readouterr()
+    assert '"message":"second"' in out and '"message":"third"' in out
+    assert '"service":"labelloop-probe"' in out and "Logging error" not in err

@@ -5,18 +5,21 @@ Powertools' Logger (JSON lines), Metrics (CloudWatch's embedded metric format, n
 
 Tracing is opt-in because importing the X-Ray SDK costs every cold start about 200 ms on our
 machines (`python -X importtime`), traced or not; a container decides at its first request.
-Loggers write to the process's stdout as Lambda expects (the local stack moves that into its
-log file; `labelloop.local.logfile`).
+Loggers write to the process's stdout as Lambda expects, as it is when a line is written, not
+as it was when the logger was made: the emulator swaps `sys.stdout` per invocation and pytest per
+test, and a stream closed since must not turn log lines into errors. `labelloop local` points them
+at its log file instead (`write_logs_to`, from `labelloop.local.logfile`).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
@@ -29,7 +32,26 @@ NAMESPACE = "labelloop"
 # Requests that count nothing (most of the API's) are no news.
 warnings.filterwarnings("ignore", message="No application metrics to publish")
 
-__all__ = ["NAMESPACE", "MetricUnit", "Observability", "of"]
+__all__ = ["NAMESPACE", "MetricUnit", "Observability", "of", "write_logs_to"]
+
+
+class _StdoutHandler(logging.StreamHandler):
+    """A StreamHandler whose stream is looked up per record: the chosen one, else `sys.stdout`."""
+
+    chosen: TextIO | None = None
+
+    @property
+    def stream(self) -> TextIO:  # type: ignore[override]
+        return self.chosen or sys.stdout
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass  # StreamHandler.__init__ assigns one; ours is looked up per record
+
+
+def write_logs_to(stream: TextIO | None) -> None:
+    """Every function's log lines go to `stream` from now on (None: back to `sys.stdout`)."""
+    _StdoutHandler.chosen = stream
 
 
 @dataclass(frozen=True)
@@ -71,7 +93,7 @@ def _tracing(settings: type[Settings]) -> bool:
 def of(function: str) -> Observability:
     """The one Observability of a function (by its name in `resources.py`)."""
     service = f"labelloop-{function}"
-    logger = Logger(service=service)
+    logger = Logger(service=service, logger_handler=_StdoutHandler())
     # The package's module loggers (`logging.getLogger(__name__)`, children of "labelloop")
     # write through this JSON handler, tagged with this service: a function's log stream has
     # one format (the emulator's deploy check reads one of their lines).

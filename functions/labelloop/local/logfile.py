@@ -6,8 +6,9 @@ writes to them lands there: the handlers' Powertools loggers, the standard loggi
 queue workers' process (it inherits them), tracebacks of threads. `print()` goes to a duplicate
 of the terminal's descriptor instead.
 
-The Lambda code is left alone: on Lambda (and in the emulator, which swaps `sys.stdout` to
-collect a function's output) its loggers must write to the process's stdout as they always do.
+The functions' loggers write to `sys.stdout` as it is at each line (on Lambda, and in the
+emulator, which swaps it to collect a function's output), so while `print()` goes to the terminal
+they are pointed at the file explicitly.
 """
 
 from __future__ import annotations
@@ -25,9 +26,7 @@ def logs_to_file(path: Path) -> Iterator[TextIO]:
     """Within: descriptors 1 and 2 append to `path` (0600), `print()` reaches the terminal
     (the stream yielded). Both are restored on the way out, so an error shows where it was
     started."""
-    # The API's logger binds the `sys.stdout` of its creation: create it now, while that is
-    # still the object over descriptor 1 (the log file from below on).
-    import labelloop.api.app  # noqa: F401
+    from labelloop.observability import write_logs_to
 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -38,10 +37,12 @@ def logs_to_file(path: Path) -> Iterator[TextIO]:
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
+    write_logs_to(sys.stdout)  # still the object over descriptor 1: the log file from here on
     try:
         with contextlib.redirect_stdout(terminal):
             yield terminal
     finally:
+        write_logs_to(None)
         sys.stdout.flush()
         sys.stderr.flush()
         for target, fd in zip((1, 2), saved, strict=True):
