@@ -28,8 +28,9 @@ LAYER_DESCRIPTIONS = {
     "encoder": "text encoders: /opt/encoder (ONNX, tokenizer), /opt/encoder-accurate "
                "(tokenizer; its model is an S3 asset)",
     "training": "training packages (scikit-learn, scipy, numpy; no onnxruntime), pruned"}
-# Never shipped to Lambda: the local stack (moto), caches, build metadata.
-CODE_EXCLUDE = ["**/__pycache__", "*.egg-info", "labelloop/local"]
+# Never shipped to Lambda: the local stack (moto), the CLI (it runs on the user's machine),
+# caches, build metadata.
+CODE_EXCLUDE = ["**/__pycache__", "*.egg-info", "labelloop/local", "labelloop/cli"]
 
 
 class Worker(Construct):

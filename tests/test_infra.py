@@ -477,6 +477,13 @@ def test_cdk_cli_synth_offline_and_cfn_lint(tmp_path):
     template = out / f"Labelloop-{STAGE}.template.json"
     assert json.loads(template.read_text())["Outputs"]["ApiUrl"]
     assert "Node 20 is end-of-life" not in proc.stderr
+    # The functions' code asset: the handlers, not the local stack nor the CLI.
+    shipped = [d for d in out.glob("asset.*") if (d / "labelloop" / "handlers").is_dir()]
+    assert shipped, sorted(p.name for p in out.iterdir())
+    for code in shipped:
+        assert (code / "labelloop" / "handlers" / "api.py").is_file()
+        assert not (code / "labelloop" / "local").exists()
+        assert not (code / "labelloop" / "cli").exists()
     lint = subprocess.run([str(Path(sys.executable).parent / "cfn-lint"),
                            "--non-zero-exit-code", "error", str(template)],
                           capture_output=True, text=True, timeout=300)
