@@ -109,6 +109,9 @@ def start_stack(data_dir: Path) -> tuple[subprocess.Popen, dict[str, str]]:
                 found[key] = line.strip()[len(label):].strip()
     # Keep reading: a full pipe would block the stack on its next log line.
     threading.Thread(target=proc.stdout.read, daemon=True).start()
+    # "http://127.0.0.1:PORT (access key id in FILE)": the endpoint takes only that key.
+    found["moto"] = found["moto"].split()[0]
+    found["aws_access_key"] = (data_dir / "aws-access-key").read_text().strip()
     return proc, found
 
 
@@ -140,7 +143,7 @@ def run(args: argparse.Namespace, s: dict[str, str]) -> None:
     fid = run_example(s["url"], s["client_id"], s["client_secret"], EXAMPLES)
     token = Client(s["url"], s["client_id"], s["client_secret"])._bearer()
     # This process's handler talks to the stack's moto, like a second Lambda container.
-    os.environ.update(AWS_ENDPOINT_URL=s["moto"], AWS_ACCESS_KEY_ID="local",
+    os.environ.update(AWS_ENDPOINT_URL=s["moto"], AWS_ACCESS_KEY_ID=s["aws_access_key"],
                       AWS_SECRET_ACCESS_KEY="local", AWS_DEFAULT_REGION="us-east-1",
                       POWERTOOLS_METRICS_DISABLED="1")
     os.environ.update(create_all(boto3.Session(), "local"))
