@@ -47,8 +47,9 @@ from labelloop.local import LambdaContext
 from labelloop.local.example import EXAMPLES, run_example
 from labelloop.resources import create_all
 
-# What an invoke leaves for after its response: the invoke record and the capture check.
-DEFERRED = 2
+# What an invoke leaves for after its response: the invoke record, and the capture check
+# unless the function's capture state already rules the text out (this text repeats).
+DEFERRED = (1, 2)
 TEXT = "I was charged twice for the same order on my credit card last week, please refund me"
 
 COLD_HANDLER = """
@@ -112,6 +113,7 @@ def start_stack(data_dir: Path) -> tuple[subprocess.Popen, dict[str, str]]:
     # "http://127.0.0.1:PORT (access key id in FILE)": the endpoint takes only that key.
     found["moto"] = found["moto"].split()[0]
     found["aws_access_key"] = (data_dir / "aws-access-key").read_text().strip()
+    found["signing_key_file"] = str(data_dir / "signing.key")
     return proc, found
 
 
@@ -146,7 +148,9 @@ def run(args: argparse.Namespace, s: dict[str, str]) -> None:
     os.environ.update(AWS_ENDPOINT_URL=s["moto"], AWS_ACCESS_KEY_ID=s["aws_access_key"],
                       AWS_SECRET_ACCESS_KEY="local", AWS_DEFAULT_REGION="us-east-1",
                       POWERTOOLS_METRICS_DISABLED="1")
-    os.environ.update(create_all(boto3.Session(), "local"))
+    env = create_all(boto3.Session(), "local", with_secrets=False)
+    env.pop("LABELLOOP_SIGNING_SECRET")  # the stack keeps the key in its data directory
+    os.environ.update(env, LABELLOOP_SIGNING_KEY_FILE=s["signing_key_file"])
     from labelloop import afterwork
     from labelloop.container import deps
     from labelloop.handlers.api import handler
@@ -168,8 +172,9 @@ def run(args: argparse.Namespace, s: dict[str, str]) -> None:
         resp.read()
 
     def handler_and_write():
-        handler(event, ctx)
-        assert runner.finish(ctx.aws_request_id) == DEFERRED
+        out = handler(event, ctx)
+        done = runner.finish(ctx.aws_request_id)
+        assert done in DEFERRED, (done, out)
 
     variants = {"raw encoder": lambda: encoder.featurize_one(TEXT),
                 "handler": lambda: handler(event, ctx),
@@ -187,7 +192,7 @@ def run(args: argparse.Namespace, s: dict[str, str]) -> None:
             if rnd >= 20:
                 times[name].append(time.perf_counter() - t0)
             if name == "handler":  # its record, written after the response as in Lambda
-                assert runner.finish(ctx.aws_request_id) == DEFERRED
+                assert runner.finish(ctx.aws_request_id) in DEFERRED
             elif name == "HTTP loopback":
                 # The stack writes that invoke's record after responding: let it finish before
                 # the next timing, which it would otherwise slow down.
