@@ -47,9 +47,8 @@ from labelloop.local import LambdaContext
 from labelloop.local.example import EXAMPLES, run_example
 from labelloop.resources import create_all
 
-# What an invoke leaves for after its response: the invoke record, and the capture check
-# unless the function's capture state already rules the text out (this text repeats).
-DEFERRED = (1, 2)
+# What an invoke leaves for after its response: the invoke record and the capture check.
+DEFERRED = (2,)
 TEXT = "I was charged twice for the same order on my credit card last week, please refund me"
 
 COLD_HANDLER = """
