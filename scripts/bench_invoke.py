@@ -43,12 +43,12 @@ import numpy as np
 
 from benchlib import emit_json, print_table
 from labelloop.client import Client
-from labelloop.local import LambdaContext
+from labelloop.local import LambdaContext, datadir
 from labelloop.local.example import EXAMPLES, run_example
 from labelloop.resources import create_all
 
 # What an invoke leaves for after its response: the invoke record and the capture check.
-DEFERRED = (2,)
+DEFERRED = 2
 TEXT = "I was charged twice for the same order on my credit card last week, please refund me"
 
 COLD_HANDLER = """
@@ -111,8 +111,8 @@ def start_stack(data_dir: Path) -> tuple[subprocess.Popen, dict[str, str]]:
     threading.Thread(target=proc.stdout.read, daemon=True).start()
     # "http://127.0.0.1:PORT (access key id in FILE)": the endpoint takes only that key.
     found["moto"] = found["moto"].split()[0]
-    found["aws_access_key"] = (data_dir / "aws-access-key").read_text().strip()
-    found["signing_key_file"] = str(data_dir / "signing.key")
+    found["aws_access_key"] = datadir.aws_access_key(data_dir)
+    found["data_dir"] = str(data_dir)
     return proc, found
 
 
@@ -147,9 +147,12 @@ def run(args: argparse.Namespace, s: dict[str, str]) -> None:
     os.environ.update(AWS_ENDPOINT_URL=s["moto"], AWS_ACCESS_KEY_ID=s["aws_access_key"],
                       AWS_SECRET_ACCESS_KEY="local", AWS_DEFAULT_REGION="us-east-1",
                       POWERTOOLS_METRICS_DISABLED="1")
-    env = create_all(boto3.Session(), "local", with_secrets=False)
-    env.pop("LABELLOOP_SIGNING_SECRET")  # the stack keeps the key in its data directory
-    os.environ.update(env, LABELLOOP_SIGNING_KEY_FILE=s["signing_key_file"])
+    # As `labelloop local` wires its handlers: the signing key is a file in its data directory.
+    session = boto3.Session()
+    env = create_all(session, "local", with_secrets=False)
+    key_file = datadir.signing_key_file(Path(s["data_dir"]), session.client("secretsmanager"),
+                                        env.pop("LABELLOOP_SIGNING_SECRET"))
+    os.environ.update(env, LABELLOOP_SIGNING_KEY_FILE=str(key_file))
     from labelloop import afterwork
     from labelloop.container import deps
     from labelloop.handlers.api import handler
@@ -173,7 +176,7 @@ def run(args: argparse.Namespace, s: dict[str, str]) -> None:
     def handler_and_write():
         out = handler(event, ctx)
         done = runner.finish(ctx.aws_request_id)
-        assert done in DEFERRED, (done, out)
+        assert done == DEFERRED, (done, out)
 
     variants = {"raw encoder": lambda: encoder.featurize_one(TEXT),
                 "handler": lambda: handler(event, ctx),
@@ -191,7 +194,7 @@ def run(args: argparse.Namespace, s: dict[str, str]) -> None:
             if rnd >= 20:
                 times[name].append(time.perf_counter() - t0)
             if name == "handler":  # its record, written after the response as in Lambda
-                assert runner.finish(ctx.aws_request_id) in DEFERRED
+                assert runner.finish(ctx.aws_request_id) == DEFERRED
             elif name == "HTTP loopback":
                 # The stack writes that invoke's record after responding: let it finish before
                 # the next timing, which it would otherwise slow down.
