@@ -192,3 +192,25 @@ def test_the_local_gateway_refuses_raw_bytes_and_names_no_server_software(api, g
     assert err.value.headers["X-Content-Type-Options"] == "nosniff"  # the gate's refusal too
     server = err.value.headers.get("Server", "")
     assert "werkzeug" not in server.lower() and "python" not in server.lower()
+
+
+def test_a_refusal_at_the_gate_leaves_no_finish_waiting_for_a_handoff(api):
+    """The gateway (as Lambda's extension) waits for each request to hand its deferred work
+    over; a request the gate refuses hands over nothing, which must still count as handed."""
+    from labelloop import afterwork
+    from labelloop.handlers.api import handler
+    from labelloop.local.gateway import Gateway
+
+    runner = afterwork.Runner()
+    previous = afterwork.install(runner)
+    try:
+        with Gateway(handler, runner=runner) as gw:
+            req = urllib.request.Request(gw.url + "/v1/functions", method="POST",
+                                         data=b'{"name": "\xff"}',
+                                         headers={"Content-Type": "application/json"})
+            with pytest.raises(urllib.error.HTTPError) as err:
+                urllib.request.urlopen(req, timeout=10)
+            assert err.value.code == 400
+            assert runner.wait_idle(timeout=5)  # not the 30 s a missing handoff waits
+    finally:
+        afterwork.install(previous)

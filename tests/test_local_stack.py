@@ -398,8 +398,11 @@ def test_sigterm_then_sigkill_a_second_later_loses_nothing_acknowledged(tmp_path
 # --- the stack ---------------------------------------------------------------------------
 
 def stack_api_handler(event, context):
-    return {"statusCode": 200, "body": json.dumps({"path": event["rawPath"],
-                                                   "table": os.environ["LABELLOOP_TABLE"]})}
+    from labelloop import afterwork
+
+    with afterwork.collect(context.aws_request_id):  # as every API handler must
+        return {"statusCode": 200, "body": json.dumps({"path": event["rawPath"],
+                                                       "table": os.environ["LABELLOOP_TABLE"]})}
 
 
 def stack_training_handler(event, context):

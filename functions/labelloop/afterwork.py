@@ -41,6 +41,7 @@ class Runner:
     def __init__(self):
         self._handed: dict[str, Work] = {}
         self._running = 0
+        self._waiting = 0  # finish() calls still waiting for their handoff
         self._cond = threading.Condition()
 
     def handoff(self, request_id: str, work: Work) -> None:
@@ -51,7 +52,13 @@ class Runner:
     def finish(self, request_id: str, timeout: float = 30.0) -> int:
         """Run the request's work; the number of items run (0 if none came within timeout)."""
         with self._cond:
-            if not self._cond.wait_for(lambda: request_id in self._handed, timeout):
+            self._waiting += 1
+            try:
+                handed = self._cond.wait_for(lambda: request_id in self._handed, timeout)
+            finally:
+                self._waiting -= 1
+                self._cond.notify_all()
+            if not handed:
                 log.error("no work handed over for request %s within %.0f s", request_id, timeout)
                 return 0
             work = self._handed.pop(request_id)
@@ -65,10 +72,12 @@ class Runner:
         return len(work)
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
-        """Wait until every handed-over request's work has run. Work is handed over before
-        the response goes out, so once a caller has its responses this covers their work."""
+        """Wait until every handed-over request's work has run and no finish() waits for a
+        handoff. Work is handed over before the response goes out, so once a caller has its
+        responses this covers their work."""
         with self._cond:
-            return self._cond.wait_for(lambda: not self._handed and not self._running, timeout)
+            return self._cond.wait_for(
+                lambda: not self._handed and not self._running and not self._waiting, timeout)
 
 
 _runner: Runner | None = None

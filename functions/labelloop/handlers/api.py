@@ -21,11 +21,17 @@ SETTINGS = ApiSettings
 afterwork.start_in_lambda()
 
 
-@of("api").entry_point(SETTINGS)
 def handler(event: dict, context: LambdaContext) -> dict:
+    # Outermost, so that every invoke hands its work over, even none (a refusal at the gate, a
+    # failure anywhere): the extension waits for that handoff, until the deadline if need be.
+    with afterwork.collect(context.aws_request_id):
+        return _handle(event, context)
+
+
+@of("api").entry_point(SETTINGS)
+def _handle(event: dict, context: LambdaContext) -> dict:
     try:
         event = gate.admit(event, deps(SETTINGS).settings.max_body_bytes)
     except DomainError as refused:
         return gate.refusal(refused)
-    with afterwork.collect(context.aws_request_id):
-        return app.resolve(event, context)
+    return app.resolve(event, context)

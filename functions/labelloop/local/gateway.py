@@ -159,7 +159,9 @@ class Gateway:
     def __init__(self, handler: Callable, port: int = 0, function_name: str = "api",
                  runner: Runner | None = None):
         self.handler = handler
-        self.runner = runner  # runs what each request deferred, once its response is sent
+        # Runs what each request deferred, once its response is sent: with a runner, the
+        # handler must hand every request's work over (`afterwork.collect`), even none.
+        self.runner = runner
         self.function_name = function_name
         self._port = port
         self._server = None
