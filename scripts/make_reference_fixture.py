@@ -1,11 +1,14 @@
-"""Write tests/fixtures/reference_embeddings[-accurate].npz: fp32 reference embeddings.
+"""Write tests/fixtures/reference_embeddings[-accurate|-image].npz: fp32 reference embeddings.
 
 The reference is computed independently of our ONNX graphs, one text at a time (no padding),
 mean-pooled and normalised as sentence-transformers does: for the fast encoder a float64 numpy
 BERT forward pass over the upstream safetensors; for the accurate one transformers' MPNet in
-float64 (scripts/export_mpnet.py --reference). Run it again only if the texts change.
+float64 (scripts/export_mpnet.py --reference). For the image encoder: the torch model on the
+pinned sample photos, decoded to RGB here with plain numpy compositing (RGBA on white, grey
+repeated) and resized and cropped with torch's own ops (scripts/export_image_encoder.py
+--reference), not with labelloop.imaging. Run it again only if the texts or photos change.
 
-    python scripts/make_reference_fixture.py [--encoder fast|accurate]
+    python scripts/make_reference_fixture.py [--encoder fast|accurate|image]
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
+import build_image_encoder  # noqa: E402
 import build_mpnet  # noqa: E402
 from build_encoder import (  # noqa: E402
     UPSTREAM_DIR,
@@ -28,7 +32,7 @@ from build_encoder import (  # noqa: E402
     patched_tokenizer,
     read_safetensors,
 )
-from labelloop.encoder import DEFAULT_ENCODER, ENCODERS  # noqa: E402
+from labelloop.encoder import DEFAULT_ENCODER, ENCODERS, IMAGE_ENCODER  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures"
 TEXTS = FIXTURES / "reference_texts.txt"
@@ -83,12 +87,40 @@ def mpnet_reference(tmp: Path) -> np.ndarray:
     return np.load(out)
 
 
+def image_reference(work: Path) -> tuple[list[str], np.ndarray]:
+    from PIL import Image
+
+    raw = {}
+    for name, path in build_image_encoder.sample_photos(work / "photos", download).items():
+        a = np.asarray(Image.open(path)).astype(np.float64)
+        if a.ndim == 2:
+            a = np.repeat(a[:, :, None], 3, axis=2)
+        elif a.shape[2] == 4:
+            alpha = a[:, :, 3:] / 255.0
+            a = a[:, :, :3] * alpha + 255.0 * (1 - alpha)
+        raw[name] = np.round(a).astype(np.uint8)
+    np.savez(work / "raw.npz", **raw)
+    src = build_image_encoder.fetch_sources(work / "src", download)
+    build_image_encoder.export(src, work / "model.onnx", (work / "raw.npz", work / "ref.npz"))
+    ref = np.load(work / "ref.npz")
+    embs = np.stack([ref[n] / np.linalg.norm(ref[n]) for n in raw])
+    return list(raw), embs.astype(np.float32)
+
+
 def main() -> None:
     from tokenizers import Tokenizer
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--encoder", choices=ENCODERS, default=DEFAULT_ENCODER)
-    accurate = p.parse_args().encoder == "accurate"
+    p.add_argument("--encoder", choices=(*ENCODERS, IMAGE_ENCODER), default=DEFAULT_ENCODER)
+    encoder = p.parse_args().encoder
+    if encoder == IMAGE_ENCODER:
+        with tempfile.TemporaryDirectory() as tmp:
+            names, embs = image_reference(Path(tmp))
+        out = FIXTURES / "reference_embeddings-image.npz"
+        np.savez_compressed(out, names=np.array(names), embeddings=embs)
+        print(f"wrote {out}: {embs.shape}")
+        return
+    accurate = encoder == "accurate"
     texts = [t for t in TEXTS.read_text().splitlines() if t.strip()]
     out = FIXTURES / ("reference_embeddings-accurate.npz" if accurate
                       else "reference_embeddings.npz")

@@ -48,6 +48,33 @@ def accurate_encoder(accurate_encoder_dir):
 
 
 @pytest.fixture(scope="session")
+def image_encoder_dir() -> Path:
+    """The image encoder (EfficientNet-Lite0), built as the README's commands build it."""
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "build_encoder.py"),
+                    "--encoder", "image"], check=True)
+    out = ROOT / "layers" / "encoder-image"
+    assert json.loads((out / "manifest.json").read_text())["dim"] == 1280
+    return out
+
+
+@pytest.fixture(scope="session")
+def image_encoder(image_encoder_dir):
+    from labelloop.image_encoder import ImageEncoder
+
+    return ImageEncoder(image_encoder_dir, encoder="image")
+
+
+@pytest.fixture(scope="session")
+def sample_photos() -> dict[str, bytes]:
+    """The pinned photos of scikit-image's wheel (scripts/build_image_encoder.py): name → bytes."""
+    import build_image_encoder
+    from build_encoder import download
+
+    paths = build_image_encoder.sample_photos(ROOT / ".cache" / "photos", download)
+    return {name: path.read_bytes() for name, path in paths.items()}
+
+
+@pytest.fixture(scope="session")
 def encoders(encoder, accurate_encoder):
     """Both encoders, one ONNX session each for the whole test session."""
     from labelloop.encoder import Encoders

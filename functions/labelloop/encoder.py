@@ -1,7 +1,8 @@
 """Text → unit-norm embedding: tokenizer + ONNX encoder + mean pooling.
 
-Two encoders, named by what they are for; a function picks one when it is created:
-`fast` (all-MiniLM-L6-v2, 384-d, the default) and `accurate` (all-mpnet-base-v2, 768-d).
+Two text encoders, named by what they are for; a text function picks one when it is created:
+`fast` (all-MiniLM-L6-v2, 384-d, the default) and `accurate` (all-mpnet-base-v2, 768-d). Image
+functions have the `image` encoder (`image_encoder.py`), built on the same `OnnxModel` base.
 One ONNX session per encoder per process, created on first use (nothing heavy at import time).
 """
 
@@ -20,8 +21,9 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel
 
-ENCODERS = ("fast", "accurate")
+ENCODERS = ("fast", "accurate")  # a text function's choice
 DEFAULT_ENCODER = "fast"
+IMAGE_ENCODER = "image"
 LAYERS_DIR = Path(__file__).resolve().parents[2] / "layers"
 # Lambda mounts layers under /opt: the encoder layer holds /opt/encoder, /opt/encoder-accurate.
 LAMBDA_LAYERS_DIR = Path("/opt")
@@ -85,8 +87,12 @@ def default_encoder_dir(encoder: str = DEFAULT_ENCODER) -> Path:
     return LAYERS_DIR / name
 
 
-class Encoder:
-    """Embeds texts. Safe to share between threads (onnxruntime sessions are)."""
+class OnnxModel:
+    """A built encoder folder (manifest.json, model.onnx) and its lazy ONNX session. Safe to
+    share between threads (onnxruntime sessions are)."""
+
+    Manifest: type[BaseModel]
+    text = True  # its inputs are texts: label names give priors, wordpieces a lexical part
 
     def __init__(self, model_dir: Path | None = None, threads: int = 1,
                  encoder: str = DEFAULT_ENCODER,
@@ -100,38 +106,22 @@ class Encoder:
         self._fetch_model = fetch_model
 
     @cached_property
-    def manifest(self) -> EncoderManifest:
+    def manifest(self):
         path = self.model_dir / "manifest.json"
         if not path.exists():
             raise EncoderNotBuilt(
                 f"no {self._encoder} encoder at {self.model_dir}: run "
                 f"`python scripts/build_encoder.py --encoder {self._encoder}`")
-        return EncoderManifest.model_validate(json.loads(path.read_text()))
+        return self.Manifest.model_validate(json.loads(path.read_text()))
 
     @property
     def name(self) -> str:
-        """The encoder's name (fast, accurate), as functions store it."""
+        """The encoder's name (fast, accurate, image), as functions store it."""
         return self.manifest.encoder
 
     @property
     def dim(self) -> int:
         return self.manifest.dim
-
-    @cached_property
-    def _tokenizer(self):
-        from tokenizers import Tokenizer
-
-        max_tokens = self.manifest.max_tokens  # first: a clear error if nothing is built
-        tok = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
-        # Over-long text is truncated at the model window, never rejected.
-        tok.enable_truncation(max_tokens)
-        pad_token = tok.id_to_token(self.manifest.pad_id)
-        tok.enable_padding(pad_id=self.manifest.pad_id, pad_token=pad_token)
-        return tok
-
-    @cached_property
-    def _special_ids(self) -> np.ndarray:
-        return np.asarray(sorted(self.manifest.special_ids), dtype=np.int32)
 
     @cached_property
     def _session(self):
@@ -160,6 +150,28 @@ class Encoder:
             partial.rename(local)
         return local
 
+
+class Encoder(OnnxModel):
+    """Embeds texts."""
+
+    Manifest = EncoderManifest
+
+    @cached_property
+    def _tokenizer(self):
+        from tokenizers import Tokenizer
+
+        max_tokens = self.manifest.max_tokens  # first: a clear error if nothing is built
+        tok = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+        # Over-long text is truncated at the model window, never rejected.
+        tok.enable_truncation(max_tokens)
+        pad_token = tok.id_to_token(self.manifest.pad_id)
+        tok.enable_padding(pad_id=self.manifest.pad_id, pad_token=pad_token)
+        return tok
+
+    @cached_property
+    def _special_ids(self) -> np.ndarray:
+        return np.asarray(sorted(self.manifest.special_ids), dtype=np.int32)
+
     def warm(self) -> None:
         """Load manifest, tokenizer and session now (cold start) rather than on first embed."""
         with self._lock:
@@ -174,7 +186,7 @@ class Encoder:
         if isinstance(texts, str):
             raise TypeError("pass a sequence of texts, not one string")
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        tokens: list[np.ndarray] = [_EMPTY_TOKENS] * len(texts)
+        tokens: list[np.ndarray] = [EMPTY_TOKENS] * len(texts)
         # Sort by length so that each batch pads little; results go back in input order.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for start in range(0, len(texts), batch_size):
@@ -207,7 +219,7 @@ class Encoder:
         return np.setdiff1d(np.asarray(ids, dtype=np.int32), self._special_ids)
 
 
-_EMPTY_TOKENS = np.zeros(0, dtype=np.int32)
+EMPTY_TOKENS = np.zeros(0, dtype=np.int32)
 
 
 def file_sha256(path: Path) -> str:
@@ -225,24 +237,25 @@ class Encoders:
                  threads: int = 1):
         self._fetch_model = fetch_model
         self._threads = threads
-        self._built: dict[str, Encoder] = {}
+        self._built: dict[str, OnnxModel] = {}
         self._lock = threading.Lock()
 
-    def __getitem__(self, name: str) -> Encoder:
+    def __getitem__(self, name: str) -> OnnxModel:
         # Every invoke asks: no lock once built (dict reads are atomic under the GIL).
         if built := self._built.get(name):
             return built
-        if name not in ENCODERS:
-            raise KeyError(f"unknown encoder {name!r} (known: {', '.join(ENCODERS)})")
+        if name not in (*ENCODERS, IMAGE_ENCODER):
+            raise KeyError(f"unknown encoder {name!r} (known: {', '.join(ENCODERS)}, "
+                           f"{IMAGE_ENCODER})")
         with self._lock:
             if name not in self._built:
                 fetch = self._fetch_model
-                self._built[name] = Encoder(
+                self._built[name] = _kind(name)(
                     threads=self._threads, encoder=name,
                     fetch_model=(lambda dest: fetch(name, dest)) if fetch else None)
             return self._built[name]
 
-    def put(self, encoder: Encoder) -> None:
+    def put(self, encoder: OnnxModel) -> None:
         """Use this (already built) encoder for its name: tests share one session."""
         with self._lock:
             self._built[encoder.name] = encoder
@@ -253,6 +266,14 @@ class Encoders:
             return self[name].manifest is not None
         except (KeyError, EncoderNotBuilt):
             return False
+
+
+def _kind(name: str) -> type[OnnxModel]:
+    if name != IMAGE_ENCODER:
+        return Encoder
+    from labelloop.image_encoder import ImageEncoder  # Pillow: only where images are served
+
+    return ImageEncoder
 
 
 def mean_pool_normalize(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -2,6 +2,9 @@
 
 Zero-shot while fewer than two labels have two annotated samples each; otherwise a trained
 head with cross-validated metrics. Imports scikit-learn only when it trains.
+
+Image functions have no zero-shot model (no text-image model ships offline: a label's name says
+nothing about pixels) and no lexical part: their head is trained on embeddings alone.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from labelloop.encoder import Encoder, Features
+from labelloop.encoder import Features, OnnxModel
 from labelloop.ml.head import Head
 from labelloop.ml.zeroshot import prior_texts, zero_shot_head
 
@@ -49,7 +52,11 @@ class TrainedModel:
         return self.head.zero_shot
 
 
-def label_priors(encoder: Encoder | None, labels: Sequence[LabelSpec]) -> list[Features]:
+class NeedsSamples(ValueError):
+    """An image function without annotated samples of two labels: nothing to build from."""
+
+
+def label_priors(encoder: OnnxModel | None, labels: Sequence[LabelSpec]) -> list[Features]:
     """Each label's prior features: stored ones as given, the rest encoded now."""
     missing = [lb for lb in labels if lb.priors is None]
     if missing and encoder is None:
@@ -72,10 +79,11 @@ def is_trainable(sample_labels: Sequence[str]) -> bool:
     return sum(1 for n in counts.values() if n >= MIN_SAMPLES_PER_LABEL) >= MIN_LABELS_TO_TRAIN
 
 
-def build_model(encoder: Encoder | None, labels: Sequence[LabelSpec], features: Features,
+def build_model(encoder: OnnxModel | None, labels: Sequence[LabelSpec], features: Features,
                 sample_labels: Sequence[str], random_state: int = 0,
                 fresh: np.ndarray | None = None) -> TrainedModel:
-    """`features[i]` is annotated with `sample_labels[i]`; every such label is in `labels`."""
+    """`features[i]` is annotated with `sample_labels[i]`; every such label is in `labels`.
+    `encoder` None: every label's priors are stored (text functions only)."""
     names = [label.name for label in labels]
     if len(set(names)) != len(names):
         raise ValueError("label names must be unique")
@@ -84,6 +92,8 @@ def build_model(encoder: Encoder | None, labels: Sequence[LabelSpec], features: 
         raise ValueError(f"samples name unknown labels: {sorted(unknown)}")
     if len(features) != len(sample_labels):
         raise ValueError("one label per sample")
+    if encoder is not None and not encoder.text:
+        return _image_model(features, sample_labels, random_state, fresh)
     priors = label_priors(encoder, labels)
     prior_owner = [lb.name for lb, f in zip(labels, priors, strict=True) for _ in range(len(f))]
     priors = Features(
@@ -102,6 +112,23 @@ def build_model(encoder: Encoder | None, labels: Sequence[LabelSpec], features: 
     trainer = HeadTrainer(random_state=random_state).fit(
         features.embeddings, list(sample_labels), features.tokens,
         Priors(priors.embeddings, priors.tokens, prior_owner), fresh=fresh)
+    return _trained(trainer, len(sample_labels))
+
+
+def _image_model(features: Features, sample_labels: Sequence[str], random_state: int,
+                 fresh: np.ndarray | None) -> TrainedModel:
+    if not is_trainable(sample_labels):
+        raise NeedsSamples(f"an image function needs at least {MIN_SAMPLES_PER_LABEL} annotated "
+                           f"samples of {MIN_LABELS_TO_TRAIN} labels before it has a model")
+    from labelloop.ml.trainer import HeadTrainer
+
+    # Labels without samples cannot be predicted: there is nothing to learn them from.
+    trainer = HeadTrainer(random_state=random_state).fit(
+        features.embeddings, list(sample_labels), fresh=fresh)
+    return _trained(trainer, len(sample_labels))
+
+
+def _trained(trainer, sample_count: int) -> TrainedModel:
     cv = trainer.cv_
     return TrainedModel(
         head=trainer.head_,
@@ -113,5 +140,5 @@ def build_model(encoder: Encoder | None, labels: Sequence[LabelSpec], features: 
         fresh_predictions=trainer.fresh_predictions_,
         n_folds=cv.n_folds,
         C=float(trainer.C_),
-        sample_count=len(sample_labels),
+        sample_count=sample_count,
     )

@@ -1,0 +1,89 @@
+"""Image bytes → the image encoder's input: decode, orient, flatten onto white, resize, crop.
+
+Pillow only (no torch): the same steps as the reference the encoder was exported with
+(scripts/export_image_encoder.py): the short side resized to 256 with antialiased bilinear, a
+centre crop of 224, then (x - 127) / 128 per channel. What cannot be decoded is an
+`ImageError`, whose message says why (the use cases answer it as a 400 naming `data`).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+
+# What the encoder was trained and exported for (manifest.json repeats them).
+SIZE, RESIZE = 224, 256
+MEAN, STD = 127.0, 128.0
+FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
+# Decompression bombs: a small file that decodes to gigabytes. 40 MP is a large phone photo.
+MAX_PIXELS = 40_000_000
+
+
+class ImageError(ValueError):
+    """Bytes that are not an image this product reads; the message says why."""
+
+
+def decode(data: bytes):
+    """A PIL image in RGB, upright, transparency flattened onto white; ImageError otherwise."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        img = Image.open(io.BytesIO(data), formats=FORMATS)
+    except UnidentifiedImageError:
+        raise ImageError(f"not an image in a supported format ({', '.join(FORMATS)})") from None
+    except Image.DecompressionBombError as err:  # Pillow's own limit is higher than ours
+        raise ImageError(f"too many pixels (more than {MAX_PIXELS:,})") from err
+    if img.width * img.height > MAX_PIXELS:
+        raise ImageError(f"too many pixels: {img.width}x{img.height} (more than {MAX_PIXELS:,})")
+    try:
+        _draft(img)
+        img.load()
+        img = ImageOps.exif_transpose(img)
+    except (OSError, SyntaxError, ValueError) as err:  # truncated or corrupt data
+        raise ImageError(f"the {img.format} data cannot be decoded ({err})") from None
+    return _to_rgb(img)
+
+
+def _draft(img) -> None:
+    """Let JPEG decode at 1/2, 1/4 or 1/8 scale when the short side stays >= RESIZE: the same
+    pixels the resize would keep, at a fraction of the decoding work."""
+    if img.format == "JPEG":
+        scale = RESIZE / min(img.size)
+        img.draft("RGB", (math.ceil(img.width * scale), math.ceil(img.height * scale)))
+
+
+def _to_rgb(img):
+    from PIL import Image
+
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGB", img.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grey: keep its range
+        grey = np.asarray(img, dtype=np.float32)
+        top = float(grey.max()) or 1.0
+        img = Image.fromarray((grey * (255.0 / top)).astype(np.uint8))
+    return img if img.mode == "RGB" else img.convert("RGB")
+
+
+def pixels(img) -> np.ndarray:
+    """The encoder's input for one RGB image: float32 [3, SIZE, SIZE]."""
+    from PIL import Image
+
+    w, h = img.size
+    scale = RESIZE / min(w, h)
+    img = img.resize((max(SIZE, round(w * scale)), max(SIZE, round(h * scale))),
+                     Image.Resampling.BILINEAR)
+    left, top = (img.width - SIZE) // 2, (img.height - SIZE) // 2
+    img = img.crop((left, top, left + SIZE, top + SIZE))
+    arr = np.asarray(img, dtype=np.float32)
+    return ((arr - MEAN) / STD).transpose(2, 0, 1)
+
+
+def preprocess(data: bytes) -> np.ndarray:
+    return pixels(decode(data))

@@ -1,0 +1,130 @@
+"""The image encoder's requirements: fidelity to the torch reference (preprocessing included),
+batch invariance, orientation and transparency handled, and bad bytes refused with a reason."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from conftest import FIXTURES
+from PIL import Image
+
+from labelloop import imaging
+from labelloop.image_encoder import power_normalize
+from labelloop.imaging import ImageError
+
+
+@pytest.fixture(scope="module")
+def reference():
+    """torch's pooled features, power-normalised as the encoder's output is."""
+    z = np.load(FIXTURES / "reference_embeddings-image.npz")
+    return dict(zip((str(n) for n in z["names"]), power_normalize(z["embeddings"]),
+                    strict=True))
+
+
+def _jpeg(img: Image.Image, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=95, **kw)
+    return buf.getvalue()
+
+
+def test_the_build_is_pinned_and_describes_its_preprocessing(image_encoder_dir):
+    m = json.loads((image_encoder_dir / "manifest.json").read_text())
+    assert m["encoder"] == "image" and m["dim"] == 1280 and m["name"] == "efficientnet-lite0"
+    assert (m["image_size"], m["resize"], m["mean"], m["std"]) == (
+        imaging.SIZE, imaging.RESIZE, imaging.MEAN, imaging.STD)
+    weights = next(s for s in m["sources"] if s["file"].endswith(".pth"))
+    assert weights["sha256"].startswith("579344248a93e230")
+    assert "tokenizer.json" not in m["files"]
+
+
+def test_every_photo_embeds_as_the_torch_reference_does(image_encoder, sample_photos, reference):
+    """Decoding, transparency on white, grey to RGB, resize and crop in Pillow, then ONNX,
+    against torch's own resize and crop on independently decoded pixels."""
+    assert set(reference) == set(sample_photos)
+    for name, data in sample_photos.items():
+        emb = image_encoder.embed_one(data)
+        assert emb.shape == (1280,) and abs(float(np.linalg.norm(emb)) - 1) < 1e-5
+        assert float(emb @ reference[name]) >= 0.995, name
+
+
+def test_photos_are_told_apart(image_encoder, sample_photos):
+    embs = image_encoder.embed(list(sample_photos.values()))
+    sims = embs @ embs.T
+    np.fill_diagonal(sims, 0)
+    assert sims.max() < 0.8  # different photos are not near-duplicates of each other
+
+
+def test_an_embedding_does_not_depend_on_its_batch(image_encoder, sample_photos):
+    photos = list(sample_photos.values())
+    batched = image_encoder.featurize(photos, batch_size=4)  # two batches, one partial
+    alone = np.stack([image_encoder.embed_one(p) for p in photos])
+    assert np.abs(batched.embeddings - alone).max() < 1e-6
+    assert all(t.size == 0 for t in batched.tokens)  # no lexical part for images
+
+
+def test_exif_orientation_is_applied(image_encoder, sample_photos):
+    upright = Image.open(io.BytesIO(sample_photos["chelsea.png"])).convert("RGB")
+    # Stored turned a quarter; tag 6 says "rotate 90° clockwise to view", which undoes it.
+    turned = upright.transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    plain = image_encoder.embed_one(_jpeg(upright))
+    tagged = image_encoder.embed_one(_jpeg(turned, exif=exif))
+    untagged = image_encoder.embed_one(_jpeg(turned))
+    assert float(plain @ tagged) > 0.97
+    assert float(plain @ untagged) < float(plain @ tagged) - 0.05
+
+
+def test_transparency_is_flattened_onto_white():
+    rgba = Image.new("RGBA", (300, 300), (255, 0, 0, 0))  # fully transparent red
+    rgba.paste((0, 0, 255, 255), (100, 100, 200, 200))
+    buf = io.BytesIO()
+    rgba.save(buf, format="PNG")
+    rgb = np.asarray(imaging.decode(buf.getvalue()))
+    assert rgb[0, 0].tolist() == [255, 255, 255] and rgb[150, 150].tolist() == [0, 0, 255]
+
+
+@pytest.mark.parametrize("mode", ["L", "I;16", "P", "LA", "CMYK"])
+def test_every_pixel_mode_becomes_rgb(mode):
+    img = Image.new("RGB", (320, 240), (200, 120, 40)).convert(
+        "L" if mode == "I;16" else mode)
+    if mode == "I;16":
+        img = Image.fromarray(np.asarray(img).astype(np.uint16) * 256)
+    fmt = "JPEG" if mode == "CMYK" else "PNG"
+    buf = io.BytesIO()
+    img.save(buf, format=fmt)
+    px = imaging.preprocess(buf.getvalue())
+    assert px.shape == (3, imaging.SIZE, imaging.SIZE) and px.dtype == np.float32
+    assert np.isfinite(px).all() and px.min() >= -1.0 and px.max() <= 1.0
+
+
+def _png(width: int, height: int) -> bytes:
+    buf = io.BytesIO()
+    Image.new("1", (width, height)).save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(("data", "says"), [
+    (b"", "not an image"),
+    (b"hello, this is text", "not an image"),
+    (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "not an image"),
+    (None, "cannot be decoded"),  # a truncated JPEG, made below
+    (None, "too many pixels"),  # a small file of 64 million pixels
+    (None, "supported format"),  # a TIFF
+])
+def test_bad_bytes_are_refused_with_a_reason(data, says, sample_photos):
+    if says == "cannot be decoded":
+        whole = _jpeg(Image.open(io.BytesIO(sample_photos["chelsea.png"])).convert("RGB"))
+        data = whole[: len(whole) // 2]
+    elif says == "too many pixels":
+        data = _png(8000, 8000)
+        assert len(data) < 200_000  # a bomb: tiny on the wire
+    elif data is None:
+        buf = io.BytesIO()
+        Image.new("RGB", (64, 64)).save(buf, format="TIFF")
+        data = buf.getvalue()
+    with pytest.raises(ImageError, match=says):
+        imaging.preprocess(data)
