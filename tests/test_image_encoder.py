@@ -3,6 +3,7 @@ batch invariance, orientation and transparency handled, and bad bytes refused wi
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 
@@ -128,3 +129,72 @@ def test_bad_bytes_are_refused_with_a_reason(data, says, sample_photos):
         data = buf.getvalue()
     with pytest.raises(ImageError, match=says):
         imaging.preprocess(data)
+
+
+def _variants(photo: bytes, n: int) -> list[bytes]:
+    """n different crops of a photo, as a user's several pictures of one thing."""
+    img = Image.open(io.BytesIO(photo)).convert("RGB")
+    w, h = img.size
+    return [_jpeg(img.crop((i * w // 20, i * h // 30, w - (n - i) * w // 25, h - i * h // 40)))
+            for i in range(n)]
+
+
+def test_an_image_head_learns_from_samples_alone(image_encoder, sample_photos):
+    """No zero-shot and no lexical part: a head from embeddings, that tells held-out pictures
+    apart; with samples of one label only, there is nothing to build."""
+    from labelloop.ml.build import LabelSpec, NeedsSamples, build_model
+
+    cats, cups = _variants(sample_photos["chelsea.png"], 4), _variants(
+        sample_photos["coffee.png"], 4)
+    train = image_encoder.featurize(cats[:3] + cups[:3])
+    labels = [LabelSpec("cat"), LabelSpec("cup"), LabelSpec("rocket")]
+    model = build_model(image_encoder, labels, train, ["cat"] * 3 + ["cup"] * 3)
+    assert not model.zero_shot and model.cv_accuracy is not None
+    assert list(model.head.classes_) == ["cat", "cup"]  # nothing to learn "rocket" from
+    held = image_encoder.featurize([cats[3], cups[3]])
+    proba = model.head.predict_proba(held.embeddings, held.tokens)
+    assert list(model.head.classes_[proba.argmax(1)]) == ["cat", "cup"]
+    with pytest.raises(NeedsSamples, match="samples of 2 labels"):
+        build_model(image_encoder, labels, train.take(np.arange(3)), ["cat"] * 3)
+
+
+def _uri(subtype: str, data: bytes) -> str:
+    return f"data:image/{subtype};base64," + base64.b64encode(data).decode()
+
+
+def test_data_uris_as_the_sdk_sends_them_give_the_image(sample_photos):
+    from labelloop.image_source import image_bytes
+
+    jpeg = _jpeg(Image.open(io.BytesIO(sample_photos["coffee.png"])).convert("RGB"))
+    assert image_bytes(_uri("jpg", jpeg)) == jpeg  # the SDK's own spelling
+    assert image_bytes(_uri("jpeg", jpeg)) == jpeg
+    assert image_bytes(_uri("png", sample_photos["logo.png"])) == sample_photos["logo.png"]
+    named = "data:image/png;name=logo.png;base64," + base64.b64encode(
+        sample_photos["logo.png"]).decode()
+    assert image_bytes(named) == sample_photos["logo.png"]
+
+
+@pytest.mark.parametrize(("data", "says"), [
+    (123, "data: must be a string"),
+    ("a cat on a sofa", "data: an Image function takes a data URI"),
+    ("data:text/plain;base64,aGk=", "data: not a base64 image data URI"),
+    ("data:image/png,rawbytes", "data: not a base64 image data URI"),
+    ("data:image/tiff;base64,SUkqAA==", r"data: image/tiff is not supported"),
+    ("data:image/png;base64,not base64!", "data: the data URI's payload is not valid base64"),
+    ("data:image/png;base64,", "data: the data URI holds no image"),
+    ("JPEG-AS-PNG", "data: declared image/png, but holds JPEG data"),
+    ("TEXT-AS-JPEG", "data: declared image/jpeg, but holds no image format"),
+    ("ftp://example.com/cat.jpg", "data: an Image function takes"),
+    ("https://169.254.169.254/latest/meta-data/", "data: the host .* is not a public address"),
+])
+def test_image_data_that_is_not_an_image_is_a_400_naming_the_field(data, says, sample_photos):
+    from labelloop.errors import BadRequest
+    from labelloop.image_source import image_bytes
+
+    if data == "JPEG-AS-PNG":
+        data = _uri("png", _jpeg(Image.new("RGB", (8, 8))))
+    elif data == "TEXT-AS-JPEG":
+        data = _uri("jpeg", b"just some text")
+    with pytest.raises(BadRequest, match=says) as err:
+        image_bytes(data)
+    assert err.value.status == 400

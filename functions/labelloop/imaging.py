@@ -25,6 +25,21 @@ class ImageError(ValueError):
     """Bytes that are not an image this product reads; the message says why."""
 
 
+def sniff(data: bytes) -> str | None:
+    """The format the bytes say they are (their magic numbers), one of FORMATS, or None."""
+    if data[:3] == b"\xff\xd8\xff":
+        return "JPEG"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "PNG"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if data[:2] == b"BM":
+        return "BMP"
+    return None
+
+
 def decode(data: bytes):
     """A PIL image in RGB, upright, transparency flattened onto white; ImageError otherwise."""
     from PIL import Image, ImageOps, UnidentifiedImageError
