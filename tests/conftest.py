@@ -1,3 +1,4 @@
+import base64
 import fcntl
 import json
 import os
@@ -148,6 +149,8 @@ class Api:
             "body": payload, "isBase64Encoded": False}
         resp = handler(event, CONTEXT)
         text, headers = resp.get("body") or "", resp.get("headers", {})
+        if resp.get("isBase64Encoded"):  # a binary answer (an image), as the gateway decodes it
+            return resp["statusCode"], base64.b64decode(text), headers
         is_json = headers.get("Content-Type", "application/json") == "application/json"
         return resp["statusCode"], (json.loads(text) if is_json and text else text), headers
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from labelloop.capture.decide import Slot, Take
-from labelloop.data.objects import artifact_key, results_key, results_prefix
+from labelloop.data.objects import artifact_key, image_key, results_key, results_prefix
 from labelloop.data.samples import facts
 from labelloop.domain import (
     ClientItem,
@@ -377,6 +377,7 @@ class MemoryObjects:
 
     def __init__(self):
         self.objects: dict[str, bytes] = {}
+        self.types: dict[str, str] = {}
 
     def put_artifact(self, fid: str, version: int, name: str, body: bytes) -> None:
         self.objects[artifact_key(fid, version, name)] = body
@@ -386,6 +387,16 @@ class MemoryObjects:
             return self.objects[artifact_key(fid, version, name)]
         except KeyError:
             raise NotFound("model artifact not found") from None
+
+    def put_image(self, fid: str, digest: str, body: bytes, content_type: str) -> None:
+        self.objects[image_key(fid, digest)] = body
+        self.types[image_key(fid, digest)] = content_type
+
+    def get_image(self, fid: str, digest: str) -> tuple[bytes, str]:
+        try:
+            return self.objects[image_key(fid, digest)], self.types[image_key(fid, digest)]
+        except KeyError:
+            raise NotFound("image not found") from None
 
     def put_results(self, fid: str, job_id: str, part: int, body: bytes) -> None:
         self.objects[results_key(fid, job_id, part)] = body

@@ -261,6 +261,11 @@ def test_bad_input_gets_a_4xx_naming_the_field(api):
     got, out, _ = api.call("POST", f"/v1/functions/{fid}/samples", raw="{not json")
     assert got == 400, out
     got, out, _ = api.call("POST", f"/v1/functions/{fid}/samples", {"data": "x" * 300_000})
+    assert got == 400 and out["message"] == "data: at most 50000 characters", out
+    got, out, _ = api.call("POST", f"/v1/functions/{fid}/labels", {"name": "x" * 300_000})
+    assert got == 413 and "body" in out["message"]
+    got, out, _ = api.call("POST", f"/v1/functions/{fid}/samples",
+                           {"data": "x" * (6 * 1024 * 1024)})  # over the image routes' limit
     assert got == 413 and "body" in out["message"]
     # Over-long text is truncated at the model window, not rejected.
     long_text = "my card was charged twice " * 400

@@ -201,8 +201,14 @@ def test_model_versions_objects_clients_queues(repos):
     keys = list(o.result_keys("f1", "j1", after_part=0))
     assert [o.get_results(k) for k in keys] == [b"1\n", b"2\n"]
     assert o.results_uri("f1", "j1").endswith("/batches/f1/j1/")
+    o.put_image("f1", "ab12", b"\xff\xd8\xff", "image/jpeg")
+    assert o.get_image("f1", "ab12") == (b"\xff\xd8\xff", "image/jpeg")
+    with pytest.raises(NotFound, match="image not found"):
+        o.get_image("f2", "ab12")
     o.delete_function("f1")
     assert list(o.result_keys("f1", "j1")) == []
+    with pytest.raises(NotFound):
+        o.get_image("f1", "ab12")
     with pytest.raises(NotFound):
         o.get_artifact("f1", 1, "head.npz")
 

@@ -68,3 +68,52 @@ def test_the_nyckel_sdk_drives_the_local_stack(local_stack):
     func.delete()
     with pytest.raises(ValueError):
         nyckel.TextClassificationFunction(func.function_id, creds)
+
+
+def test_the_nyckel_sdk_drives_an_image_function(local_stack, image_encoder_dir, sample_photos,
+                                                 tmp_path):
+    """`ImageClassificationFunction` unchanged: PIL images and file paths in, the SDK's own
+    JPEG data URIs on the wire; samples come back with a URL that serves the picture."""
+    import io
+    import json
+    import urllib.request
+    from urllib.parse import urlencode
+
+    from PIL import Image
+
+    creds = nyckel.Credentials(local_stack.client_id, local_stack.client_secret,
+                               server_url=local_stack.url)
+    func = nyckel.ImageClassificationFunction.create("pets-sdk", creds)
+    crops = {}
+    for name, label in (("chelsea.png", "cat"), ("coffee.png", "cup")):
+        img = Image.open(io.BytesIO(sample_photos[name])).convert("RGB")
+        w, h = img.size
+        crops[label] = [img.crop((i * w // 20, i * h // 30, w - (4 - i) * w // 25,
+                                  h - i * h // 40)) for i in range(4)]
+    ids = func.create_samples([(img, label) for label, imgs in crops.items()
+                               for img in imgs[:3]])
+    assert len(set(ids)) == 6
+    assert sorted(lb.name for lb in func.list_labels()) == ["cat", "cup"]
+    wait_trained(func)
+
+    paths = []
+    for label in ("cat", "cup"):
+        path = tmp_path / f"{label}.jpg"
+        crops[label][3].save(path)
+        paths.append(str(path))
+    assert [p.label_name for p in func.invoke(paths)] == ["cat", "cup"]
+
+    sample = func.read_sample(ids[0])
+    assert sample.annotation.label_name == "cat"
+    form = urlencode({"grant_type": "client_credentials", "client_id": local_stack.client_id,
+                      "client_secret": local_stack.client_secret}).encode()
+    with urllib.request.urlopen(local_stack.url + "/connect/token", form, timeout=10) as r:
+        token = json.load(r)["access_token"]
+    request = urllib.request.Request(sample.data, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.headers["Content-Type"] == "image/jpeg"
+        assert Image.open(io.BytesIO(response.read())).size == crops["cat"][0].size
+    sample.annotation = nyckel.ClassificationAnnotation(label_name="cup")
+    func.update_annotation(sample)
+    assert func.read_sample(ids[0]).annotation.label_name == "cup"
+    assert len(func.list_samples()) >= 6

@@ -58,6 +58,7 @@ MATRIX: dict[str, Op] = {
     f"GET {FN}/samples": Op(query="after={sample}", cursor=True),
     f"GET {FN}/samples/{{sample_id}}/similar": Op(),
     f"GET {FN}/samples/{{sample_id}}": Op(),
+    f"GET {FN}/images/{{digest}}": Op(),
     f"DELETE {FN}/samples/{{sample_id}}": Op(),
     f"PUT {FN}/samples/{{sample_id}}/annotation": Op(body={"labelId": "{label}"}),
     f"DELETE {FN}/samples/{{sample_id}}/annotation": Op(),
@@ -150,7 +151,8 @@ def _pairs(name: str, op: Op, attacker: Tenant, victim: Tenant):
     """For each id kind the operation takes, each of the victim's ids of it and each form
     (prefixed, bare): (kind, the request with the victim's id, the same request with a
     never-existing id instead); a request is (path, query, body, the id in it)."""
-    template = name.split(" ", 1)[1].replace("{version}", "1")
+    # An image digest is no id kind: a well-formed one tests the function it is asked in.
+    template = name.split(" ", 1)[1].replace("{version}", "1").replace("{digest}", "a" * 64)
     params = [p for p in _PLACEHOLDER.findall(template) if p in PATH_KINDS]
     kinds = [PATH_KINDS[p] for p in params] + sorted(_ids_in(op))
     own = {k: attacker.ids[k][0] for k in PREFIX}

@@ -78,6 +78,8 @@ class LabelItem(Item):
     prior_tokens: list[bytes]
 
     def priors(self) -> Features:
+        if not self.prior_tokens:  # an Image function's label: no prior
+            return Features(np.zeros((0, 0), dtype=np.float32), [])
         emb = np.frombuffer(self.prior_embeddings, dtype=np.float32).reshape(
             len(self.prior_tokens), -1)
         return Features(emb, [np.frombuffer(t, dtype=np.int32) for t in self.prior_tokens])

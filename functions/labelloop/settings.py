@@ -85,6 +85,10 @@ class ApiSettings(_Trains, _Encodes):
     token_failure_window_seconds: int = Field(300, ge=1,
                                               alias="LABELLOOP_TOKEN_FAILURE_WINDOW_SECONDS")
     max_body_bytes: int = Field(256 * 1024, ge=1024, alias="LABELLOOP_MAX_BODY_BYTES")
+    # The routes that take an image (POST …/samples, …/invoke): a photo as the SDK sends it
+    # (JPEG up to 1024 px, base64) is often over 256 KiB. Lambda takes 6 MB.
+    max_image_body_bytes: int = Field(5 * 1024 * 1024, ge=1024,
+                                      alias="LABELLOOP_MAX_IMAGE_BODY_BYTES")
     default_invoke_retention_days: int = Field(
         30, ge=1, le=365, alias="LABELLOOP_INVOKE_RETENTION_DAYS")
     # The encoder of a function created without one (`fast` or `accurate`).

@@ -29,6 +29,15 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _OPEN, _CLOSE = np.frombuffer(b"[{", np.uint8), np.frombuffer(b"]}", np.uint8)
 
 
+_IMAGE_ROUTE = re.compile(r"/v1/functions/[^/]+/(samples|invoke)/?")
+
+
+def takes_images(event: dict) -> bool:
+    """Whether the request is one that may carry an image (a sample or an invoke)."""
+    method = event.get("requestContext", {}).get("http", {}).get("method", "")
+    return method == "POST" and bool(_IMAGE_ROUTE.fullmatch(event.get("rawPath") or ""))
+
+
 def admit(event: dict, max_body_bytes: int) -> dict:
     """The event with its body as UTF-8 text, checked; a DomainError (400/413) otherwise."""
     _check_query(event)

@@ -69,6 +69,7 @@ ROUTES: dict[tuple[str, str], tuple[Any, tuple[int, ...]]] = {
     ("GET", FN + "/samples"): (list[R.Sample], (404,)),
     ("GET", FN + "/samples/<sample_id>/similar"): (list[R.SimilarSample], (404, 409)),
     ("GET", FN + "/samples/<sample_id>"): (R.Sample, (404,)),
+    ("GET", FN + "/images/<digest>"): ("image/*", (404,)),
     ("DELETE", FN + "/samples/<sample_id>"): (R.Empty, (404,)),
     ("PUT", FN + "/samples/<sample_id>/annotation"): (R.Sample, (404, 409)),
     ("DELETE", FN + "/samples/<sample_id>/annotation"): (R.Empty, (404,)),

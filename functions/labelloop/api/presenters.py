@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 
 from labelloop.domain import FunctionItem, InvokeItem, LabelItem, ModelVersionItem
 from labelloop.ids import full
+from labelloop.usecases.inputs import image_digest, is_image
 from labelloop.usecases.invoke import InvokeResult
 from labelloop.usecases.samples import SampleView
 
@@ -49,10 +50,18 @@ def label_json(lb: LabelItem) -> dict:
                     "metadata": lb.metadata})
 
 
-def sample_json(sv: SampleView) -> dict:
+def data_json(fid: str, data: str, base_url: str) -> str:
+    """A sample's or invoke's data: the text, or an image's URL (under `base_url`: this API)."""
+    if is_image(data):
+        return f"{base_url}/v1/functions/{full(fid, 'function')}/images/{image_digest(data)}"
+    return data
+
+
+def sample_json(sv: SampleView, base_url: str) -> dict:
     s, p = sv.sample, sv.prediction
     return compact({
-        "id": full(s.id, "sample"), "data": s.data, "externalId": s.external_id,
+        "id": full(s.id, "sample"), "data": data_json(s.function_id, s.data, base_url),
+        "externalId": s.external_id,
         "annotation": {"labelId": full(s.annotation, "label"),
                        "createdAt": iso(s.annotated_at)} if s.annotation else None,
         "prediction": {"labelId": full(p.label_id, "label"),
@@ -88,8 +97,9 @@ def invoke_json(r: InvokeResult, label_count: int | None, include_metadata: bool
                if r.decisions else {})}
 
 
-def invoke_record_json(r: InvokeItem) -> dict:
-    return compact({"sampleId": full(r.sample_id, "sample"), "data": r.data,
+def invoke_record_json(r: InvokeItem, base_url: str) -> dict:
+    return compact({"sampleId": full(r.sample_id, "sample"),
+                    "data": data_json(r.function_id, r.data, base_url),
                     "externalId": r.external_id, "labelId": full(r.label_id, "label"),
                     "confidence": round(r.confidence, 6), "margin": round(r.margin, 6),
                     "modelVersion": r.model_version, "createdAt": iso(r.created_at)})

@@ -12,6 +12,15 @@ from labelloop.ids import full
 FN = "/v1/functions/<function_id>"
 
 
+def base_url(router: Router) -> str:
+    """This API's own origin as the caller reached it (scheme and host), for absolute links."""
+    event = router.current_event
+    headers = event.headers or {}
+    host = headers.get("host") or event.raw_event.get("requestContext", {}).get(
+        "domainName", "localhost")
+    return f"{headers.get('x-forwarded-proto', 'https')}://{host}"
+
+
 def next_link(router: Router, query: dict, next_after: str | None) -> dict:
     """The `Link: <…>; rel="next"` header of a page that has a next one: root-relative, as
     the SDK joins it to the server's base URL."""

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from labelloop.api import presenters as P
 from labelloop.api.auth import client
-from labelloop.api.routing import FN, next_link
+from labelloop.api.routing import FN, base_url, next_link
 from labelloop.api.schemas import AnnotationIn, SampleIn
 from labelloop.container import deps
 from labelloop.domain import Origin
@@ -29,7 +30,7 @@ def _label_ref(body: AnnotationIn) -> S.LabelRef:
 def create_sample(function_id: str, body: SampleIn):
     sv = S.create_sample(deps(), client(router), function_id, body.data, body.externalId,
                          _label_ref(body.annotation) if body.annotation else None)
-    return P.respond(200, P.sample_json(sv))
+    return P.respond(200, P.sample_json(sv, base_url(router)))
 
 
 @router.get(FN + "/samples")
@@ -46,7 +47,8 @@ def list_samples(
                                        sortOrder == "descending", after, externalId, origin)
     query = {"batchSize": batchSize, "sortBy": sortBy, "sortOrder": sortOrder,
              "externalId": externalId, "origin": origin}
-    return P.respond(200, [P.sample_json(v) for v in views],
+    base = base_url(router)
+    return P.respond(200, [P.sample_json(v, base) for v in views],
                      next_link(router, query, next_after))
 
 
@@ -61,13 +63,15 @@ def similar_samples(
     `inReviewQueue=true` keeps to items still to review."""
     found = SIM.similar_samples(deps(), client(router), function_id, sample_id, batchSize,
                                 inReviewQueue)
-    return P.respond(200, [P.sample_json(v) | {"similarity": round(sim, 6)} for v, sim in found])
+    base = base_url(router)
+    return P.respond(200, [P.sample_json(v, base) | {"similarity": round(sim, 6)}
+                           for v, sim in found])
 
 
 @router.get(SAMPLE)
 def get_sample(function_id: str, sample_id: str):
     return P.respond(200, P.sample_json(S.get_sample(deps(), client(router), function_id,
-                                                     sample_id)))
+                                                     sample_id), base_url(router)))
 
 
 @router.delete(SAMPLE)
@@ -79,7 +83,16 @@ def delete_sample(function_id: str, sample_id: str):
 @router.put(SAMPLE + "/annotation")
 def annotate(function_id: str, sample_id: str, body: AnnotationIn):
     sv = S.annotate(deps(), client(router), function_id, sample_id, _label_ref(body))
-    return P.respond(200, P.sample_json(sv))
+    return P.respond(200, P.sample_json(sv, base_url(router)))
+
+
+@router.get(FN + "/images/<digest>")
+def get_image(function_id: str, digest: str):
+    """An Image function's picture, as its samples' and invokes' `data` link to it."""
+    body, content_type = S.get_image(deps(), client(router), function_id, digest)
+    return Response(200, content_type, body, headers={
+        "X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=31536000, "
+        "immutable"})  # named by its content: it never changes
 
 
 @router.delete(SAMPLE + "/annotation")

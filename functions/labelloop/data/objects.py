@@ -1,5 +1,6 @@
-"""S3 objects, with every key shape: a model version's immutable artifacts, batch-invoke
-results, and assets fetched by URI (the accurate encoder's model)."""
+"""S3 objects, with every key shape: a model version's immutable artifacts, an image
+function's images (by content hash), batch-invoke results, and assets fetched by URI (the
+accurate encoder's model)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,11 @@ BATCH_PREFIX = "batches/"
 
 def artifact_key(fid: str, version: int, name: str) -> str:
     return f"functions/{fid}/models/{version:08d}/{name}"
+
+
+def image_key(fid: str, digest: str) -> str:
+    """An image of a function's samples or invokes, named by its bytes' sha256: stored once."""
+    return f"functions/{fid}/images/{digest}"
 
 
 def results_prefix(fid: str, job_id: str) -> str:
@@ -54,6 +60,20 @@ class Objects:
             if err.response["Error"]["Code"] in ("NoSuchKey", "404"):
                 raise NotFound("model artifact not found") from err  # keys stay inside
             raise
+
+    def put_image(self, fid: str, digest: str, body: bytes, content_type: str) -> None:
+        self._s3.put_object(Bucket=self.bucket, Key=image_key(fid, digest), Body=body,
+                            ContentType=content_type)
+
+    def get_image(self, fid: str, digest: str) -> tuple[bytes, str]:
+        """(bytes, content type)."""
+        try:
+            obj = self._s3.get_object(Bucket=self.bucket, Key=image_key(fid, digest))
+        except ClientError as err:
+            if err.response["Error"]["Code"] in ("NoSuchKey", "404"):
+                raise NotFound("image not found") from err
+            raise
+        return obj["Body"].read(), obj.get("ContentType", "application/octet-stream")
 
     def put_results(self, fid: str, job_id: str, part: int, body: bytes) -> None:
         self._s3.put_object(Bucket=self.bucket, Key=results_key(fid, job_id, part), Body=body,

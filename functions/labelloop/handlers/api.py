@@ -31,7 +31,9 @@ def handler(event: dict, context: LambdaContext) -> dict:
 @of("api").entry_point(SETTINGS)
 def _handle(event: dict, context: LambdaContext) -> dict:
     try:
-        event = gate.admit(event, deps(SETTINGS).settings.max_body_bytes)
+        settings = deps(SETTINGS).settings
+        event = gate.admit(event, settings.max_image_body_bytes if gate.takes_images(event)
+                           else settings.max_body_bytes)
     except DomainError as refused:
         return gate.refusal(refused)
     return app.resolve(event, context)

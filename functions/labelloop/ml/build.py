@@ -81,9 +81,10 @@ def is_trainable(sample_labels: Sequence[str]) -> bool:
 
 def build_model(encoder: OnnxModel | None, labels: Sequence[LabelSpec], features: Features,
                 sample_labels: Sequence[str], random_state: int = 0,
-                fresh: np.ndarray | None = None) -> TrainedModel:
+                fresh: np.ndarray | None = None, text: bool | None = None) -> TrainedModel:
     """`features[i]` is annotated with `sample_labels[i]`; every such label is in `labels`.
-    `encoder` None: every label's priors are stored (text functions only)."""
+    `encoder` None: every label's priors are stored (the training worker has no encoder).
+    `text`: whether the inputs are texts (default: the encoder's kind, or True)."""
     names = [label.name for label in labels]
     if len(set(names)) != len(names):
         raise ValueError("label names must be unique")
@@ -92,7 +93,7 @@ def build_model(encoder: OnnxModel | None, labels: Sequence[LabelSpec], features
         raise ValueError(f"samples name unknown labels: {sorted(unknown)}")
     if len(features) != len(sample_labels):
         raise ValueError("one label per sample")
-    if encoder is not None and not encoder.text:
+    if not (text if text is not None else encoder is None or encoder.text):
         return _image_model(features, sample_labels, random_state, fresh)
     priors = label_priors(encoder, labels)
     prior_owner = [lb.name for lb, f in zip(labels, priors, strict=True) for _ in range(len(f))]

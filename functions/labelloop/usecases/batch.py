@@ -35,7 +35,8 @@ from labelloop.ids import bare, full, new_bare
 from labelloop.serving import Prediction, View, predict
 from labelloop.usecases.capture import Offer, capture_many
 from labelloop.usecases.common import owned_function
-from labelloop.usecases.samples import MAX_EXTERNAL_ID, checked_text
+from labelloop.usecases.inputs import TEXT, checked_text
+from labelloop.usecases.samples import MAX_EXTERNAL_ID
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,9 @@ def submit(d: Deps, client: str, function_id: str, items: list[dict],
            capture: bool = True) -> BatchJobItem:
     """Declare a job and queue its parts. `items`: [{"id"?, "data"}]."""
     fn = owned_function(d, client, function_id)
+    if fn.input != TEXT:
+        raise BadRequest("items: batch invoke takes Text functions only, for now; invoke "
+                         "an Image function one image at a time")
     if d.serving.live_view(fn.id).model is None:
         raise NotReady("this function has no model yet: add labels (training starts by itself "
                        "a few seconds later) and retry")

@@ -6,12 +6,12 @@ import time
 
 from labelloop.container import Deps
 from labelloop.domain import FunctionItem
-from labelloop.encoder import ENCODERS
+from labelloop.encoder import ENCODERS, IMAGE_ENCODER
 from labelloop.errors import BadRequest
 from labelloop.ids import full, new_bare
 from labelloop.usecases.common import is_training, owned_function
+from labelloop.usecases.inputs import IMAGE, INPUTS
 
-INPUTS = ("Text",)  # image functions come with the image encoder
 OUTPUTS = ("Classification",)
 
 
@@ -24,8 +24,12 @@ def create_function(d: Deps, client: str, name: str | None, input: str, output: 
     if output not in OUTPUTS:
         raise BadRequest(f"output: {output!r} is not supported (supported: "
                          f"{', '.join(OUTPUTS)})")
+    if input == IMAGE:  # one encoder for images
+        if encoder not in (None, IMAGE_ENCODER):
+            raise BadRequest(f"encoder: an Image function uses the {IMAGE_ENCODER!r} encoder")
+        encoder = IMAGE_ENCODER
     encoder = encoder or d.settings.default_encoder
-    if encoder not in ENCODERS:
+    if encoder not in ENCODERS and input != IMAGE:
         raise BadRequest(f"encoder: {encoder!r} is not supported (supported: "
                          f"{', '.join(ENCODERS)})")
     if not d.encoders.available(encoder):

@@ -15,11 +15,13 @@ from labelloop.container import Deps
 from labelloop.domain import InvokeItem
 from labelloop.errors import BadRequest, NotFound, NotReady
 from labelloop.ids import bare, new_bare
+from labelloop.ml.build import MIN_LABELS_TO_TRAIN, MIN_SAMPLES_PER_LABEL
 from labelloop.serving import LiveModel, Prediction, View, predict
 from labelloop.thresholds import Decisions
+from labelloop.usecases import inputs
 from labelloop.usecases.capture import capture as capture_invoke
 from labelloop.usecases.common import function_not_found, owned_function
-from labelloop.usecases.samples import MAX_EXTERNAL_ID, MAX_PAGE, checked_text
+from labelloop.usecases.samples import MAX_EXTERNAL_ID, MAX_PAGE
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,11 @@ def _model(d: Deps, view: View, model_id: str | None) -> LiveModel:
         except NotFound as err:
             raise NotFound(f"modelId: model version {int(digits)} not found") from err
     if view.model is None:
+        if view.function.input == inputs.IMAGE:
+            raise NotReady(f"this function has no model yet: an Image function needs "
+                           f"{MIN_SAMPLES_PER_LABEL} annotated samples of each of "
+                           f"{MIN_LABELS_TO_TRAIN} labels (no model can guess from label names "
+                           "alone); training starts by itself a few seconds after")
         raise NotReady("this function has no model yet: add labels (training starts by itself "
                        "a few seconds later) and retry")
     return view.model
@@ -56,17 +63,19 @@ def invoke(d: Deps, client: str, function_id: str, data, external_id: str | None
     if view is None or view.function.client != client:
         raise function_not_found(function_id)
     fid = view.function.id
-    text = checked_text(data)
     if external_id is not None and len(external_id) > MAX_EXTERNAL_ID:
         raise BadRequest(f"externalId: at most {MAX_EXTERNAL_ID} characters")
     model = _model(d, view, model_id)
-    features = d.encoders[view.function.encoder].featurize_one(text)
+    inp = inputs.read(d, view.function, data)
+    text, features = inp.data, inp.features
     predictions = predict(model, view.labels, features)
     if not predictions:
         raise NotReady("the model's labels were all deleted; a retrain is queued")
     best, sid = predictions[0], new_bare()
     if view.function.store_invokes:
         now = time.time()
+        if inp.image is not None:
+            later(inputs.keep, d, view.function, inp)  # before the record that names it
         later(d.invokes.put, InvokeItem.answered(fid, sid, text, external_id, model.version, best,
                                                  view.function.invoke_retention_days, now))
         # A function that stores no invokes captures none either (it keeps no invoke text).

@@ -12,6 +12,7 @@ from labelloop.errors import BadRequest
 from labelloop.ids import bare, new_bare
 from labelloop.ml.zeroshot import prior_texts
 from labelloop.usecases.common import owned_function, prefixed_conflict, request_training
+from labelloop.usecases.inputs import IMAGE
 
 MAX_NAME = 200
 MAX_DESCRIPTION = 2000
@@ -29,6 +30,8 @@ def _validated(name: str | None, description: str | None) -> tuple[str, str | No
 
 
 def _with_priors(d: Deps, fn: FunctionItem, **fields) -> LabelItem:
+    if fn.input == IMAGE:  # a name says nothing about pixels: no zero-shot prior
+        return LabelItem(**fields, prior_embeddings=b"", prior_tokens=[])
     f = d.encoders[fn.encoder].featurize(prior_texts(fields["name"], fields.get("description")))
     return LabelItem(**fields, prior_embeddings=np.ascontiguousarray(f.embeddings).tobytes(),
                      prior_tokens=[np.asarray(t, dtype=np.int32).tobytes() for t in f.tokens])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 
@@ -10,9 +11,11 @@ from labelloop.domain import FunctionItem, InvokeItem, Origin, SampleItem, predi
 from labelloop.errors import BadRequest, Conflict, NotFound
 from labelloop.ids import bare, created_at, full, new_bare
 from labelloop.serving import Prediction
+from labelloop.usecases import inputs
 from labelloop.usecases.common import owned_function, prefixed_conflict, request_training
 
 MAX_PAGE = 1000
+_DIGEST = re.compile(r"[0-9a-f]{64}")
 MAX_EXTERNAL_ID = 1024
 
 # How long after an invoke its record may still be on its way (see `_invoke_record`).
@@ -31,15 +34,6 @@ class LabelRef:
 
     label_id: str | None = None
     label_name: str | None = None
-
-
-def checked_text(data) -> str:
-    """A Text function's input, checked (shared by samples, invoke and batch invoke)."""
-    if not isinstance(data, str):
-        raise BadRequest("data: must be a string for Text functions")
-    if not data.strip():
-        raise BadRequest("data: must not be empty")
-    return data
 
 
 def _resolve_label(d: Deps, fn: FunctionItem, ref: LabelRef, field: str) -> str:
@@ -71,13 +65,13 @@ def _find_label(labels, ref: LabelRef, field: str) -> str:
 def create_sample(d: Deps, client: str, function_id: str, data, external_id: str | None = None,
                   annotation: LabelRef | None = None) -> SampleView:
     fn = owned_function(d, client, function_id)
-    text = checked_text(data)
     if external_id is not None and len(external_id) > MAX_EXTERNAL_ID:
         raise BadRequest(f"externalId: at most {MAX_EXTERNAL_ID} characters")
     label_id = _resolve_label(d, fn, annotation, "annotation") if annotation else None
-    features = d.encoders[fn.encoder].featurize_one(text)
-    sample = SampleItem.new(fn.id, new_bare(), text, features, Origin.API,
+    inp = inputs.read(d, fn, data)
+    sample = SampleItem.new(fn.id, new_bare(), inp.data, inp.features, Origin.API,
                             external_id=external_id, annotation=label_id)
+    inputs.keep(d, fn, inp)
     with prefixed_conflict("existingSampleId", "sample"):
         d.samples.create(sample)
     if label_id:
@@ -103,6 +97,14 @@ def list_samples(d: Deps, client: str, function_id: str, batch_size: int, descen
                                          external_id, origin)
     view = d.serving.view(fn.id)
     return [SampleView(s, view.sample_prediction(s)) for s in samples], next_after
+
+
+def get_image(d: Deps, client: str, function_id: str, digest: str) -> tuple[bytes, str]:
+    """(bytes, content type) of an image the function's samples or invokes name."""
+    fn = owned_function(d, client, function_id)
+    if not _DIGEST.fullmatch(digest):
+        raise BadRequest("digest: 64 lowercase hex digits (an image's sha256)")
+    return d.objects.get_image(fn.id, digest)
 
 
 def delete_sample(d: Deps, client: str, function_id: str, sample_id: str) -> None:
@@ -149,7 +151,7 @@ def _sample_from_invoke(d: Deps, fn: FunctionItem, sid: str, label_id: str) -> S
         raise NotFound(f"sample {full(sid, 'sample')!r} not found (nor an invoke within the "
                        f"function's {fn.invoke_retention_days}-day invoke retention)")
     sample = SampleItem.new(fn.id, sid, record.data,
-                            d.encoders[fn.encoder].featurize_one(record.data), Origin.FEEDBACK,
+                            inputs.stored_features(d, fn, record.data), Origin.FEEDBACK,
                             external_id=record.external_id, annotation=label_id,
                             **predicted(record.model_version, record))
     try:

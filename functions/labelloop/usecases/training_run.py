@@ -20,10 +20,11 @@ from labelloop.data.tasks import TrainingTask
 from labelloop.domain import FunctionItem, ModelVersionItem, Origin
 from labelloop.encoder import Features
 from labelloop.errors import Busy, Conflict, NotFound
-from labelloop.ml.build import LabelSpec, TrainedModel, build_model
+from labelloop.ml.build import LabelSpec, TrainedModel, build_model, is_trainable
 from labelloop.ml.quality import Quality
 from labelloop.serving import ModelMeta, embeddings_to_bytes
 from labelloop.usecases.common import TrainingMessage
+from labelloop.usecases.inputs import IMAGE
 from labelloop.usecases.promotion import Decision, decide
 from labelloop.usecases.rescore import rescore
 from labelloop.usecases.thresholds import record_thresholds
@@ -102,7 +103,10 @@ def _train(d: Deps, fn: FunctionItem, message: TrainingMessage) -> RunResult:
     live = d.serving.model(fn.id, fn.live) if fn.live else None
     fresh = np.array([live is None or live.meta.trained.get(sid) != label
                       for sid, label in zip(ids, annotations, strict=True)], dtype=bool)
-    model = build_model(None, specs, features, annotations, fresh=fresh)
+    text = fn.input != IMAGE
+    if not text and not is_trainable(annotations):
+        return RunResult(None, None)  # an Image function has no model before its samples
+    model = build_model(None, specs, features, annotations, fresh=fresh, text=text)
     took = time.perf_counter() - started
 
     version = d.functions.next_model_version(fn.id)

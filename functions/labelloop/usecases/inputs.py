@@ -1,0 +1,85 @@
+"""A request's `data` as a function of its input kind takes it: checked, embedded, and what is
+stored for it.
+
+A Text function stores the text itself. An Image function stores `image:<sha256>`, the image's
+bytes going to S3 under that digest (`data.objects.image_key`): samples and invoke records stay
+small, and the same picture twice is the same stored data (the duplicate check by content,
+as for text).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from labelloop import imaging
+from labelloop.container import Deps
+from labelloop.domain import FunctionItem
+from labelloop.encoder import Features
+from labelloop.errors import BadRequest
+from labelloop.image_source import image_bytes
+
+TEXT, IMAGE = "Text", "Image"
+INPUTS = (TEXT, IMAGE)
+IMAGE_REF = "image:"
+# A text is stored whole (samples, invoke records: DynamoDB items of at most 400 KB) and read
+# only up to the encoder's window (256 or 384 tokens), so this is far more than any use.
+MAX_TEXT = 50_000
+
+
+@dataclass(frozen=True)
+class Input:
+    data: str  # what samples and invoke records store
+    features: Features
+    image: bytes | None = None  # an Image function's bytes, to keep under the digest
+    content_type: str | None = None
+
+
+def checked_text(data, field: str = "data") -> str:
+    """A Text function's input, checked (shared by samples, invoke and batch invoke)."""
+    if not isinstance(data, str):
+        raise BadRequest(f"{field}: must be a string for Text functions")
+    if not data.strip():
+        raise BadRequest(f"{field}: must not be empty")
+    if len(data) > MAX_TEXT:
+        raise BadRequest(f"{field}: at most {MAX_TEXT} characters")
+    return data
+
+
+def read(d: Deps, fn: FunctionItem, data, field: str = "data") -> Input:
+    """Checked and embedded; a 400 naming `field` for what the function cannot take."""
+    encoder = d.encoders[fn.encoder]
+    if fn.input != IMAGE:
+        text = checked_text(data, field)
+        return Input(text, encoder.featurize_one(text))
+    raw = image_bytes(data, field)
+    try:
+        features = encoder.featurize_one(raw)
+    except imaging.ImageError as err:
+        raise BadRequest(f"{field}: {err}") from None
+    # Decoded above, so one of imaging.FORMATS: its magic number names it.
+    return Input(IMAGE_REF + hashlib.sha256(raw).hexdigest(), features, raw,
+                 f"image/{(imaging.sniff(raw) or 'octet-stream').lower()}")
+
+
+def keep(d: Deps, fn: FunctionItem, inp: Input) -> None:
+    """Store an image's bytes; before any item that refers to them is written."""
+    if inp.image is not None:
+        d.objects.put_image(fn.id, image_digest(inp.data), inp.image, inp.content_type)
+
+
+def image_digest(data: str) -> str:
+    return data.removeprefix(IMAGE_REF)
+
+
+def is_image(data: str) -> bool:
+    return data.startswith(IMAGE_REF)
+
+
+def stored_features(d: Deps, fn: FunctionItem, data: str) -> Features:
+    """The features of stored data (an invoke record's, when feedback makes it a sample)."""
+    encoder = d.encoders[fn.encoder]
+    if is_image(data):
+        raw, _ = d.objects.get_image(fn.id, image_digest(data))
+        return encoder.featurize_one(raw)
+    return encoder.featurize_one(data)

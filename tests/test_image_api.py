@@ -1,0 +1,116 @@
+"""Image functions through the HTTP API (in process, against moto): create, labels, samples as
+data URIs, the 409 before two labels have samples, training, invoke, the image behind a
+sample's `data` URL, duplicates by content, feedback on an invoke, and bad input as 400s."""
+
+from __future__ import annotations
+
+import base64
+import io
+from urllib.parse import urlsplit
+
+import pytest
+from PIL import Image
+
+
+def _jpeg(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.convert("RGB").save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def _uri(data: bytes) -> str:
+    return "data:image/jpg;base64," + base64.b64encode(data).decode()  # as the SDK spells it
+
+
+def _crops(photo: bytes, n: int) -> list[bytes]:
+    img = Image.open(io.BytesIO(photo))
+    w, h = img.size
+    return [_jpeg(img.crop((i * w // 20, i * h // 30, w - (n - i) * w // 25, h - i * h // 40)))
+            for i in range(n)]
+
+
+@pytest.fixture
+def image_api(api, image_encoder, encoders):
+    encoders.put(image_encoder)  # the test session's one image session
+    return api
+
+
+def test_an_image_function_from_creation_to_feedback(image_api, sample_photos):
+    api = image_api
+    status, fn, _ = api.call("POST", "/v1/functions", {"name": "pets", "input": "Image",
+                                                       "output": "Classification"})
+    assert status == 200 and (fn["input"], fn["encoder"]) == ("Image", "image"), fn
+    base = f"/v1/functions/{fn['id']}"
+    assert api.call("GET", base)[1]["input"] == "Image"  # what the SDK's factory reads
+    for name in ("cat", "cup"):
+        assert api.call("POST", f"{base}/labels", {"name": name})[0] == 200
+    assert not any(r["batchItemFailures"] for r in api.train())  # labels alone: no model
+    status, out, _ = api.call("POST", f"{base}/invoke", {"data": _uri(sample_photos[
+        "rocket.jpg"])})
+    assert status == 409 and "Image function needs 2 annotated samples" in out["message"], out
+
+    cats, cups = _crops(sample_photos["chelsea.png"], 4), _crops(sample_photos["coffee.png"], 4)
+    created = []
+    for data, label in [*((c, "cat") for c in cats[:3]), *((c, "cup") for c in cups[:3])]:
+        status, sample, _ = api.call("POST", f"{base}/samples", {
+            "data": _uri(data), "annotation": {"labelName": label}, "externalId": None})
+        assert status == 200, sample
+        created.append((sample, data))
+    sample, data = created[0]
+    url = urlsplit(sample["data"])
+    assert url.scheme == "https" and url.path.startswith(f"{base}/images/")
+    status, body, headers = api.call("GET", url.path)
+    assert status == 200 and body == data and headers["Content-Type"] == "image/jpeg"
+    assert api.call("GET", url.path, token=api.token("client-b", "secret-b"))[0] == 404
+    status, out, _ = api.call("POST", f"{base}/samples", {"data": _uri(data)})  # same bytes
+    assert status == 409 and out["existingSampleId"] == sample["id"], out
+
+    assert not any(r["batchItemFailures"] for r in api.train())
+    fn = api.call("GET", base)[1]
+    assert fn.get("liveModelVersion"), fn
+    for held, label in ((cats[3], "cat"), (cups[3], "cup")):
+        # Not captured: a captured invoke is a sample already, and feedback below must make one.
+        status, out, _ = api.call("POST", f"{base}/invoke", {"data": _uri(held)},
+                                  query="capture=false")
+        assert status == 200 and out["labelName"] == label, out
+    invoked = out
+    records = api.call("GET", f"{base}/invokes")[1]
+    assert urlsplit(records[0]["data"]).path.startswith(f"{base}/images/")
+    # Feedback on the invoke: the stored picture becomes an annotated sample.
+    status, fed, _ = api.call("PUT", f"{base}/samples/{invoked['sampleId']}/annotation",
+                              {"labelName": "cup"})
+    assert status == 200 and fed["origin"] == "InvokeFeedback", fed
+    assert api.call("GET", urlsplit(fed["data"]).path)[1] == cups[3]
+
+
+@pytest.mark.parametrize(("data", "says"), [
+    ("a photo of a cat", "data: an Image function takes a data URI"),
+    ("data:image/png;base64," + base64.b64encode(b"not a png").decode(),
+     "data: declared image/png, but holds no image format"),
+    ("https://169.254.169.254/latest/meta-data/", "data: the host"),
+    ("data:image/jpeg;base64," + base64.b64encode(b"\xff\xd8\xff\xe0" + b"\0" * 64).decode(),
+     "data: not an image in a supported format"),
+])
+def test_image_data_that_is_no_image_is_a_400_naming_data(image_api, data, says):
+    api = image_api
+    fid = api.call("POST", "/v1/functions", {"name": "pets", "input": "Image"})[1]["id"]
+    api.call("POST", f"/v1/functions/{fid}/labels", {"name": "cat"})
+    for path, body in ((f"/v1/functions/{fid}/samples", {"data": data}),
+                       (f"/v1/functions/{fid}/invoke", {"data": data})):
+        status, out, _ = api.call("POST", path, body)
+        assert status in (400, 409) and (status == 409 or out["message"].startswith(says)), (
+            path, out)
+    status, out, _ = api.call("POST", f"/v1/functions/{fid}/samples", {"data": data})
+    assert status == 400 and out["message"].startswith(says), out
+
+
+def test_an_image_function_takes_only_the_image_encoder(image_api):
+    status, out, _ = image_api.call("POST", "/v1/functions", {"name": "x", "input": "Image",
+                                                              "encoder": "fast"})
+    assert status == 400 and out["message"].startswith("encoder: an Image function"), out
+    status, out, _ = image_api.call("POST", "/v1/functions", {"name": "x", "input": "Tabular"})
+    assert status == 400 and out["message"].startswith("input: 'Tabular'"), out
+    fid = image_api.call("POST", "/v1/functions", {"name": "x", "input": "Image"})[1]["id"]
+    status, out, _ = image_api.call("POST", f"/v1/functions/{fid}/batch-invokes",
+                                    {"items": [{"data": "data:image/png;base64,AAAA"}]})
+    assert status == 400 and out["message"].startswith("items: batch invoke takes Text"), out
