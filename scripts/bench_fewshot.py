@@ -51,6 +51,18 @@ def baseline_accuracy(Xtr, ytr, Xte, yte) -> float:
                           == yte).mean()) for C in BASELINE_CS)
 
 
+def evaluate(enc, specs, ftr, ytr, idx, fte, yte, seed: int) -> tuple:
+    """Ours and the baseline trained on `ftr[idx]`, scored on the test features: (accuracy,
+    macro-F1, ECE, baseline accuracy, cross-validated accuracy)."""
+    model = build_model(enc, specs, ftr.take(idx), ytr[idx], random_state=seed)
+    proba = model.head.predict_proba(fte.embeddings, fte.tokens)
+    pred = model.head.classes_[proba.argmax(1)]
+    base = baseline_accuracy(ftr.embeddings[idx], ytr[idx], fte.embeddings, yte)
+    return (float((pred == yte).mean()), macro_f1(yte, pred),
+            expected_calibration_error(proba, yte, model.head.classes_), base,
+            model.cv_accuracy)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--encoder", choices=ENCODERS, default=DEFAULT_ENCODER)
@@ -70,15 +82,8 @@ def main() -> None:
         runs = [(k, s) for k in args.ks for s in range(1 if k == "full" else args.seeds)]
         results: dict[str, list] = {}
         for k, seed in tqdm(runs, desc=ds, unit="run", file=sys.stderr):
-            idx = draw(ytr, k, seed)
-            model = build_model(enc, specs, ftr.take(idx), ytr[idx], random_state=seed)
-            proba = model.head.predict_proba(fte.embeddings, fte.tokens)
-            pred = model.head.classes_[proba.argmax(1)]
-            base = baseline_accuracy(ftr.embeddings[idx], ytr[idx], fte.embeddings, yte)
-            results.setdefault(k, []).append((
-                float((pred == yte).mean()), macro_f1(yte, pred),
-                expected_calibration_error(proba, yte, model.head.classes_), base,
-                model.cv_accuracy))
+            results.setdefault(k, []).append(
+                evaluate(enc, specs, ftr, ytr, draw(ytr, k, seed), fte, yte, seed))
         for k, res in results.items():
             acc, f1, ece, base, cv = (float(np.mean(v)) for v in zip(*res, strict=True))
             sd = float(np.std([r[0] for r in res]))

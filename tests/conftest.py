@@ -15,13 +15,19 @@ FIXTURES = Path(__file__).parent / "fixtures"
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 
 
+def _built(encoder: str, dim: int) -> Path:
+    """The encoder, built as the README's commands build it (a no-op when up to date)."""
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "build_encoder.py"),
+                    "--encoder", encoder], check=True)
+    out = ROOT / "layers" / ("encoder" if encoder == "fast" else f"encoder-{encoder}")
+    assert json.loads((out / "manifest.json").read_text())["dim"] == dim
+    return out
+
+
 @pytest.fixture(scope="session")
 def encoder_dir() -> Path:
-    """The encoder the README's commands build (idempotent: a no-op when up to date)."""
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "build_encoder.py")], check=True)
-    out = ROOT / "layers" / "encoder"
-    assert json.loads((out / "manifest.json").read_text())["dim"] == 384
-    return out
+    """The default (fast) encoder."""
+    return _built("fast", 384)
 
 
 @pytest.fixture(scope="session")
@@ -33,12 +39,8 @@ def encoder(encoder_dir):
 
 @pytest.fixture(scope="session")
 def accurate_encoder_dir() -> Path:
-    """The accurate encoder (all-mpnet-base-v2), built as the README's commands build it."""
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "build_encoder.py"),
-                    "--encoder", "accurate"], check=True)
-    out = ROOT / "layers" / "encoder-accurate"
-    assert json.loads((out / "manifest.json").read_text())["dim"] == 768
-    return out
+    """The accurate encoder (all-mpnet-base-v2)."""
+    return _built("accurate", 768)
 
 
 @pytest.fixture(scope="session")
@@ -50,12 +52,8 @@ def accurate_encoder(accurate_encoder_dir):
 
 @pytest.fixture(scope="session")
 def image_encoder_dir() -> Path:
-    """The image encoder (EfficientNet-Lite0), built as the README's commands build it."""
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "build_encoder.py"),
-                    "--encoder", "image"], check=True)
-    out = ROOT / "layers" / "encoder-image"
-    assert json.loads((out / "manifest.json").read_text())["dim"] == 1280
-    return out
+    """The image encoder (EfficientNet-Lite0)."""
+    return _built("image", 1280)
 
 
 @pytest.fixture(scope="session")

@@ -183,12 +183,17 @@ def gateway():
         yield gw
 
 
-def test_the_local_gateway_refuses_raw_bytes_and_names_no_server_software(api, gateway):
-    req = urllib.request.Request(gateway.url + "/connect/token", method="POST",
-                                 data=b"client_id=\xc3\x28&client_secret=x",
-                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+def _refused(url: str, body: bytes, content_type: str) -> urllib.error.HTTPError:
+    req = urllib.request.Request(url, method="POST", data=body,
+                                 headers={"Content-Type": content_type})
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(req, timeout=10)
+    return err
+
+
+def test_the_local_gateway_refuses_raw_bytes_and_names_no_server_software(api, gateway):
+    err = _refused(gateway.url + "/connect/token", b"client_id=\xc3\x28&client_secret=x",
+                   "application/x-www-form-urlencoded")
     assert err.value.code == 400
     assert json.loads(err.value.read())["message"].startswith("body")
     assert err.value.headers["X-Content-Type-Options"] == "nosniff"  # the gate's refusal too
@@ -207,11 +212,7 @@ def test_a_refusal_at_the_gate_leaves_no_finish_waiting_for_a_handoff(api):
     previous = afterwork.install(runner)
     try:
         with Gateway(handler, runner=runner) as gw:
-            req = urllib.request.Request(gw.url + "/v1/functions", method="POST",
-                                         data=b'{"name": "\xff"}',
-                                         headers={"Content-Type": "application/json"})
-            with pytest.raises(urllib.error.HTTPError) as err:
-                urllib.request.urlopen(req, timeout=10)
+            err = _refused(gw.url + "/v1/functions", b'{"name": "\xff"}', "application/json")
             assert err.value.code == 400
             assert runner.wait_idle(timeout=5)  # not the 30 s a missing handoff waits
     finally:
