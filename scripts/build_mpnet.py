@@ -16,6 +16,7 @@ transformers), then stores the weights as int8:
 
 from __future__ import annotations
 
+import fcntl
 import subprocess
 import sys
 import zipfile
@@ -69,17 +70,23 @@ def fetch_upstream(work: Path, download) -> Path:
 
 
 def torch_python() -> Path:
-    """The build-only virtualenv's interpreter, created on first use."""
+    """The build-only virtualenv's interpreter, created on first use. Two encoder builds at
+    once (the test workers build the accurate and the image encoder) take turns: two pip
+    installs into one folder break both."""
     py = TORCH_VENV / "bin" / "python"
     stamp = TORCH_VENV / (".installed-" + "-".join(TORCH_REQUIREMENTS))
-    if not stamp.exists():
-        print(f"creating {TORCH_VENV} ({', '.join(TORCH_REQUIREMENTS)}) …", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(TORCH_VENV)], check=True)
-        done = subprocess.run([str(py), "-m", "pip", "install", "--quiet", "--progress-bar", "off",
-                               *TORCH_REQUIREMENTS], capture_output=True, text=True)
-        if done.returncode:
-            raise SystemExit(f"installing {TORCH_REQUIREMENTS} failed:\n{done.stderr[-4000:]}")
-        stamp.touch()
+    TORCH_VENV.parent.mkdir(parents=True, exist_ok=True)
+    with open(TORCH_VENV.with_name(TORCH_VENV.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not stamp.exists():
+            print(f"creating {TORCH_VENV} ({', '.join(TORCH_REQUIREMENTS)}) …", flush=True)
+            subprocess.run([sys.executable, "-m", "venv", str(TORCH_VENV)], check=True)
+            done = subprocess.run([str(py), "-m", "pip", "install", "--quiet", "--progress-bar",
+                                   "off", *TORCH_REQUIREMENTS], capture_output=True, text=True)
+            if done.returncode:
+                raise SystemExit(
+                    f"installing {TORCH_REQUIREMENTS} failed:\n{done.stderr[-4000:]}")
+            stamp.touch()
     return py
 
 
