@@ -83,7 +83,7 @@ class ImageEncoder(OnnxModel):
     @property
     def cache_key(self) -> str:
         """What the embeddings depend on (benchmarks cache them under it)."""
-        return f"{self.manifest.files['model.onnx'][:16]}-power{POWER}"
+        return f"{self.manifest.files['model.onnx'][:16]}-power{POWER}-pre{imaging.VERSION}"
 
     def wordpieces(self, images: Sequence[bytes]) -> list[np.ndarray]:
         return [EMPTY_TOKENS] * len(images)
