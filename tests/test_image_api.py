@@ -29,6 +29,28 @@ def _crops(photo: bytes, n: int) -> list[bytes]:
             for i in range(n)]
 
 
+def _pets(api) -> str:
+    """A new Image function with labels cat and cup; its path."""
+    status, fn, _ = api.call("POST", "/v1/functions", {"name": "pets", "input": "Image",
+                                                       "output": "Classification"})
+    assert status == 200 and (fn["input"], fn["encoder"]) == ("Image", "image"), fn
+    base = f"/v1/functions/{fn['id']}"
+    for name in ("cat", "cup"):
+        assert api.call("POST", f"{base}/labels", {"name": name})[0] == 200
+    return base
+
+
+def _annotated(api, base: str, cats: list[bytes], cups: list[bytes]) -> list[tuple[dict, bytes]]:
+    """Three pictures of each label as annotated samples: (the answer, the bytes) each."""
+    created = []
+    for data, label in [*((c, "cat") for c in cats[:3]), *((c, "cup") for c in cups[:3])]:
+        status, sample, _ = api.call("POST", f"{base}/samples", {
+            "data": _uri(data), "annotation": {"labelName": label}, "externalId": None})
+        assert status == 200, sample
+        created.append((sample, data))
+    return created
+
+
 @pytest.fixture
 def image_api(api, image_encoder, encoders):
     encoders.put(image_encoder)  # the test session's one image session
@@ -37,26 +59,15 @@ def image_api(api, image_encoder, encoders):
 
 def test_an_image_function_from_creation_to_feedback(image_api, sample_photos):
     api = image_api
-    status, fn, _ = api.call("POST", "/v1/functions", {"name": "pets", "input": "Image",
-                                                       "output": "Classification"})
-    assert status == 200 and (fn["input"], fn["encoder"]) == ("Image", "image"), fn
-    base = f"/v1/functions/{fn['id']}"
+    base = _pets(api)
     assert api.call("GET", base)[1]["input"] == "Image"  # what the SDK's factory reads
-    for name in ("cat", "cup"):
-        assert api.call("POST", f"{base}/labels", {"name": name})[0] == 200
     assert not any(r["batchItemFailures"] for r in api.train())  # labels alone: no model
     status, out, _ = api.call("POST", f"{base}/invoke", {"data": _uri(sample_photos[
         "rocket.jpg"])})
     assert status == 409 and "Image function needs 2 annotated samples" in out["message"], out
 
     cats, cups = _crops(sample_photos["chelsea.png"], 4), _crops(sample_photos["coffee.png"], 4)
-    created = []
-    for data, label in [*((c, "cat") for c in cats[:3]), *((c, "cup") for c in cups[:3])]:
-        status, sample, _ = api.call("POST", f"{base}/samples", {
-            "data": _uri(data), "annotation": {"labelName": label}, "externalId": None})
-        assert status == 200, sample
-        created.append((sample, data))
-    sample, data = created[0]
+    sample, data = _annotated(api, base, cats, cups)[0]
     url = urlsplit(sample["data"])
     assert url.scheme == "https" and url.path.startswith(f"{base}/images/")
     status, body, headers = api.call("GET", url.path)
@@ -114,3 +125,31 @@ def test_an_image_function_takes_only_the_image_encoder(image_api):
     status, out, _ = image_api.call("POST", f"/v1/functions/{fid}/batch-invokes",
                                     {"items": [{"data": "data:image/png;base64,AAAA"}]})
     assert status == 400 and out["message"].startswith("items: batch invoke takes Text"), out
+
+
+def test_image_invokes_are_captured_with_their_pictures_and_reviewed(image_api, sample_photos):
+    """Capture works on embeddings: a captured invoke's `data` serves the picture it was
+    given (kept before the capture is written), an identical picture is not captured twice,
+    and annotating it from the queue makes it a training sample."""
+    api = image_api
+    base = _pets(api)
+    _annotated(api, base, _crops(sample_photos["chelsea.png"], 3),
+               _crops(sample_photos["coffee.png"], 3))
+    assert not any(r["batchItemFailures"] for r in api.train())
+    status, body, _ = api.call("PUT", f"{base}/capture", {"strategies": {
+        "random": {"rate": 1.0, "quota": 10}, "uncertainty": {"quota": 0},
+        "rare_class": {"quota": 0}}})
+    assert status == 200, body
+    rocket, astronaut = (_jpeg(Image.open(io.BytesIO(sample_photos[n])))
+                         for n in ("rocket.jpg", "astronaut.png"))
+    for data in (rocket, astronaut, rocket):
+        assert api.call("POST", f"{base}/invoke", {"data": _uri(data)})[0] == 200
+    queue = api.call("GET", f"{base}/review")[1]
+    assert sorted(i["captureReason"] for i in queue) == ["random", "random"]  # not rocket twice
+    served = sorted(api.call("GET", urlsplit(i["data"]).path)[1] for i in queue)
+    assert served == sorted([rocket, astronaut])
+    status, sample, _ = api.call("PUT", f"{base}/samples/{queue[0]['id']}/annotation",
+                                 {"labelName": "cup"})
+    assert status == 200 and sample["origin"] == "InvokeCapture" and "inReviewQueue" not in sample
+    assert len(api.call("GET", f"{base}/review")[1]) == 1
+
