@@ -83,6 +83,7 @@ def test_loopback_is_refused_before_any_connection(site, host):
     ("https://192.168.1.1/cat.jpg", "not a public address"),
     ("https://[::1]/cat.jpg", "not a public address"),
     ("https://0.0.0.0/cat.jpg", "not a public address"),
+    ("https://224.0.0.1/cat.jpg", "not a public address"),  # multicast counts as global
     ("http://93.184.216.34/cat.jpg", "only https"),
     ("file:///etc/passwd", "only https"),
     ("gopher://example.com/", "only https"),

@@ -82,8 +82,9 @@ def _check_ip(ip, host: str, policy: Policy) -> None:
         ip = ip.ipv4_mapped
     if ip.is_loopback and policy.allow_loopback:
         return
-    if (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast
-            or ip.is_reserved or ip.is_unspecified or not ip.is_global):
+    # is_global is False for private, loopback, link-local, reserved, unspecified and shared
+    # addresses; multicast ranges count as global, so they are named.
+    if ip.is_multicast or not ip.is_global:
         raise FetchRefused(f"the host {host!r} is not a public address")
 
 

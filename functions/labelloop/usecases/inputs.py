@@ -57,9 +57,9 @@ def read(d: Deps, fn: FunctionItem, data, field: str = "data") -> Input:
         features = encoder.featurize_one(raw)
     except imaging.ImageError as err:
         raise BadRequest(f"{field}: {err}") from None
-    # Decoded above, so one of imaging.FORMATS: its magic number names it.
+    # Decoded above, so one of imaging.FORMATS, whose magic numbers sniff knows.
     return Input(IMAGE_REF + hashlib.sha256(raw).hexdigest(), features, raw,
-                 f"image/{(imaging.sniff(raw) or 'octet-stream').lower()}")
+                 f"image/{imaging.sniff(raw).lower()}")
 
 
 def keep(d: Deps, fn: FunctionItem, inp: Input) -> None:
