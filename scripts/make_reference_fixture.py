@@ -28,6 +28,7 @@ import build_mpnet  # noqa: E402
 from build_encoder import (  # noqa: E402
     UPSTREAM_DIR,
     download,
+    extract_pinned,
     fetch_sources,
     patched_tokenizer,
     read_safetensors,
@@ -100,7 +101,7 @@ def image_reference(work: Path) -> tuple[list[str], np.ndarray]:
             a = a[:, :, :3] * alpha + 255.0 * (1 - alpha)
         raw[name] = np.round(a).astype(np.uint8)
     np.savez(work / "raw.npz", **raw)
-    src = build_image_encoder.fetch_sources(work / "src", download)
+    src = build_image_encoder.sources(work / "src", extract_pinned)
     build_image_encoder.export(src, work / "model.onnx", (work / "raw.npz", work / "ref.npz"))
     ref = np.load(work / "ref.npz")
     embs = np.stack([ref[n] / np.linalg.norm(ref[n]) for n in raw])
