@@ -113,10 +113,10 @@ def run(args: argparse.Namespace, moto) -> None:
     container.reset(d, worker)
     print(f"training a BANKING77 function ({args.shots} samples per label) …", flush=True)
     fid = setup(d, args.shots, args.encoder)
-    from labelloop.handlers.batch import handler
+    from labelloop.handlers.batch import OBS, handler
 
     # The worker's per-part log line carries the breakdown: collected here, not printed.
-    laps, std = _Laps(), logging.getLogger("labelloop-batch")
+    laps, std = _Laps(), logging.getLogger(OBS.service)
     for h in list(std.handlers):
         std.removeHandler(h)
     std.addHandler(laps)

@@ -1,5 +1,5 @@
 """What each function tells its operator, under one service name per function
-(`labelloop-api`, `labelloop-training`, `labelloop-batch`, `labelloop-training-task`):
+(`labelloop-api`, `labelloop-training`, `labelloop-batch-invoke`, `labelloop-training-task`):
 Powertools' Logger (JSON lines), Metrics (CloudWatch's embedded metric format, namespace
 `labelloop`) and, where the stage turns tracing on (`LABELLOOP_TRACING`), its Tracer (X-Ray).
 
