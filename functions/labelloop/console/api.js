@@ -110,6 +110,36 @@ export const post = async (path, body, query) => (await request('POST', path, { 
 export const put = async (path, body) => (await request('PUT', path, { body })).data;
 export const del = async (path) => (await request('DELETE', path)).data;
 
+// Pictures fetched this page load (path -> promise of an object URL), oldest first.
+const pictures = new Map();
+const KEPT_PICTURES = 300;
+
+/**
+ * An image function's picture (a sample's `data`: its URL on the images route) as an object URL.
+ * The route wants the bearer token, which an <img> cannot send, so the bytes come by fetch.
+ */
+export function picture(address) {
+  const path = new URL(address, location.href).pathname;
+  let pending = pictures.get(path);
+  if (!pending) {
+    pending = (async () => {
+      const token = session.token();
+      if (!token) throw sessionEnded(new ApiError(401, 'not signed in'));
+      const res = await fetch(path, { headers: { Authorization: `Bearer ${token}` } });
+      if (!res.ok) throw new ApiError(res.status, `${res.status} ${res.statusText}`.trim());
+      return URL.createObjectURL(await res.blob());
+    })();
+    pending.catch(() => pictures.delete(path));
+    pictures.set(path, pending);
+    if (pictures.size > KEPT_PICTURES) {
+      const [oldest, shown] = pictures.entries().next().value;
+      pictures.delete(oldest);
+      shown.then(URL.revokeObjectURL, () => {});
+    }
+  }
+  return pending;
+}
+
 /** `/v1/functions/<id><rest>`: every function route hangs off this. */
 export function fn(id, rest = '') {
   return `/v1/functions/${encodeURIComponent(id)}${rest}`;

@@ -7,6 +7,7 @@ import {
   h, clear, empty, attempt, showError, pct, when, plural, byName, labelNamer, strategyName,
 } from './ui.js';
 import { functionHeader } from './pages.js';
+import { shown } from './picture.js';
 import {
   typingIn, defaultKeys, loadKeys, saveKeys, forgetKeys, keySettings,
 } from './keys.js';
@@ -201,7 +202,7 @@ export function reviewPage(ctx, fid) {
         item.priority !== undefined ? h('span', { class: 'muted small' }, `priority ${item.priority.toFixed(3)}`) : null,
         h('span', { class: 'muted small' }, when(item.createdAt)),
         item.externalId ? h('span', { class: 'muted small mono' }, item.externalId) : null),
-      h('div', { class: 'item-text', 'data-testid': 'review-text' }, item.data),
+      h('div', { class: 'item-text', 'data-testid': 'review-text' }, shown(item.data, 'large')),
       h('div', { class: 'item-prediction', 'data-testid': 'review-prediction' }, p
         ? ['Predicted ', h('strong', {}, nameOf(p.labelId)), ` ${pct(p.confidence)}`,
           h('span', { class: 'muted small' }, ` · margin ${p.margin.toFixed(2)} · model v${p.modelVersion}`),

@@ -7,6 +7,7 @@ import {
 } from './ui.js';
 import { confidenceBar } from './charts.js';
 import { functionHeader } from './pages.js';
+import { shown } from './picture.js';
 
 const ORIGINS = [['', 'Any origin'], ['API', 'API'], ['InvokeCapture', 'Invoke capture'],
   ['InvokeFeedback', 'Invoke feedback']];
@@ -103,7 +104,7 @@ export function samplesPage(ctx, fid) {
         h('tbody', {}, data.map((x) => h('tr', {
           'data-testid': 'sample-row', 'data-sample-id': x.id, 'data-origin': x.origin,
         },
-        h('td', { class: 'sample-text' }, x.data,
+        h('td', { class: 'sample-text' }, shown(x.data, 'small'),
           x.externalId ? h('div', { class: 'muted small mono' }, x.externalId) : null),
         h('td', { 'data-testid': 'sample-annotation' }, x.annotation ? nameOf(x.annotation.labelId)
           : h('span', { class: 'muted' }, x.inReviewQueue ? 'in review' : '—')),

@@ -2,6 +2,7 @@
 // checkboxes. Those at or above a threshold start checked; the next label key labels the
 // item and every checked neighbour in one request.
 
+import { isPicture, shown } from './picture.js';
 import { h, pct, plural } from './ui.js';
 
 const THRESHOLD = 'labelloop.similarThreshold';
@@ -53,7 +54,7 @@ export function similarPanel({
     },
     h('label', { class: 'similar-row' }, box,
       h('span', { class: 'sim num' }, x.similarity.toFixed(2)),
-      h('span', { class: 'sim-text', title: x.data }, x.data),
+      h('span', { class: 'sim-text', title: isPicture(x.data) ? null : x.data }, shown(x.data, 'small')),
       p ? h('span', { class: 'muted small' }, `${nameOf(p.labelId)} ${pct(p.confidence)}`) : null));
   })) : h('p', { class: 'muted', 'data-testid': 'similar-empty' }, 'No similar items left in the queue.');
   updateNote();
