@@ -15,7 +15,7 @@ from infra.data import Data
 from infra.environment import environment
 from infra.queues import Queues, construct_id
 from infra.stage import RETENTION, ROOT, StageSettings
-from labelloop.data.objects import BATCH_PREFIX
+from labelloop.data.objects import BATCH_PREFIX, image_key
 from labelloop.resources import RESOURCES
 
 # What each handler does to each table (transactions are authorised per contained action).
@@ -25,8 +25,8 @@ WRITE = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
 # Layer -> its description ("labelloop <layer>: …"; tests read the name back from it).
 LAYER_DESCRIPTIONS = {
     "runtime": "invoke-path packages (no scikit-learn, no scipy)",
-    "encoder": "text encoders: /opt/encoder (ONNX, tokenizer), /opt/encoder-accurate "
-               "(tokenizer; its model is an S3 asset)",
+    "encoder": "encoders: /opt/encoder (ONNX, tokenizer), /opt/encoder-accurate "
+               "(tokenizer; its model is an S3 asset), /opt/encoder-image (ONNX)",
     "training": "training packages (scikit-learn, scipy, numpy; no onnxruntime), pruned"}
 # Never shipped to Lambda: the local stack (moto), the CLI (it runs on the user's machine),
 # caches, build metadata.
@@ -139,6 +139,8 @@ class Compute(Construct):
                         "dynamodb:BatchWriteItem"], table_arns(invokes))
         self.api.allow(["s3:GetObject", "s3:DeleteObject", "s3:DeleteObjectVersion"],
                        [fn_objects, batch_objects])
+        # An image function's pictures (samples and invokes), stored by the API only.
+        self.api.allow(["s3:PutObject"], [bucket.arn_for_objects(image_key("*", "*"))])
         self.api.allow(["s3:ListBucket", "s3:ListBucketVersions"], [bucket.bucket_arn])
         self.api.allow(["sqs:SendMessage"], [queues.queues["training"].queue_arn,
                                              queues.queues["batch-invoke"].queue_arn])

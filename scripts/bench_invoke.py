@@ -263,9 +263,7 @@ def photos_640x480(n: int) -> tuple[dict[str, list[str]], list[bytes]]:
     def uri(data: bytes) -> str:
         return "data:image/jpeg;base64," + base64.b64encode(data).decode()
 
-    train = {label: [uri(jpeg(imgs[name].crop((i * 20, i * 15, imgs[name].width - 40 + i * 10,
-                                                imgs[name].height - 30 + i * 5))))
-                     for i in range(3)]
+    train = {label: [uri(jpeg(view)) for view in build_image_encoder.views(imgs[name], 3)]
              for label, name in (("cat", "chelsea.png"), ("cup", "coffee.png"))}
     rng, names, out = np.random.default_rng(0), sorted(imgs), []
     for i in range(n):

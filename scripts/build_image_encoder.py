@@ -97,3 +97,11 @@ def sample_photos(dest: Path, download) -> dict[str, Path]:
             os.replace(part, path)
         out[name] = path
     return out
+
+
+def views(img, n: int) -> list:
+    """n distinct crops of a PIL image, each keeping most of it (a few pictures of one thing,
+    as a user's samples of a label are): training and invoke data for checks and benchmarks."""
+    w, h = img.size
+    return [img.crop((i * w // 40, i * h // 60, w - (n - i) * w // 50, h - i * h // 80))
+            for i in range(n)]

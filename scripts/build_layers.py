@@ -10,6 +10,8 @@ Output (git-ignored), each folder zipped as one layer (Lambda unpacks layers int
                      manifest and tokenizer only. Its model.onnx (110 MB) would put the api
                      function over the limit: the stack uploads it as an S3 asset, fetched
                      to /tmp on a container's first use of the accurate encoder.
+  <out>/encoder-layer/encoder-image/...            -> /opt/encoder-image, when built: the image
+                     encoder whole (13.5 MB), so an image function's first invoke reads no S3.
 
 Which function gets which layers (FUNCTIONS):
   api, batch-invoke: runtime + encoder. The runtime layer serves the invoke path without
@@ -43,6 +45,7 @@ from labelloop.resources import RESOURCES
 ROOT = Path(__file__).resolve().parents[1]
 ENCODER_SRC = ROOT / "layers" / "encoder"
 ACCURATE_SRC = ROOT / "layers" / "encoder-accurate"
+IMAGE_SRC = ROOT / "layers" / "encoder-image"
 LAMBDA_PYTHON = "3.12"
 # AWS states the limit as 250 MB and enforces it as 262,144,000 bytes, i.e. MiB.
 LIMIT_MB = 250
@@ -58,11 +61,19 @@ LAMBDA_PROVIDED = {"boto3", "botocore", "s3transfer"}
 # imports onnxruntime and tokenizers only inside Encoder, which it never builds), so its layer
 # leaves out the two and what they pull in (huggingface_hub, hf_xet, yaml, protobuf, ...):
 # with them it measured 291.6 MB unzipped (python 3.11 with boto3), over the limit.
+#
+# The runtime layer drops what tokenizers pulls in for downloading from the Hugging Face hub
+# ("unused", by import name: the encoders load local files, and nothing on the invoke path
+# imports these); with them, the image encoder and Pillow put api at 253.4 MB (python 3.11
+# with boto3). The training worker reads stored embeddings and never decodes a picture, so its
+# layer leaves Pillow out as well.
 LAYERS = {
-    "runtime": {"extras": [], "without": [], "forbid": ["sklearn", "scipy"],
-                "require": ["numpy", "onnxruntime", "tokenizers"]},
-    "training": {"extras": ["train"], "without": ["onnxruntime", "tokenizers"],
-                 "forbid": ["onnxruntime", "tokenizers"],
+    "runtime": {"extras": [], "without": [],
+                "unused": ["hf_xet", "huggingface_hub", "fsspec", "yaml", "_yaml"],
+                "forbid": ["sklearn", "scipy", "huggingface_hub", "hf_xet"],
+                "require": ["numpy", "onnxruntime", "tokenizers", "PIL"]},
+    "training": {"extras": ["train"], "without": ["onnxruntime", "tokenizers", "pillow"],
+                 "unused": [], "forbid": ["onnxruntime", "tokenizers", "PIL"],
                  "require": ["sklearn", "scipy", "numpy", "pydantic", "aws_lambda_powertools"]},
 }
 ENCODER_LAYER = "encoder"
@@ -72,7 +83,8 @@ FUNCTIONS = {f.name: list(f.layers) for f in RESOURCES.functions}
 CODE_SRC = ROOT / "functions" / "labelloop"
 # Bump when the pruning or install recipe changes, so that existing builds are redone.
 # 2: the training layer; also drops Cython/C sources, build files, numpy's Cython examples.
-RECIPE_VERSION = 2
+# 3: a layer's "unused" packages are removed after the install.
+RECIPE_VERSION = 3
 # Never imported on the inference path: quantisation/conversion tooling and sample data.
 ORT_UNUSED = ("tools", "transformers", "quantization", "datasets")
 # scipy subpackages that nothing the training worker runs imports. Measured (sys.modules after
@@ -155,6 +167,23 @@ def prune(site: Path) -> None:
                 f.unlink()
 
 
+def remove_unused(site: Path, names: list[str]) -> None:
+    """Remove these top-level packages, and the metadata of distributions that held only them
+    (so nothing claims to be installed that is not)."""
+    for name in names:
+        for folder in (site / name, site / f"{name}.libs"):
+            shutil.rmtree(folder, ignore_errors=True)
+        (site / f"{name}.py").unlink(missing_ok=True)
+    for info in site.glob("*.dist-info"):
+        record = (info / "RECORD").read_text().splitlines() if (info / "RECORD").exists() else []
+        tops = {Path(line.split(",")[0]).parts[0] for line in record if line}
+        # Not counted: the metadata itself, bundled libraries, console scripts (../../bin).
+        tops = {t.removesuffix(".py") for t in tops
+                if t != ".." and not t.endswith((".dist-info", ".libs"))}
+        if tops and tops <= set(names):
+            shutil.rmtree(info)
+
+
 def size(path: Path) -> int:
     # Lambda counts unzipped bytes, so file sizes, not disk blocks.
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
@@ -208,6 +237,7 @@ def build_packages(name: str, args, out: Path) -> Path:
     spec = LAYERS[name]
     target = out / f"{name}-py{args.python}-{args.platform}"
     stamp = {"requirements": requirements(spec["extras"], args.with_boto3, spec["without"]),
+             "unused": spec["unused"],
              "python": args.python, "platform": args.platform, "recipe": RECIPE_VERSION}
     stamp_file = f".{name}-layer.json"  # per layer: all layers unpack into the same /opt
     if (target / stamp_file).exists() and json.loads((target / stamp_file).read_text()) == stamp:
@@ -222,6 +252,7 @@ def build_packages(name: str, args, out: Path) -> Path:
     try:
         pip_install(staging / "python", stamp["requirements"], args.python, args.platform)
         prune(staging / "python")
+        remove_unused(staging / "python", spec["unused"])
         check_forbidden(staging / "python", spec["forbid"])
         check_required(staging / "python", spec["require"])
         (staging / stamp_file).write_text(json.dumps(stamp, indent=2) + "\n")
@@ -237,9 +268,9 @@ def build_encoder_layer(out: Path) -> Path:
     target = out / "encoder-layer"
     staging = staging_dir(out, target)
     try:
-        for src_dir in (ENCODER_SRC, ACCURATE_SRC):
+        for src_dir in (ENCODER_SRC, ACCURATE_SRC, IMAGE_SRC):
             if not (src_dir / "manifest.json").exists():
-                continue  # the accurate encoder is optional: without it, functions cannot pick it
+                continue  # optional: without it, functions cannot pick that encoder
             manifest = json.loads((src_dir / "manifest.json").read_text())
             (staging / src_dir.name).mkdir()
             for fname in ["manifest.json", *manifest["files"]]:

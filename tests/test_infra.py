@@ -300,10 +300,13 @@ def test_least_privilege(template):
         assert "dynamodb:Scan" not in granted
         for res in granted.values():
             assert "*" not in json.dumps(res).replace("/*", "").replace("*\"", ""), res
-    # Only the API signs tokens and sends work; only the workers write artifacts.
+    # Only the API signs tokens and sends work; only the workers write artifacts, and the API
+    # writes only an image function's pictures.
     assert "secretsmanager:GetSecretValue" in api
     assert "secretsmanager:GetSecretValue" not in training | batch
-    assert "s3:PutObject" not in api and "s3:PutObject" in training and "s3:PutObject" in batch
+    assert "s3:PutObject" in training and "s3:PutObject" in batch
+    (api_puts,) = api["s3:PutObject"]
+    assert api_puts["Fn::Join"][1][1:] == ["/functions/*/images/*"], api_puts
     assert "sqs:SendMessage" not in batch
     assert "ecs:RunTask" in training and "ecs:RunTask" not in api | batch
     # The workers consume only their own queue.

@@ -35,7 +35,7 @@ def run_build(out: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory, accurate_encoder_dir):
+def built(tmp_path_factory, accurate_encoder_dir, image_encoder_dir):
     if not (ROOT / "layers" / "encoder" / "manifest.json").exists():
         subprocess.run([sys.executable, str(ROOT / "scripts" / "build_encoder.py")],
                        check=True, cwd=ROOT)
@@ -67,10 +67,18 @@ def test_layout(built, training):
     # The accurate encoder's model is an S3 asset of the stack, not part of the layer.
     accurate = out / "encoder-layer" / "encoder-accurate"
     assert sorted(p.name for p in accurate.iterdir()) == ["manifest.json", "tokenizer.json"]
+    # The image encoder is small enough to ship whole.
+    image = out / "encoder-layer" / "encoder-image"
+    assert sorted(p.name for p in image.iterdir()) == ["manifest.json", "model.onnx"]
+    assert (runtime / "python" / "PIL").is_dir()
+    for gone in ("huggingface_hub", "hf_xet", "yaml"):  # the hub client tokenizers pulls in
+        assert not (runtime / "python" / gone).exists(), gone
+    assert not list((runtime / "python").glob("huggingface_hub-*.dist-info"))
     for pkg in ("sklearn", "scipy", "numpy", "pydantic", "aws_lambda_powertools", "boto3"):
         assert (training / "python" / pkg).is_dir(), pkg
-    # The worker never runs the encoder: no onnxruntime, no tokenizers (nor what they pull in).
-    for pkg in ("onnxruntime", "tokenizers", "huggingface_hub"):
+    # The worker never runs an encoder: no onnxruntime, no tokenizers (nor what they pull in),
+    # no Pillow.
+    for pkg in ("onnxruntime", "tokenizers", "huggingface_hub", "PIL"):
         assert not (training / "python" / pkg).exists(), pkg
     assert summary["folders"] == {"encoder": "encoder-layer", "runtime": runtime.name,
                                   "training": training.name}
@@ -167,15 +175,28 @@ assert head.predict(encoder.embed(["please pay the outstanding bill"]))[0] == "b
 accurate = Encoder(encoder="accurate",
                    fetch_model=lambda dest: dest.write_bytes(open(sys.argv[3], "rb").read()))
 assert accurate.embed(["the invoice is overdue"]).shape == (1, 768)
+# The image encoder, with Pillow from the layer.
+import io
+import PIL.Image
+from labelloop.image_encoder import ImageEncoder
+
+assert PIL.Image.__file__.startswith(layer)
+picture = io.BytesIO()
+PIL.Image.new("RGB", (640, 480), (200, 40, 40)).save(picture, format="JPEG")
+assert ImageEncoder(encoder="image").embed([picture.getvalue()]).shape == (1, 1280)
+# What the runtime layer leaves out (tokenizers' hub downloads) is never imported.
+assert not {"huggingface_hub", "hf_xet", "yaml", "fsspec"} & set(sys.modules)
 print(sorted(m for m in sys.modules if m.split(".")[0] in {"sklearn", "scipy"}))
 """
 
 
-def test_layer_alone_serves_invoke_path(built, accurate_encoder_dir, tmp_path):
+def test_layer_alone_serves_invoke_path(built, accurate_encoder_dir, image_encoder_dir,
+                                         tmp_path):
     out, runtime, _ = built
     env = {"PATH": os.environ.get("PATH", ""), "TMPDIR": str(tmp_path),
            "LABELLOOP_ENCODER_DIR": str(out / "encoder-layer" / "encoder"),
-           "LABELLOOP_ACCURATE_ENCODER_DIR": str(out / "encoder-layer" / "encoder-accurate")}
+           "LABELLOOP_ACCURATE_ENCODER_DIR": str(out / "encoder-layer" / "encoder-accurate"),
+           "LABELLOOP_IMAGE_ENCODER_DIR": str(out / "encoder-layer" / "encoder-image")}
     proc = subprocess.run(
         [sys.executable, "-I", "-S", "-c", PROBE, str(runtime / "python"), str(ROOT / "functions"),
          str(accurate_encoder_dir / "model.onnx")],
