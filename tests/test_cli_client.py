@@ -95,6 +95,52 @@ def test_import_bad_row_names_file_and_line(cli, state, tmp_path):
     assert f"{bad}:3: " in err and f"{bad}:4: invalid JSON" in err and "nothing imported" in err
 
 
+def test_import_a_folder_of_images_one_subfolder_per_label(cli, api, image_encoder_dir,
+                                                         sample_photos, tmp_path):
+    import io
+
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    for label, name, fmt in (("cat", "chelsea.png", "JPEG"), ("cup", "coffee.png", "PNG")):
+        (photos / label).mkdir(parents=True)
+        img = Image.open(io.BytesIO(sample_photos[name])).convert("RGB")
+        for i in range(3):
+            img.crop((i * 9, i * 7, img.width - 20, img.height - 10)).save(
+                photos / label / f"{i}.{fmt.lower()}", format=fmt)
+    Image.open(io.BytesIO(sample_photos["rocket.jpg"])).save(photos / "unsorted.jpg")
+    (photos / "notes.txt").write_text("taken in May")
+    status, out, _ = cli("functions", "create", "pets", "--input", "Image")
+    assert status == 0
+    fid = out.strip()
+    assert api.get_function(fid)["input"] == "Image"
+
+    status, out, err = cli("import", fid, photos)
+    assert status == 0, (out, err)
+    assert "7 created, 0 already there, 0 failed" in out
+    assert "created 2 labels: cat, cup" in err and f"skipped {photos / 'notes.txt'}" in err
+    samples = {s["externalId"]: s for s in api.samples(fid)}
+    names = {lb["id"]: lb["name"] for lb in api.list_labels(fid)}
+    assert {k: names[s["annotation"]["labelId"]] if s.get("annotation") else None
+            for k, s in samples.items()} == {
+        **{f"cat/{i}.jpeg": "cat" for i in range(3)}, **{f"cup/{i}.png": "cup" for i in range(3)},
+        "unsorted.jpg": None}
+    status, out, _ = cli("import", fid, photos)
+    assert status == 0 and "0 created, 7 already there, 0 failed" in out
+
+    # A file named as an image that holds none stops the import before anything is sent.
+    (photos / "cat" / "9.jpg").write_text("not a picture")
+    status, _, err = cli("import", fid, photos)
+    assert status == 1 and f"{photos / 'cat' / '9.jpg'}: not a JPEG" in err
+    assert "nothing imported" in err and len(list(api.samples(fid))) == 7
+
+
+def test_a_folder_goes_into_an_image_function_only(cli, state, tmp_path):
+    (tmp_path / "cat").mkdir()
+    status, _, err = cli("import", state["fid"], tmp_path)
+    assert status == 1 and "a folder of images goes into an Image function" in err
+
+
 def test_train_wait_invoke_and_models(cli, state):
     fid = state["fid"]
     status, out, _ = cli("train", fid, "--wait", "--timeout", "60")

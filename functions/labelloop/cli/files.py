@@ -1,8 +1,10 @@
-"""The files the commands read: labels (CSV), samples (CSV or JSONL), texts (one per line).
-Every row is checked before anything is sent, and a bad one is named by file and line."""
+"""The files the commands read: labels (CSV), samples (CSV or JSONL, or a folder of images,
+one subfolder per label), texts (one per line). Every row is checked before anything is sent,
+and a bad one is named by file and line."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
 from dataclasses import dataclass
@@ -10,6 +12,7 @@ from pathlib import Path
 
 from labelloop.cli.errors import CliError
 from labelloop.cli.output import SHOWN_ERRORS
+from labelloop.imaging import sniff
 
 # A source checkout's example files (`labelloop demo`, `labelloop local --example`).
 EXAMPLES = Path(__file__).resolve().parents[3] / "scripts" / "data"
@@ -21,6 +24,27 @@ class Row:
     text: str
     label: str | None = None
     external_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Picture:
+    """An image file of a folder import: read when it is sent, not before."""
+
+    path: Path
+    kind: str  # image/<subtype>, from its magic numbers
+    label: str | None = None
+    external_id: str | None = None  # its path under the folder
+
+    @property
+    def where(self) -> str:
+        return str(self.path)
+
+    def data_uri(self) -> str:
+        return f"data:{self.kind};base64," + base64.b64encode(self.path.read_bytes()).decode()
+
+
+# What a folder import reads; other files (notes, .DS_Store, …) are listed, not sent.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp")
 
 
 def read_labels(path: Path) -> list[tuple[str, str | None]]:
@@ -56,6 +80,43 @@ def read_samples(path: Path, id_key: str = "externalId") -> list[Row]:
     if not rows:
         raise CliError(f"{path}: no samples")
     return rows
+
+
+def read_pictures(folder: Path) -> tuple[list[Picture], list[Path]]:
+    """A folder's images: those in a subfolder are samples of the label the subfolder names,
+    those at the top have no annotation. Also the files skipped (not an image by name). A file
+    named as an image that holds none stops the import before anything is sent."""
+    if not folder.is_dir():
+        raise CliError(f"{folder}: no such folder")
+    pictures, skipped, bad = [], [], []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        rel = path.relative_to(folder)
+        if path.suffix.lower() not in IMAGE_SUFFIXES or any(
+                part.startswith(".") for part in rel.parts):
+            skipped.append(path)
+            continue
+        if len(rel.parts) > 2:
+            bad.append(f"{path}: one level of subfolders (one per label), found {rel.parent}")
+            continue
+        try:
+            with path.open("rb") as f:
+                kind = sniff(f.read(16))
+        except OSError as err:
+            bad.append(f"{path}: {err.strerror or err}")
+            continue
+        if kind is None:
+            bad.append(f"{path}: not a JPEG, PNG, WebP, GIF or BMP image")
+            continue
+        label = rel.parts[0] if len(rel.parts) == 2 else None
+        pictures.append(Picture(path, f"image/{kind.lower()}", label, rel.as_posix()))
+    if bad:
+        more = f" (and {len(bad) - SHOWN_ERRORS} more)" if len(bad) > SHOWN_ERRORS else ""
+        raise CliError("bad files, nothing imported" + more + ":\n  " +
+                       "\n  ".join(bad[:SHOWN_ERRORS]))
+    if not pictures:
+        raise CliError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in it or its "
+                       "subfolders")
+    return pictures, skipped
 
 
 def read_batch(path: Path) -> list[Row]:

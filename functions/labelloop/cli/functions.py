@@ -14,10 +14,10 @@ from labelloop.encoder import ENCODERS
 
 
 def create_function(client: Client, name: str, *, labels_file: Path | None = None,
-                    encoder: str | None = None) -> None:
+                    encoder: str | None = None, input: str = "Text") -> None:
     # Read the labels before creating anything: a bad file leaves no half-made function.
     labels = read_labels(labels_file) if labels_file else []
-    fn = client.create_function(name, encoder=encoder)
+    fn = client.create_function(name, input=input, encoder=encoder)
     for label, description in labels:
         client.create_label(fn["id"], label, description)
     print(fn["id"])
@@ -45,9 +45,12 @@ def add_parser(subparsers: argparse._SubParsersAction, conn: argparse.ArgumentPa
     p.add_argument("--encoder", choices=ENCODERS, default=None,
                    help="fast (all-MiniLM-L6-v2, the default) or accurate (all-mpnet-base-v2: "
                         "more accurate with few samples, ~10x the encoder time); fixed once "
-                        "created")
+                        "created; Text functions only")
+    p.add_argument("--input", choices=("Text", "Image"), default="Text",
+                   help="what the function classifies (default Text); an Image function uses "
+                        "the image encoder")
     p.set_defaults(func=guarded(lambda a, client: create_function(
-        client, a.name, labels_file=a.labels, encoder=a.encoder)))
+        client, a.name, labels_file=a.labels, encoder=a.encoder, input=a.input)))
     p = fsub.add_parser("list", parents=[conn], help="list your functions")
     p.set_defaults(func=guarded(lambda a, client: list_functions(client)))
     p = fsub.add_parser("delete", parents=[conn], help="delete a function and all its data")

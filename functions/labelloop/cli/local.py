@@ -12,7 +12,8 @@ LOG_FILE = "stack.log"
 
 
 def run_local(data_dir: Path = DATA_DIR, *, port: int = 5000, ephemeral: bool = False,
-              example: bool = False, verbose: bool = False) -> None:
+              example: bool = False, example_images: Path | None = None,
+              verbose: bool = False) -> None:
     """Serve until stopped; with `example`, run the README's example once serving. The logs go
     to `data_dir`/stack.log, or with `verbose` to the terminal."""
     from labelloop.local import limit_malloc_arenas
@@ -26,7 +27,7 @@ def run_local(data_dir: Path = DATA_DIR, *, port: int = 5000, ephemeral: bool = 
         from labelloop.local.example import run_example
 
         def on_ready(stack: LocalStack) -> None:
-            run_example(stack.url, stack.client_id, stack.client_secret)
+            run_example(stack.url, stack.client_id, stack.client_secret, images=example_images)
 
     stack = LocalStack(data_dir, port=port, persist=not ephemeral)
     if verbose:
@@ -54,7 +55,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--example", action="store_true",
                    help="once serving, create (first time only), train and invoke the example "
                         "function from scripts/data")
+    p.add_argument("--example-images", type=Path, metavar="DIR",
+                   help="with --example, also an image function from this folder "
+                        "(scripts/example_images.py writes it: samples/<label>/*.png, "
+                        "queries/*.png)")
     p.add_argument("--verbose", action="store_true",
                    help=f"the JSON logs on the terminal, not in --data-dir/{LOG_FILE}")
     p.set_defaults(func=lambda a: run_local(a.data_dir, port=a.port, ephemeral=a.ephemeral,
-                                            example=a.example, verbose=a.verbose))
+                                            example=a.example,
+                                            example_images=a.example_images,
+                                            verbose=a.verbose))

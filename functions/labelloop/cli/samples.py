@@ -1,70 +1,112 @@
-"""`labelloop import`: samples from a file, missing labels created first, posted in parallel."""
+"""`labelloop import`: samples from a file or a folder of images, missing labels created
+first, posted in parallel with a progress bar."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from labelloop.cli.connection import guarded
-from labelloop.cli.files import Row, read_samples
+from labelloop.cli.errors import CliError
+from labelloop.cli.files import read_pictures, read_samples
 from labelloop.cli.output import SHOWN_ERRORS
 from labelloop.client import ApiError, Client, Unreachable
 
 IMPORT_WORKERS = 8
 
 
-def import_samples(client: Client, function_id: str, file: Path) -> None:
+def import_samples(client: Client, function_id: str, source: Path) -> None:
+    """Samples from a CSV/JSONL file, or from a folder of images (an Image function's)."""
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
     from tqdm import tqdm
 
-    rows = read_samples(file)
+    if source.is_dir():
+        if client.get_function(function_id).get("input") != "Image":
+            raise CliError(f"{source}: a folder of images goes into an Image function; "
+                           f"{function_id} takes text (import a CSV or JSONL file)")
+        pictures, skipped = read_pictures(source)
+        for path in skipped[:SHOWN_ERRORS]:
+            print(f"skipped {path}: not an image file by its name", file=sys.stderr)
+        if len(skipped) > SHOWN_ERRORS:
+            print(f"(and {len(skipped) - SHOWN_ERRORS} more skipped)", file=sys.stderr)
+        items = [_Item(p.where, p.data_uri, p.label, p.external_id) for p in pictures]
+    else:
+        items = [_Item(f"{source}:{r.line}", (lambda r=r: r.text), r.label, r.external_id)
+                 for r in read_samples(source)]
+    _create_labels(client, function_id, items)
+
+    counts = {"created": 0, "duplicate": 0, "failed": 0}
+    errors: list[tuple[str, str]] = []
+    unit = "image" if source.is_dir() else "sample"
+    with ThreadPoolExecutor(IMPORT_WORKERS) as pool, \
+            tqdm(total=len(items), unit=unit, desc="import", disable=None) as bar:
+        futures = {pool.submit(_post_sample, client, function_id, it): it for it in items}
+        for future in as_completed(futures):
+            outcome, message = future.result()
+            counts[outcome] += 1
+            if message:
+                errors.append((futures[future].where, message))
+            bar.update()
+    print(f"{source}: {counts['created']} created, {counts['duplicate']} already there, "
+          f"{counts['failed']} failed")
+    for where, message in sorted(errors, key=_in_order)[:SHOWN_ERRORS]:
+        print(f"  {where}: {message}")
+    if counts["failed"]:
+        sys.exit(1)
+
+
+@dataclass(frozen=True)
+class _Item:
+    where: str  # file:line, or an image's path
+    data: Callable[[], str]  # read when sent: a folder of photos is not held in memory
+    label: str | None
+    external_id: str | None
+
+
+def _in_order(error: tuple[str, str]):
+    where, _ = error
+    file, _, line = where.rpartition(":")
+    return (file, int(line)) if line.isdigit() else (where, 0)
+
+
+def _create_labels(client: Client, function_id: str, items: list[_Item]) -> None:
     existing = {lb["name"] for lb in client.list_labels(function_id)}
-    missing = list(dict.fromkeys(r.label for r in rows if r.label and r.label not in existing))
+    missing = list(dict.fromkeys(it.label for it in items
+                                 if it.label and it.label not in existing))
     for name in missing:
         client.create_label(function_id, name)
     if missing:
         print(f"created {len(missing)} labels: {', '.join(missing)}", file=sys.stderr)
 
-    counts = {"created": 0, "duplicate": 0, "failed": 0}
-    errors: list[tuple[int, str]] = []
-    with ThreadPoolExecutor(IMPORT_WORKERS) as pool, \
-            tqdm(total=len(rows), unit="sample", desc="import", disable=None) as bar:
-        futures = {pool.submit(_post_sample, client, function_id, r): r for r in rows}
-        for future in as_completed(futures):
-            outcome, message = future.result()
-            counts[outcome] += 1
-            if message:
-                errors.append((futures[future].line, message))
-            bar.update()
-    print(f"{file}: {counts['created']} created, {counts['duplicate']} already there, "
-          f"{counts['failed']} failed")
-    for line, message in sorted(errors)[:SHOWN_ERRORS]:
-        print(f"  {file}:{line}: {message}")
-    if counts["failed"]:
-        sys.exit(1)
 
-
-def _post_sample(client: Client, fid: str, row: Row) -> tuple[str, str | None]:
+def _post_sample(client: Client, fid: str, item: _Item) -> tuple[str, str | None]:
     try:
-        client.create_sample(fid, row.text, row.label, row.external_id)
+        client.create_sample(fid, item.data(), item.label, item.external_id)
     except ApiError as err:
         # Only a duplicate names the existing sample; other 409s (e.g. not ready) are failures.
         if err.status == 409 and isinstance(err.body, dict) and err.body.get("existingSampleId"):
             return "duplicate", None
         return "failed", f"{err.status} {err.message}"
-    except Unreachable as err:
+    except (Unreachable, OSError) as err:
         return "failed", str(err)
     return "created", None
 
 
 def add_parser(subparsers: argparse._SubParsersAction, conn: argparse.ArgumentParser) -> None:
     p = subparsers.add_parser(
-        "import", parents=[conn], help="add samples from a CSV or JSONL file",
+        "import", parents=[conn], help="add samples from a CSV or JSONL file, or a folder of "
+                                       "images",
         description="Add samples from a CSV (columns text[,label][,externalId]) or JSONL file "
-                    '({"text" or "data", "label"?, "externalId"?} per line). Missing labels '
-                    "are created first; samples already there are counted, not errors.")
+                    '({"text" or "data", "label"?, "externalId"?} per line), or, to an Image '
+                    "function, from a folder of images with one subfolder per label "
+                    "(photos/cat/1.jpg is a sample of cat; images at the top have no label; "
+                    "each one's path under the folder is its externalId). Missing labels are "
+                    "created first; samples already there are counted, not errors.")
     p.add_argument("function_id")
-    p.add_argument("file", type=Path, help="a .csv, or .jsonl/.ndjson file")
+    p.add_argument("file", type=Path, metavar="file_or_folder",
+                   help="a .csv or .jsonl/.ndjson file, or a folder of images")
     p.set_defaults(func=guarded(lambda a, client: import_samples(client, a.function_id, a.file)))

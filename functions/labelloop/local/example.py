@@ -1,10 +1,12 @@
 """The README's main job, once the local stack is up: the example function from the files in
 scripts/data, created through the public API (once: a restart finds it), trained, invoked; then
 the active-learning loop: simulated traffic is captured per strategy, a reviewer annotates the
-top of the review queue through the API, and the model retrains and goes live by itself."""
+top of the review queue through the API, and the model retrains and goes live by itself. Given
+a folder of pictures (scripts/example_images.py), a small image function the same way."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import time
 from pathlib import Path
@@ -16,10 +18,11 @@ from labelloop.cli.train import train
 from labelloop.client import Client
 
 NAME = "support-inbox (example)"
+IMAGE_NAME = "digits (example)"
 
 
 def run_example(url: str, client_id: str, client_secret: str,
-                examples: Path = EXAMPLES) -> str:
+                examples: Path = EXAMPLES, images: Path | None = None) -> str:
     client = Client(url, client_id, client_secret)
     fn = next((f for f in client.list_functions() if f["name"] == NAME), None)
     if fn is None:
@@ -34,6 +37,8 @@ def run_example(url: str, client_id: str, client_secret: str,
     print("\npredictions:", flush=True)
     invoke(client, fn["id"], file=examples / "example_queries.txt")
     review_loop(client, fn["id"], examples / "example_traffic.csv")
+    if images is not None:
+        run_image_example(client, images)
     return fn["id"]
 
 
@@ -80,3 +85,29 @@ def review_loop(client: Client, fid: str, traffic: Path, annotate: int = 5,
             return
         time.sleep(0.5)
     print("no new model version within the timeout", flush=True)
+
+
+def run_image_example(client: Client, folder: Path) -> str:
+    """An Image function from `folder`/samples (one subfolder per digit), invoked on the
+    pictures of `folder`/queries, whose names start with the truth."""
+    fn = next((f for f in client.list_functions() if f["name"] == IMAGE_NAME), None)
+    if fn is None:
+        fn = client.create_function(IMAGE_NAME, input="Image")
+        print(f"\ncreated {fn['id']} ({IMAGE_NAME}, an Image function); importing "
+              f"{folder / 'samples'} (one subfolder per label) …", flush=True)
+        import_samples(client, fn["id"], folder / "samples")
+    else:
+        print(f"\nfound {fn['id']} ({IMAGE_NAME}) from an earlier run", flush=True)
+    train(client, fn["id"], wait=True, timeout=300)
+    queries = sorted((folder / "queries").glob("*.png"))
+    print(f"\npredictions for {len(queries)} digits it has not seen:", flush=True)
+    right = 0
+    for path in queries:
+        out = client.invoke(fn["id"], "data:image/png;base64," +
+                            base64.b64encode(path.read_bytes()).decode())
+        truth = path.name.split("-")[0]
+        right += out["labelName"] == truth
+        print(f"  {path.name:<10} {out['labelName']:>2}  {out['confidence']:.2f}"
+              f"{'' if out['labelName'] == truth else '  (wrong)'}", flush=True)
+    print(f"{right} of {len(queries)} right, from 5 samples per digit", flush=True)
+    return fn["id"]
