@@ -9,6 +9,7 @@ import io
 from urllib.parse import urlsplit
 
 import pytest
+from conftest import install_containers
 from PIL import Image
 
 
@@ -99,6 +100,7 @@ def test_an_image_function_from_creation_to_feedback(image_api, sample_photos):
     ("data:image/png;base64," + base64.b64encode(b"not a png").decode(),
      "data: declared image/png, but holds no image format"),
     ("https://169.254.169.254/latest/meta-data/", "data: the host"),
+    ("http://127.0.0.1:9/cat.jpg", "data: only https URLs are fetched"),
     ("data:image/jpeg;base64," + base64.b64encode(b"\xff\xd8\xff\xe0" + b"\0" * 64).decode(),
      "data: not an image in a supported format"),
 ])
@@ -153,3 +155,42 @@ def test_image_invokes_are_captured_with_their_pictures_and_reviewed(image_api, 
     assert status == 200 and sample["origin"] == "InvokeCapture" and "inReviewQueue" not in sample
     assert len(api.call("GET", f"{base}/review")[1]) == 1
 
+
+
+def test_the_local_stack_setting_lets_image_urls_reach_loopback(image_api, encoders,
+                                                               sample_photos, monkeypatch):
+    """LABELLOOP_IMAGE_URLS_ALLOW_LOOPBACK (`labelloop local --allow-loopback-image-urls`): a
+    picture served on this machine becomes a sample; other private addresses stay refused."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    photo = sample_photos["chelsea.png"]
+
+    class Site(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            self.send_response(200 if self.path == "/cat.png" else 404)
+            self.send_header("Content-Length", str(len(photo) if self.path == "/cat.png" else 0))
+            self.end_headers()
+            if self.path == "/cat.png":
+                self.wfile.write(photo)
+
+    monkeypatch.setenv("LABELLOOP_IMAGE_URLS_ALLOW_LOOPBACK", "1")
+    install_containers(encoders)  # new containers: they read the setting
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Site)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = _pets(image_api)
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        status, sample, _ = image_api.call("POST", f"{base}/samples", {
+            "data": f"{url}/cat.png", "annotation": {"labelName": "cat"}})
+        assert status == 200, sample
+        assert image_api.call("GET", urlsplit(sample["data"]).path)[1] == photo
+        for data, says in ((f"{url}/dog.png", "data: the URL answered HTTP 404"),
+                           ("http://10.0.0.8/cat.png", "data: the host")):
+            status, out, _ = image_api.call("POST", f"{base}/samples", {"data": data})
+            assert status == 400 and out["message"].startswith(says), out
+    finally:
+        server.shutdown()

@@ -66,6 +66,10 @@ class _Encodes(Settings):
     # manifest and tokenizer (on Lambda: 110 MB do not fit beside the runtime). Empty: the
     # model is beside the manifest (local stack, tests).
     accurate_encoder_model: str = Field("", alias="LABELLOOP_ACCURATE_ENCODER_MODEL")
+    # An image given as a URL may be fetched from this host (http:// or https://, loopback
+    # addresses only; nothing else private). For the local stack, to try images served on this
+    # machine (`labelloop local --allow-loopback-image-urls`); a deployment never sets it.
+    image_urls_allow_loopback: bool = Field(False, alias="LABELLOOP_IMAGE_URLS_ALLOW_LOOPBACK")
 
 
 class ApiSettings(_Trains, _Encodes):

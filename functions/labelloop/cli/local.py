@@ -13,7 +13,7 @@ LOG_FILE = "stack.log"
 
 def run_local(data_dir: Path = DATA_DIR, *, port: int = 5000, ephemeral: bool = False,
               example: bool = False, example_images: Path | None = None,
-              verbose: bool = False) -> None:
+              verbose: bool = False, allow_loopback_image_urls: bool = False) -> None:
     """Serve until stopped; with `example`, run the README's example once serving. The logs go
     to `data_dir`/stack.log, or with `verbose` to the terminal."""
     from labelloop.local import limit_malloc_arenas
@@ -29,7 +29,8 @@ def run_local(data_dir: Path = DATA_DIR, *, port: int = 5000, ephemeral: bool = 
         def on_ready(stack: LocalStack) -> None:
             run_example(stack.url, stack.client_id, stack.client_secret, images=example_images)
 
-    stack = LocalStack(data_dir, port=port, persist=not ephemeral)
+    stack = LocalStack(data_dir, port=port, persist=not ephemeral,
+                       allow_loopback_image_urls=allow_loopback_image_urls)
     if verbose:
         stack.run_forever(on_ready)
         return
@@ -59,9 +60,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="with --example, also an image function from this folder "
                         "(scripts/example_images.py writes it: samples/<label>/*.png, "
                         "queries/*.png)")
+    p.add_argument("--allow-loopback-image-urls", action="store_true",
+                   help="let image functions fetch http(s) URLs on this machine (loopback "
+                        "addresses only; other private addresses stay refused)")
     p.add_argument("--verbose", action="store_true",
                    help=f"the JSON logs on the terminal, not in --data-dir/{LOG_FILE}")
     p.set_defaults(func=lambda a: run_local(a.data_dir, port=a.port, ephemeral=a.ephemeral,
                                             example=a.example,
                                             example_images=a.example_images,
-                                            verbose=a.verbose))
+                                            verbose=a.verbose,
+                                            allow_loopback_image_urls=a.allow_loopback_image_urls))

@@ -62,8 +62,10 @@ class LocalStack:
 
     def __init__(self, data_dir: Path, port: int = 5000, stage: str = "local", *,
                  api_handler: str = API_HANDLER, queue_handlers: Mapping[str, str] | None = None,
-                 retry_seconds: int = 2, persist: bool = True):
+                 retry_seconds: int = 2, persist: bool = True,
+                 allow_loopback_image_urls: bool = False):
         self.data_dir = Path(data_dir).resolve()
+        self.allow_loopback_image_urls = allow_loopback_image_urls
         self.persist = persist
         self.port = port
         self.stage = stage
@@ -129,6 +131,8 @@ class LocalStack:
         key_file = datadir.signing_key_file(self.data_dir, session.client("secretsmanager"),
                                             secret_name)
         self._set_env({**env, "LABELLOOP_SIGNING_KEY_FILE": str(key_file)})
+        if self.allow_loopback_image_urls:
+            self._set_env({"LABELLOOP_IMAGE_URLS_ALLOW_LOOPBACK": "1"})
         # The app's modules are imported only now: they may read their settings at import time.
         from labelloop import container
         from labelloop.auth import register_client

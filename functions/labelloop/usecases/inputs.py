@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from labelloop import imaging
+from labelloop import imaging, urlfetch
 from labelloop.container import Deps
 from labelloop.domain import FunctionItem
 from labelloop.encoder import Features
@@ -52,7 +52,8 @@ def read(d: Deps, fn: FunctionItem, data, field: str = "data") -> Input:
     if fn.input != IMAGE:
         text = checked_text(data, field)
         return Input(text, encoder.featurize_one(text))
-    raw = image_bytes(data, field)
+    raw = image_bytes(data, field, urlfetch.Policy(
+        allow_loopback=d.settings.image_urls_allow_loopback))
     try:
         features = encoder.featurize_one(raw)
     except imaging.ImageError as err:
