@@ -15,7 +15,7 @@ from infra.data import Data
 from infra.environment import environment
 from infra.queues import Queues, construct_id
 from infra.stage import RETENTION, ROOT, StageSettings
-from labelloop.data.objects import BATCH_PREFIX, image_key
+from labelloop.data.objects import BATCH_PREFIX, INPUT_PREFIX, image_key
 from labelloop.resources import RESOURCES
 
 # What each handler does to each table (transactions are authorised per contained action).
@@ -130,17 +130,21 @@ class Compute(Construct):
 
         main, invokes, idem = (data.tables[n] for n in ("main", "invokes", "idempotency"))
         bucket = data.bucket
-        # Model versions under functions/<fid>/, batch results under batches/<fid>/.
+        # Model versions and pictures under functions/<fid>/, batch results under
+        # batches/<fid>/, what users put for an image batch under inputs/<fid>/.
         fn_objects = bucket.arn_for_objects("functions/*")
         batch_objects = bucket.arn_for_objects(f"{BATCH_PREFIX}*")
+        input_objects = bucket.arn_for_objects(f"{INPUT_PREFIX}*")
+        pictures = bucket.arn_for_objects(image_key("*", "*"))
 
         self.api.allow(READ + WRITE, table_arns(main))
         self.api.allow(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query",
                         "dynamodb:BatchWriteItem"], table_arns(invokes))
         self.api.allow(["s3:GetObject", "s3:DeleteObject", "s3:DeleteObjectVersion"],
                        [fn_objects, batch_objects])
-        # An image function's pictures (samples and invokes), stored by the API only.
-        self.api.allow(["s3:PutObject"], [bucket.arn_for_objects(image_key("*", "*"))])
+        self.api.allow(["s3:DeleteObject", "s3:DeleteObjectVersion"], [input_objects])
+        # An image function's pictures (samples and invokes): the only objects the API puts.
+        self.api.allow(["s3:PutObject"], [pictures])
         self.api.allow(["s3:ListBucket", "s3:ListBucketVersions"], [bucket.bucket_arn])
         self.api.allow(["sqs:SendMessage"], [queues.queues["training"].queue_arn,
                                              queues.queues["batch-invoke"].queue_arn])
@@ -154,5 +158,5 @@ class Compute(Construct):
         self.batch.allow(["dynamodb:PutItem", "dynamodb:BatchWriteItem"], table_arns(invokes))
         self.batch.allow(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
                           "dynamodb:DeleteItem"], [idem.table_arn])
-        self.batch.allow(["s3:GetObject"], [fn_objects])
-        self.batch.allow(["s3:PutObject"], [batch_objects])
+        self.batch.allow(["s3:GetObject"], [fn_objects, input_objects])
+        self.batch.allow(["s3:PutObject"], [batch_objects, pictures])

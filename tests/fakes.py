@@ -29,7 +29,7 @@ from labelloop.domain import (
     SampleVector,
     TrainingRow,
 )
-from labelloop.errors import Busy, Conflict, NotFound
+from labelloop.errors import BadRequest, Busy, Conflict, NotFound
 
 
 class MemoryClients:
@@ -398,6 +398,13 @@ class MemoryObjects:
         except KeyError:
             raise NotFound("image not found") from None
 
+    def get_input(self, key: str, max_bytes: int) -> bytes:
+        if key not in self.objects:
+            raise NotFound("no such object")
+        if len(self.objects[key]) > max_bytes:
+            raise BadRequest(f"data: the object is over {max_bytes // (1024 * 1024)} MiB")
+        return self.objects[key]
+
     def put_results(self, fid: str, job_id: str, part: int, body: bytes) -> None:
         self.objects[results_key(fid, job_id, part)] = body
 
@@ -417,7 +424,7 @@ class MemoryObjects:
         dest.write_bytes(self.objects[uri.removeprefix(f"s3://{self.bucket}/")])
 
     def delete_function(self, fid: str) -> None:
-        for k in [k for k in self.objects if f"/{fid}/" in k]:
+        for k in [k for k in self.objects if f"/{fid}/" in k or k.startswith(f"{fid}/")]:
             del self.objects[k]
 
 

@@ -22,6 +22,7 @@ from fakes import (
 )
 
 from labelloop.capture.decide import Slot, Take
+from labelloop.data.objects import input_prefix
 from labelloop.domain import (
     ClientItem,
     FunctionItem,
@@ -30,7 +31,7 @@ from labelloop.domain import (
     ModelVersionItem,
     SampleItem,
 )
-from labelloop.errors import Busy, Conflict, NotFound
+from labelloop.errors import BadRequest, Busy, Conflict, NotFound
 
 
 @pytest.fixture(params=["moto", "memory"])
@@ -205,7 +206,20 @@ def test_model_versions_objects_clients_queues(repos):
     assert o.get_image("f1", "ab12") == (b"\xff\xd8\xff", "image/jpeg")
     with pytest.raises(NotFound, match="image not found"):
         o.get_image("f2", "ab12")
+    # A batch input is put by the user (with AWS access), under the function's input prefix.
+    key = input_prefix("f1") + "cats/1.jpg"
+    if isinstance(o, MemoryObjects):
+        o.objects[key] = b"\xff\xd8\xff" * 100
+    else:
+        repos.s3.put_object(Bucket=o.bucket, Key=key, Body=b"\xff\xd8\xff" * 100)
+    assert o.get_input(key, 1024) == b"\xff\xd8\xff" * 100
+    with pytest.raises(BadRequest, match="data: the object is over 0 MiB"):
+        o.get_input(key, 299)
+    with pytest.raises(NotFound, match="no such object"):
+        o.get_input(input_prefix("f1") + "cats/2.jpg", 1024)
     o.delete_function("f1")
+    with pytest.raises(NotFound):
+        o.get_input(key, 1024)
     assert list(o.result_keys("f1", "j1")) == []
     with pytest.raises(NotFound):
         o.get_image("f1", "ab12")

@@ -123,10 +123,6 @@ def test_an_image_function_takes_only_the_image_encoder(image_api):
     assert status == 400 and out["message"].startswith("encoder: an Image function"), out
     status, out, _ = image_api.call("POST", "/v1/functions", {"name": "x", "input": "Tabular"})
     assert status == 400 and out["message"].startswith("input: 'Tabular'"), out
-    fid = image_api.call("POST", "/v1/functions", {"name": "x", "input": "Image"})[1]["id"]
-    status, out, _ = image_api.call("POST", f"/v1/functions/{fid}/batch-invokes",
-                                    {"items": [{"data": "data:image/png;base64,AAAA"}]})
-    assert status == 400 and out["message"].startswith("items: batch invoke takes Text"), out
 
 
 def test_image_invokes_are_captured_with_their_pictures_and_reviewed(image_api, sample_photos):
@@ -194,3 +190,54 @@ def test_the_local_stack_setting_lets_image_urls_reach_loopback(image_api, encod
             assert status == 400 and out["message"].startswith(says), out
     finally:
         server.shutdown()
+
+
+def test_batch_invoke_takes_data_uris_and_keys_under_the_functions_input_prefix(
+        image_api, aws, sample_photos):
+    """Items by data URI or s3:// key (only under inputs/<function id>/ of the stack's bucket);
+    each bad item gets its own error line; results, invoke records and stored pictures as for
+    one-by-one invokes, so feedback on a batch item's sampleId works."""
+    import boto3
+    from test_batch import all_results, drain, status, submit
+
+    api = image_api
+    base = _pets(api)
+    cats, cups = _crops(sample_photos["chelsea.png"], 4), _crops(sample_photos["coffee.png"], 4)
+    _annotated(api, base, cats, cups)
+    assert not any(r["batchItemFailures"] for r in api.train())
+    fid = base.rsplit("/", 1)[1]
+    bare = fid.removeprefix("function_")
+    bucket, s3 = aws["LABELLOOP_BUCKET"], boto3.client("s3")
+    s3.put_object(Bucket=bucket, Key=f"inputs/{bare}/cat.jpg", Body=cats[3])
+    s3.put_object(Bucket=bucket, Key=f"inputs/{bare}/notes.jpg", Body=b"not a picture")
+    s3.put_object(Bucket=bucket, Key="inputs/someone-else/cat.jpg", Body=cats[3])
+    items = [
+        {"id": "cat", "data": f"s3://{bucket}/inputs/{bare}/cat.jpg"},
+        {"id": "cup", "data": _uri(cups[3])},
+        {"id": "other", "data": f"s3://{bucket}/inputs/someone-else/cat.jpg"},
+        {"id": "elsewhere", "data": f"s3://{bucket}/functions/{bare}/images/x"},
+        {"id": "url", "data": "https://example.com/cat.jpg"},
+        {"id": "missing", "data": f"s3://{bucket}/inputs/{bare}/dog.jpg"},
+        {"id": "notes", "data": f"s3://{bucket}/inputs/{bare}/notes.jpg"},
+        {"id": "text", "data": "a cat"}]
+    job = submit(api, fid, items)
+    drain(api)
+    assert status(api, fid, job["id"])["state"] == "Succeeded"
+    lines = {line["id"]: line for line in all_results(api, fid, job["id"])}
+    assert (lines["cat"]["labelName"], lines["cup"]["labelName"]) == ("cat", "cup"), lines
+    says = {k: v.get("error", "") for k, v in lines.items()}
+    prefix = f"data: an s3:// item must name an object under s3://{bucket}/inputs/{bare}/"
+    assert says["other"] == says["elsewhere"] == prefix
+    assert says["url"].startswith("data: batch invoke takes data URIs and s3:// keys")
+    assert says["missing"] == f"data: no object s3://{bucket}/inputs/{bare}/dog.jpg"
+    assert says["notes"].startswith("data: not an image")
+    assert says["text"].startswith("data: an Image function takes a data URI")
+    # The invoke's picture is stored with its record: feedback makes it a sample.
+    status_code, fed, _ = api.call("PUT", f"{base}/samples/{lines['cat']['sampleId']}/annotation",
+                                   {"labelName": "cat"})
+    assert status_code == 200 and fed["origin"] == "InvokeFeedback", fed
+    assert api.call("GET", urlsplit(fed["data"]).path)[1] == cats[3]
+    # Deleting the function deletes its batch inputs too.
+    assert api.call("DELETE", base)[0] == 200
+    left = s3.list_objects_v2(Bucket=bucket, Prefix="inputs/").get("Contents", [])
+    assert [o["Key"] for o in left] == ["inputs/someone-else/cat.jpg"]

@@ -301,12 +301,25 @@ def test_least_privilege(template):
         for res in granted.values():
             assert "*" not in json.dumps(res).replace("/*", "").replace("*\"", ""), res
     # Only the API signs tokens and sends work; only the workers write artifacts, and the API
-    # writes only an image function's pictures.
+    # writes only an image function's pictures. What users put for image batches (inputs/)
+    # the batch worker reads and the API deletes with its function; nobody of ours writes it.
     assert "secretsmanager:GetSecretValue" in api
     assert "secretsmanager:GetSecretValue" not in training | batch
     assert "s3:PutObject" in training and "s3:PutObject" in batch
     (api_puts,) = api["s3:PutObject"]
     assert api_puts["Fn::Join"][1][1:] == ["/functions/*/images/*"], api_puts
+
+    def paths(granted) -> set[str]:
+        """Object paths granted (a statement's Resource is one ARN or a list of them)."""
+        arns = [a for r in granted for a in (r if isinstance(r, list) else [r])]
+        return {"".join(p for p in a["Fn::Join"][1][1:] if isinstance(p, str))
+                for a in arns if "Fn::Join" in a}
+
+    assert paths(batch["s3:PutObject"]) == {"/batches/*", "/functions/*/images/*"}
+    assert "/inputs/*" in paths(batch["s3:GetObject"])
+    assert "/inputs/*" in paths(api["s3:DeleteObject"])
+    assert not any("/inputs/" in p for g in (api, training, batch) for p in paths(
+        g.get("s3:PutObject", [])))
     assert "sqs:SendMessage" not in batch
     assert "ecs:RunTask" in training and "ecs:RunTask" not in api | batch
     # The workers consume only their own queue.

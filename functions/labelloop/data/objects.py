@@ -1,6 +1,6 @@
 """S3 objects, with every key shape: a model version's immutable artifacts, an image
-function's images (by content hash), batch-invoke results, and assets fetched by URI (the
-accurate encoder's model)."""
+function's images (by content hash), batch-invoke inputs (put by the user) and results, and
+assets fetched by URI (the accurate encoder's model)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
-from labelloop.errors import NotFound
+from labelloop.errors import BadRequest, NotFound
 
 # A model version's artifacts, under functions/<fid>/models/<version:08d>/.
 HEAD = "head.npz"
@@ -21,6 +21,8 @@ QUALITY = "quality.json"
 TRAINED_EMBEDDINGS = "trained.npy"
 
 BATCH_PREFIX = "batches/"
+# What a user puts in the bucket for an Image function's batch invoke (`s3://` items).
+INPUT_PREFIX = "inputs/"
 
 
 def artifact_key(fid: str, version: int, name: str) -> str:
@@ -30,6 +32,10 @@ def artifact_key(fid: str, version: int, name: str) -> str:
 def image_key(fid: str, digest: str) -> str:
     """An image of a function's samples or invokes, named by its bytes' sha256: stored once."""
     return f"functions/{fid}/images/{digest}"
+
+
+def input_prefix(fid: str) -> str:
+    return f"{INPUT_PREFIX}{fid}/"
 
 
 def results_prefix(fid: str, job_id: str) -> str:
@@ -75,6 +81,19 @@ class Objects:
             raise
         return obj["Body"].read(), obj.get("ContentType", "application/octet-stream")
 
+    def get_input(self, key: str, max_bytes: int) -> bytes:
+        """An object a user put under a function's input prefix (the caller checked the key)."""
+        try:
+            obj = self._s3.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as err:
+            if err.response["Error"]["Code"] in ("NoSuchKey", "404"):
+                raise NotFound("no such object") from err
+            raise
+        if obj["ContentLength"] > max_bytes:
+            obj["Body"].close()
+            raise BadRequest(f"data: the object is over {max_bytes // (1024 * 1024)} MiB")
+        return obj["Body"].read()
+
     def put_results(self, fid: str, job_id: str, part: int, body: bytes) -> None:
         self._s3.put_object(Bucket=self.bucket, Key=results_key(fid, job_id, part), Body=body,
                             ContentType="application/x-ndjson")
@@ -101,8 +120,9 @@ class Objects:
         self._s3.download_file(bucket, key, str(dest))
 
     def delete_function(self, fid: str) -> None:
-        """Every version of every object of the function: artifacts and batch results."""
-        for prefix in (f"functions/{fid}/", f"{BATCH_PREFIX}{fid}/"):
+        """Every version of every object of the function: artifacts, pictures, batch inputs
+        and results."""
+        for prefix in (f"functions/{fid}/", f"{BATCH_PREFIX}{fid}/", input_prefix(fid)):
             self._delete_prefix(prefix)
 
     def _delete_prefix(self, prefix: str) -> None:

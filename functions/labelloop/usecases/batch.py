@@ -19,7 +19,7 @@ import logging
 import math
 import re
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -33,9 +33,11 @@ from labelloop.encoder import Features
 from labelloop.errors import BadRequest, NotFound, NotReady
 from labelloop.ids import bare, full, new_bare
 from labelloop.serving import Prediction, View, predict
+from labelloop.usecases import batch_inputs
+from labelloop.usecases.batch_inputs import Picture
 from labelloop.usecases.capture import Offer, capture_many
 from labelloop.usecases.common import owned_function
-from labelloop.usecases.inputs import TEXT, checked_text
+from labelloop.usecases.inputs import TEXT
 from labelloop.usecases.samples import MAX_EXTERNAL_ID
 
 log = logging.getLogger(__name__)
@@ -80,9 +82,6 @@ def submit(d: Deps, client: str, function_id: str, items: list[dict],
            capture: bool = True) -> BatchJobItem:
     """Declare a job and queue its parts. `items`: [{"id"?, "data"}]."""
     fn = owned_function(d, client, function_id)
-    if fn.input != TEXT:
-        raise BadRequest("items: batch invoke takes Text functions only, for now; invoke "
-                         "an Image function one image at a time")
     if d.serving.live_view(fn.id).model is None:
         raise NotReady("this function has no model yet: add labels (training starts by itself "
                        "a few seconds later) and retry")
@@ -171,11 +170,12 @@ def run_part(d: Deps, message: BatchMessage, message_id: str, sent_ms: int) -> P
     clock = _Clock()
 
     lines: list[dict] = []
-    texts: list[tuple[int, str, str | None]] = []  # (position in the part, text, item id)
+    # (position in the part, the checked text or picture reference, item id)
+    todo: list[tuple[int, str | Picture, str | None]] = []
     for i, item in enumerate(message.items):
         line = {"index": message.offset + i, **({} if item.id is None else {"id": item.id})}
         try:
-            texts.append((i, checked_text(item.data), _item_id(item.id)))
+            todo.append((i, batch_inputs.checked(d, fn, item.data), _item_id(item.id)))
         except BadRequest as err:
             line["error"] = err.message
         lines.append(line)
@@ -184,20 +184,26 @@ def run_part(d: Deps, message: BatchMessage, message_id: str, sent_ms: int) -> P
     # each slab's writes run on two writer threads while the encoder works on the next one,
     # so that their I/O hides behind the encoder: invoke records on one, captures on the
     # other (in slab order: each slab decides on the state the previous one left).
-    texts.sort(key=lambda t: len(t[1]))
+    if fn.input == TEXT:
+        todo.sort(key=lambda t: len(t[1]))
     with (ThreadPoolExecutor(1, thread_name_prefix="batch-records") as record_writer,
           ThreadPoolExecutor(1, thread_name_prefix="batch-captures") as capture_writer):
         pending = []
-        for start, end in _slabs(len(texts)):
-            slab = texts[start:end]
-            features = d.encoders[fn.encoder].featurize([t for _, t, _ in slab], EMBED_BATCH)
+        for start, end in _slabs(len(todo)):
+            slab = todo[start:end]
+            got = batch_inputs.embedded(d, fn, [x for _, x, _ in slab], EMBED_BATCH)
+            for k, error in got.errors.items():
+                lines[slab[k][0]]["error"] = error
             clock.lap("embed")
-            predictions = predict(model, view.labels, features)
+            if not got.ok:
+                continue
+            predictions = predict(model, view.labels, got.features)
             if not predictions:
                 raise NotReady("the model's labels were all deleted; a retrain is queued")
             records = []
             now = time.time()
-            for (i, text, ext), p in zip(slab, predictions, strict=True):
+            for (i, _, ext), text, p in zip([slab[k] for k in got.ok], got.data, predictions,
+                                            strict=True):
                 sid = _sample_id(sent_ms, message_id, i)
                 lines[i] |= {"labelId": full(p.label_id, "label"),
                              "labelName": view.labels[p.label_id].name,
@@ -210,10 +216,13 @@ def run_part(d: Deps, message: BatchMessage, message_id: str, sent_ms: int) -> P
             clock.lap("predict")
             # As for HTTP invokes: no record, no capture, when the function stores no invokes.
             if fn.store_invokes:
-                pending.append(record_writer.submit(_store_records, d, records))
+                stored = record_writer.submit(_store_records, d, fid, got.pictures, records)
+                pending.append(stored)
                 if message.capture:
-                    pending.append(capture_writer.submit(_capture_slab, d, view, records,
-                                                         predictions, features))
+                    # A capture names its picture too: it waits for the pictures to be stored.
+                    pending.append(capture_writer.submit(
+                        _capture_slab, d, view, records, predictions, got.features,
+                        stored if got.pictures else None))
         for f in pending:
             writer_seconds = f.result()  # a failed write fails the message: it is retried
             for k, v in writer_seconds.items():
@@ -221,7 +230,7 @@ def run_part(d: Deps, message: BatchMessage, message_id: str, sent_ms: int) -> P
         clock.lap("wait_for_writer")
     body = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode()
     d.objects.put_results(fid, job_id, message.part, body)
-    failed = len(lines) - len(texts)
+    failed = sum("error" in line for line in lines)
     counted = d.jobs.complete_part(fid, job_id, message.part, message.parts, len(lines),
                                    failed, time.time())
     clock.lap("results_and_job")
@@ -236,19 +245,26 @@ def _slabs(n: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in itertools.pairwise([*bounds, n]) if b > a]
 
 
-def _store_records(d: Deps, records: list[InvokeItem]) -> dict[str, float]:
-    """A slab's invoke records (BatchWriteItem); returns the seconds it took."""
+def _store_records(d: Deps, fid: str, pictures: list[tuple[str, bytes, str]],
+                   records: list[InvokeItem]) -> dict[str, float]:
+    """A slab's pictures, then its invoke records (BatchWriteItem: a record never names a
+    picture that is not stored); returns the seconds it took."""
     t0 = time.perf_counter()
+    for digest, body, content_type in pictures:
+        d.objects.put_image(fid, digest, body, content_type)
     d.invokes.put_many(records)
     return {"writer_invoke_records": round(time.perf_counter() - t0, 6)}
 
 
 def _capture_slab(d: Deps, view: View, records: list[InvokeItem], predictions: list[Prediction],
-                  features: Features) -> dict[str, float]:
+                  features: Features, pictures_stored: Future | None = None
+                  ) -> dict[str, float]:
     """A slab's items offered to the capture policy (their captures in one transaction);
     returns the seconds it took."""
     t0 = time.perf_counter()
     try:
+        if pictures_stored is not None:
+            pictures_stored.result()
         capture_many(d, view, view.model, [
             Offer(p, features.take([k]), r.sample_id, r.data, r.external_id)
             for k, (r, p) in enumerate(zip(records, predictions, strict=True))])
