@@ -17,7 +17,8 @@ interpreter first); ./.venv's Python. Steps, each timed:
      the same way
   6. a function on the accurate encoder (its model fetched from the stack's S3 asset), and an
      image function through the SDK's image client: 6 photos, trained, two held-out photos
-     invoked, a sample's picture fetched from the URL the API gives for it
+     invoked, a sample's picture fetched from the URL the API gives for it, and the two as a
+     batch (one by s3:// key under the function's inputs/, one as a data URI)
   7. the dead-letter queues are empty; delete the function
 
 The emulator is stopped (its whole process group) in all cases. Exit status 0 only if every
@@ -333,12 +334,16 @@ def sdk_function(creds: dict, steps: Steps):
     return func
 
 
-def image_function(creds: dict, steps: Steps) -> None:
+def image_function(creds: dict, outputs: dict, steps: Steps) -> None:
     """An image function through the SDK's own image client: Pillow from the runtime layer, the
-    image encoder from the encoder layer, the pictures in the stack's bucket."""
+    image encoder from the encoder layer, the pictures in the stack's bucket; then a batch of
+    its pictures by s3:// key and data URI through the batch worker."""
+    import base64
     import io
 
+    import boto3
     import nyckel
+    import requests
     from PIL import Image
 
     import build_image_encoder
@@ -392,6 +397,25 @@ def image_function(creds: dict, steps: Steps) -> None:
         if (kind, size) != ("image/jpeg", views["cat"][0].size):
             raise Failed(f"sample {ids[0]}'s picture came back as {kind} {size}")
         print(f"   {sample.data} -> {kind} {size[0]}x{size[1]}")
+    with steps.step("SDK image function: batch by s3:// key and data URI"):
+        bucket, fid = outputs["BucketName"], func.function_id
+        key = f"inputs/{fid}/held-out-cat.jpg"
+        boto3.client("s3").upload_file(str(paths[0]), bucket, key)
+        items = [{"id": "cat", "data": f"s3://{bucket}/{key}"},
+                 {"id": "cup", "data": "data:image/jpeg;base64," +
+                  base64.b64encode(paths[1].read_bytes()).decode()}]
+        headers = {"Authorization": f"Bearer {token(creds)}"}
+        jobs = f"{creds['url']}/v1/functions/{fid}/batch-invokes"
+        r = requests.post(jobs, json={"items": items}, headers=headers, timeout=30)
+        if r.status_code != 200:
+            raise Failed(f"POST batch-invokes: {r.status_code} {r.text}")
+        job = finished(jobs, r.json(), headers)
+        results = requests.get(f"{jobs}/{job['id']}/results", headers=headers,
+                               timeout=30).json()["results"]
+        got = {line["id"]: line.get("labelName", line.get("error")) for line in results}
+        if got != {"cat": "cat", "cup": "cup"}:
+            raise Failed(f"image batch answered {got}")
+        print(f"   {got}")
         func.delete()
 
 
@@ -535,15 +559,7 @@ def batches(creds: dict, outputs: dict, function_id: str, steps: Steps) -> None:
         r = requests.post(jobs, json={"items": items}, headers=headers, timeout=30)
         if r.status_code != 200:
             raise Failed(f"POST batch-invokes: {r.status_code} {r.text}")
-        job = r.json()
-        deadline = time.monotonic() + BATCH_TIMEOUT
-        while job["state"] not in ("Succeeded", "Failed"):
-            if time.monotonic() > deadline:
-                raise Failed(f"batch job still {job['state']} after {BATCH_TIMEOUT} s: {job}")
-            time.sleep(1)
-            job = requests.get(f"{jobs}/{job['id']}", headers=headers, timeout=30).json()
-        print(f"   job {job['id']}: {job['state']}, {job['processed']} processed, "
-              f"{job['failed']} failed")
+        job = finished(jobs, r.json(), headers)
         if job["state"] != "Succeeded" or job["processed"] != len(items):
             raise Failed(f"batch job: {job}")
         prefix = job["resultsPrefix"].removeprefix(f"s3://{bucket}/")
@@ -559,6 +575,21 @@ def batches(creds: dict, outputs: dict, function_id: str, steps: Steps) -> None:
         prefix = f"batches/{function_id.removeprefix('function_')}/{job_id}/"
         check_lines(read_jsonl(s3, bucket, prefix, 1, BATCH_TIMEOUT), items, EXPECTED)
         print(f"   {len(items)} result lines under s3://{bucket}/{prefix}")
+
+
+def finished(jobs: str, job: dict, headers: dict) -> dict:
+    """The batch job once it has ended (polled through the API)."""
+    import requests
+
+    deadline = time.monotonic() + BATCH_TIMEOUT
+    while job["state"] not in ("Succeeded", "Failed"):
+        if time.monotonic() > deadline:
+            raise Failed(f"batch job still {job['state']} after {BATCH_TIMEOUT} s: {job}")
+        time.sleep(1)
+        job = requests.get(f"{jobs}/{job['id']}", headers=headers, timeout=30).json()
+    print(f"   job {job['id']}: {job['state']}, {job['processed']} processed, "
+          f"{job['failed']} failed")
+    return job
 
 
 def dead_letters(outputs: dict) -> None:
@@ -606,7 +637,7 @@ def main() -> int:
         func = sdk_function(creds, steps)
         batches(creds, outputs, func.function_id, steps)
         accurate_function(creds, steps)
-        image_function(creds, steps)
+        image_function(creds, outputs, steps)
         with steps.step("dead-letter queues empty; delete the function"):
             dead_letters(outputs)
             func.delete()

@@ -86,6 +86,12 @@ def test_an_image_function_from_creation_to_feedback(image_api, sample_photos):
                                   query="capture=false")
         assert status == 200 and out["labelName"] == label, out
     invoked = out
+    # A label without samples has no place in the model, but is listed (at 0) like every label.
+    assert api.call("POST", f"{base}/labels", {"name": "dog"})[0] == 200
+    status, out, _ = api.call("POST", f"{base}/invoke", {"data": _uri(cats[3])},
+                              query="capture=false")
+    assert status == 200 and [c["labelName"] for c in out["labelConfidences"]][2:] == ["dog"]
+    assert out["labelConfidences"][2]["confidence"] == 0.0 and out["labelName"] == "cat"
     records = api.call("GET", f"{base}/invokes")[1]
     assert urlsplit(records[0]["data"]).path.startswith(f"{base}/images/")
     # Feedback on the invoke: the stored picture becomes an annotated sample.

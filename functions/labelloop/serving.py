@@ -122,7 +122,9 @@ class View:
 def predict(model: LiveModel | None, labels: dict[str, LabelItem],
             features: Features) -> list[Prediction]:
     """Confidences over the labels that exist now: a label deleted since the model was trained
-    drops out and the rest are renormalised (its retrain is already queued)."""
+    drops out and the rest are renormalised (its retrain is already queued); one the model does
+    not know (created since, or an image function's label without samples) is ranked last at
+    0, so that every label is listed."""
     if model is None:
         return []
     head = model.head
@@ -134,10 +136,12 @@ def predict(model: LiveModel | None, labels: dict[str, LabelItem],
     classes = [c for c, k in zip(head.classes, keep, strict=True) if k]
     proba = proba[:, keep]
     proba /= np.maximum(proba.sum(axis=1, keepdims=True), 1e-12)
+    known = set(classes)
+    unknown = [(lid, 0.0) for lid in labels if lid not in known]
     out = []
     for row in proba:
         order = np.argsort(-row, kind="stable")
-        ranked = [(classes[i], float(row[i])) for i in order]
+        ranked = [(classes[i], float(row[i])) for i in order] + unknown
         out.append(Prediction(ranked[0][0], ranked[0][1], ranked))
     return out
 
