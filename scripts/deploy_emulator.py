@@ -304,11 +304,7 @@ def sdk_function(creds: dict, steps: Steps):
         if len(set(ids)) != len(rows):
             raise Failed(f"create_samples returned {len(set(ids))} distinct ids for {len(rows)}")
     with steps.step("SDK: wait until trained"):
-        deadline = time.monotonic() + TRAIN_TIMEOUT
-        while not func.has_trained_model():
-            if time.monotonic() > deadline:
-                raise Failed(f"the function did not train within {TRAIN_TIMEOUT} s")
-            time.sleep(1)
+        wait_trained(func, "the function")
     with steps.step("SDK: invoke over the deployed HTTP API"):
         # Warm API containers re-read the `live` pointer every 2 s, so right after "trained"
         # one may still answer with the previous model: retry for a while before failing.
@@ -332,6 +328,15 @@ def sdk_function(creds: dict, steps: Steps):
         if len(annotated) != len(rows):
             raise Failed(f"list_samples: {len(annotated)} annotated samples, expected {len(rows)}")
     return func
+
+
+def wait_trained(func, what: str) -> None:
+    """Until the SDK says the function has a trained model (TRAIN_TIMEOUT at most)."""
+    deadline = time.monotonic() + TRAIN_TIMEOUT
+    while not func.has_trained_model():
+        if time.monotonic() > deadline:
+            raise Failed(f"{what} did not train within {TRAIN_TIMEOUT} s")
+        time.sleep(1)
 
 
 def image_function(creds: dict, outputs: dict, steps: Steps) -> None:
@@ -362,11 +367,7 @@ def image_function(creds: dict, outputs: dict, steps: Steps) -> None:
         if len(set(ids)) != 6:
             raise Failed(f"create_samples returned {len(set(ids))} distinct ids for 6 photos")
     with steps.step("SDK image function: trained, invoked, picture served"):
-        deadline = time.monotonic() + TRAIN_TIMEOUT
-        while not func.has_trained_model():
-            if time.monotonic() > deadline:
-                raise Failed(f"the image function did not train within {TRAIN_TIMEOUT} s")
-            time.sleep(1)
+        wait_trained(func, "the image function")
         paths = []
         for label, imgs in views.items():  # the fourth view of each: not a sample
             paths.append(WORK / f"held-out-{label}.jpg")
@@ -404,12 +405,7 @@ def image_function(creds: dict, outputs: dict, steps: Steps) -> None:
         items = [{"id": "cat", "data": f"s3://{bucket}/{key}"},
                  {"id": "cup", "data": "data:image/jpeg;base64," +
                   base64.b64encode(paths[1].read_bytes()).decode()}]
-        headers = {"Authorization": f"Bearer {token(creds)}"}
-        jobs = f"{creds['url']}/v1/functions/{fid}/batch-invokes"
-        r = requests.post(jobs, json={"items": items}, headers=headers, timeout=30)
-        if r.status_code != 200:
-            raise Failed(f"POST batch-invokes: {r.status_code} {r.text}")
-        job = finished(jobs, r.json(), headers)
+        job, jobs, headers = run_batch(creds, fid, items)
         results = requests.get(f"{jobs}/{job['id']}/results", headers=headers,
                                timeout=30).json()["results"]
         got = {line["id"]: line.get("labelName", line.get("error")) for line in results}
@@ -542,24 +538,13 @@ def console(url: str) -> None:
 
 def batches(creds: dict, outputs: dict, function_id: str, steps: Steps) -> None:
     import boto3
-    import requests
 
     s3 = boto3.client("s3")
     bucket = outputs["BucketName"]
     items = [{"id": f"item-{i}", "data": text} for i, text in enumerate(list(EXPECTED) * 3)]
-    url = creds["url"]
 
     with steps.step("batch via the API -> batch queue -> worker; JSONL in S3"):
-        token = requests.post(f"{url}/connect/token", timeout=30, data={
-            "grant_type": "client_credentials", "client_id": creds["client_id"],
-            "client_secret": creds["client_secret"]})
-        token.raise_for_status()
-        headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
-        jobs = f"{url}/v1/functions/{function_id}/batch-invokes"
-        r = requests.post(jobs, json={"items": items}, headers=headers, timeout=30)
-        if r.status_code != 200:
-            raise Failed(f"POST batch-invokes: {r.status_code} {r.text}")
-        job = finished(jobs, r.json(), headers)
+        job, _, _ = run_batch(creds, function_id, items)
         if job["state"] != "Succeeded" or job["processed"] != len(items):
             raise Failed(f"batch job: {job}")
         prefix = job["resultsPrefix"].removeprefix(f"s3://{bucket}/")
@@ -575,6 +560,19 @@ def batches(creds: dict, outputs: dict, function_id: str, steps: Steps) -> None:
         prefix = f"batches/{function_id.removeprefix('function_')}/{job_id}/"
         check_lines(read_jsonl(s3, bucket, prefix, 1, BATCH_TIMEOUT), items, EXPECTED)
         print(f"   {len(items)} result lines under s3://{bucket}/{prefix}")
+
+
+def run_batch(creds: dict, function_id: str, items: list[dict]) -> tuple[dict, str, dict]:
+    """A batch job submitted through the API, once it has ended: (the job, the function's
+    batch-invokes URL, the request headers)."""
+    import requests
+
+    headers = {"Authorization": f"Bearer {token(creds)}"}
+    jobs = f"{creds['url']}/v1/functions/{function_id}/batch-invokes"
+    r = requests.post(jobs, json={"items": items}, headers=headers, timeout=30)
+    if r.status_code != 200:
+        raise Failed(f"POST batch-invokes: {r.status_code} {r.text}")
+    return finished(jobs, r.json(), headers), jobs, headers
 
 
 def finished(jobs: str, job: dict, headers: dict) -> dict:

@@ -69,6 +69,8 @@ class Embedded:
 
 def embedded(d: Deps, fn: FunctionItem, items: list[str | Picture],
              batch_size: int) -> Embedded:
+    """A slab's items embedded in encoder batches of `batch_size`; a picture that cannot be
+    loaded or decoded is an error of its own item."""
     encoder = d.encoders[fn.encoder]
     if fn.input != IMAGE:
         return Embedded(list(range(len(items))), list(items),
