@@ -491,10 +491,16 @@ def test_cli_parser(monkeypatch):
     args = parser.parse_args(["local"])
     assert (args.port, args.data_dir) == (5000, Path(".labelloop"))
     args.func(args)
-    assert calls.pop() == ((Path(".labelloop"),), {"port": 5000, "ephemeral": False,
-                                                   "example": False, "verbose": False})
-    args = parser.parse_args(["local", "--port", "5001", "--data-dir", "/tmp/x", "--verbose"])
-    assert (args.port, args.data_dir, args.verbose) == (5001, Path("/tmp/x"), True)
+    assert calls.pop() == ((Path(".labelloop"),), {
+        "port": 5000, "ephemeral": False, "example": False, "example_images": None,
+        "verbose": False, "allow_loopback_image_urls": False})
+    args = parser.parse_args(["local", "--port", "5001", "--data-dir", "/tmp/x", "--verbose",
+                              "--example", "--example-images", "/tmp/digits",
+                              "--allow-loopback-image-urls"])
+    args.func(args)
+    assert calls.pop() == ((Path("/tmp/x"),), {
+        "port": 5001, "ephemeral": False, "example": True, "example_images": Path("/tmp/digits"),
+        "verbose": True, "allow_loopback_image_urls": True})
 
 
 def test_the_terminal_shows_the_story_and_the_logs_go_to_the_data_directory(tmp_path,
