@@ -89,6 +89,8 @@ class Compute(Construct):
                      "LABELLOOP_INVOKE_RETENTION_DAYS": str(settings.invoke_retention_days),
                      "LABELLOOP_DEFAULT_ENCODER": settings.default_encoder,
                      "LABELLOOP_FARGATE_MIN_SAMPLES": str(settings.fargate_min_samples),
+                     # Pictures go to clients straight from the bucket, not through Lambda.
+                     "LABELLOOP_IMAGE_LINKS": "presigned",
                      **({"LABELLOOP_TRACING": "true"} if settings.tracing else {}),
                      **(extra_env or {})}
         # The accurate encoder's model (110 MB) would put a function over 250 MB with its

@@ -17,8 +17,9 @@ interpreter first); ./.venv's Python. Steps, each timed:
      the same way
   6. a function on the accurate encoder (its model fetched from the stack's S3 asset), and an
      image function through the SDK's image client: 6 photos, trained, two held-out photos
-     invoked, a sample's picture fetched from the URL the API gives for it, and the two as a
-     batch (one by s3:// key under the function's inputs/, one as a data URI)
+     invoked, a sample's picture fetched without a token from the presigned URL the API gives
+     for it, and the two as a batch (one by s3:// key under the function's inputs/, one as a
+     data URI)
   7. the dead-letter queues are empty; delete the function
 
 The emulator is stopped (its whole process group) in all cases. Exit status 0 only if every
@@ -383,16 +384,15 @@ def image_function(creds: dict, outputs: dict, steps: Steps) -> None:
         if got != list(views):
             raise Failed(f"image invokes answered {got}, expected {list(views)}")
         sample = func.read_sample(ids[0])
-        # The API names its own origin from X-Forwarded-Proto (API Gateway sets it; ministack
-        # does not, so the URL says https where the emulator serves http): the path is what
-        # is checked here.
-        path = urllib.parse.urlsplit(sample.data).path
-        if not re.fullmatch(rf"/v1/functions/(function_)?{func.function_id}/images/[0-9a-f]{{64}}",
-                            path):
-            raise Failed(f"sample {ids[0]}'s data is {sample.data}, not its picture's URL")
-        request = urllib.request.Request(
-            creds["url"] + path, headers={"Authorization": f"Bearer {token(creds)}"})
-        with urllib.request.urlopen(request, timeout=30) as response:
+        # The stack links pictures by presigned URLs into its bucket: fetched as any client
+        # would, without the API's token.
+        url = urllib.parse.urlsplit(sample.data)
+        fid = func.function_id.removeprefix("function_")
+        if not (re.search(rf"/functions/{fid}/images/[0-9a-f]{{64}}$", url.path)
+                and "X-Amz-Signature=" in url.query):
+            raise Failed(f"sample {ids[0]}'s data is {sample.data}, not a presigned link to "
+                         "its picture")
+        with urllib.request.urlopen(sample.data, timeout=30) as response:
             kind, size = response.headers["Content-Type"], Image.open(
                 io.BytesIO(response.read())).size
         if (kind, size) != ("image/jpeg", views["cat"][0].size):

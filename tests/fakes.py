@@ -28,6 +28,7 @@ from labelloop.domain import (
     SampleItem,
     SampleVector,
     TrainingRow,
+    decode_views,
 )
 from labelloop.errors import BadRequest, Busy, Conflict, NotFound
 
@@ -204,7 +205,8 @@ class MemorySamples:
 
     def training_rows(self, fid: str) -> Iterator[TrainingRow]:
         return (TrainingRow(facts(s.model_dump()), np.frombuffer(s.embedding, np.float32),
-                            np.frombuffer(s.tokens, np.int32))
+                            np.frombuffer(s.tokens, np.int32),
+                            decode_views(s.views, len(s.embedding) // 4))
                 for s in self._all(fid) if s.annotation is not None)
 
     def count(self, fid: str, at_least: int) -> int:
@@ -228,11 +230,14 @@ class MemorySamples:
             self._claims.pop((fid, sample.data_hash), None)
 
     def set_annotation(self, fid: str, sid: str, label_id: str | None,
-                       only_if_label: str | None = None, buffer: str | None = None) -> None:
+                       only_if_label: str | None = None, buffer: str | None = None,
+                       views: bytes | None = None) -> None:
         stored = self._items.get((fid, sid))
         ok = stored is not None and (only_if_label is None or stored.annotation == only_if_label)
         changes: dict = {"annotation": label_id,
                          "annotated_at": None if label_id is None else time.time()}
+        if views is not None and label_id is not None:
+            changes["views"] = views
         if buffer is not None and label_id is not None:
             if not ok or stored.buffer != buffer:
                 raise Conflict(f"sample {sid!r} left the capture buffer meanwhile; retry")
@@ -397,6 +402,9 @@ class MemoryObjects:
             return self.objects[image_key(fid, digest)], self.types[image_key(fid, digest)]
         except KeyError:
             raise NotFound("image not found") from None
+
+    def image_link(self, fid: str, digest: str, seconds: int) -> str:
+        return f"memory://bucket/{image_key(fid, digest)}?X-Amz-Expires={seconds}"
 
     def get_input(self, key: str, max_bytes: int) -> bytes:
         if key not in self.objects:

@@ -24,7 +24,6 @@ LABELS = {"account": "Logging in, passwords, two-factor codes and locked account
           "feature_request": "A suggestion for something new the product should do"}
 KEY = {name: str(i + 1) for i, name in enumerate(sorted(LABELS))}
 # An image function's labels, cat and cup, in name order.
-KEY_OF_LABEL = {"cat": "1", "cup": "2"}
 SAMPLES = [("I forgot my password and the reset mail never comes", "account"),
            ("My account is locked after too many attempts", "account"),
            ("How do I turn on two-factor authentication?", "account"),
@@ -238,78 +237,6 @@ def test_review_by_keyboard_annotates_and_the_retrained_version_shows(stack, pag
     page.locator(f'[data-testid=model-row][data-version="{live}"] [data-testid=live-badge]'
                  ).wait_for()
     assert stack.client.get_function(fid)["liveModelVersion"] == live
-
-
-def test_a_captured_picture_is_shown_and_annotated_from_the_review_queue(
-        stack, page, image_encoder_dir, sample_photos):
-    """An image function's queue: the picture behind each captured invoke's URL comes by
-    fetch with the token (an <img> cannot send it) and shows; its label key annotates it."""
-    import base64
-    import io
-
-    from PIL import Image
-
-    import build_image_encoder
-
-    def uri(img) -> str:
-        buf = io.BytesIO()
-        img.save(buf, format="JPEG", quality=90)
-        return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
-
-    client = stack.client
-    fid = client.create_function("pets", input="Image")["id"]
-    views = {label: build_image_encoder.views(
-        Image.open(io.BytesIO(sample_photos[name])).convert("RGB"), 4)
-        for label, name in (("cat", "chelsea.png"), ("cup", "coffee.png"))}
-    for label, imgs in views.items():
-        client.create_label(fid, label)
-        for img in imgs[:3]:
-            client.create_sample(fid, uri(img), label)
-    wait_for(lambda: client.get_function(fid).get("liveModelVersion"), timeout=90,
-             what="the image model")
-    assert stack.wait_idle(timeout=90)
-    # The held-out pictures are other crops of the training photos: near-duplicates of them at
-    # the default cosine, which capture would (rightly) skip.
-    client.set_capture_policy(fid, {"random": {"rate": 1.0, "quota": 50}},
-                              near_duplicate_cosine=0.9999)
-    for imgs in views.values():
-        client.invoke(fid, uri(imgs[3]))
-    assert stack.wait_idle(timeout=60)
-    assert len(client.review_queue(fid)) == 2
-    ids = label_ids(stack, fid)
-    # The two held-out pictures differ in width: what the page shows tells which it is.
-    truth = {imgs[3].width: label for label, imgs in views.items()}
-    assert len(truth) == 2
-
-    sign_in(page, stack)
-    open_review(page, stack, fid)
-    shown = {}
-    for _ in views:
-        sid = current_id(page)
-        picture = page.locator("[data-testid=review-item] [data-testid=picture]")
-        page.wait_for_selector("[data-testid=review-item] [data-testid=picture]"
-                               "[data-state=shown]")
-        width = picture.evaluate("img => img.complete && img.naturalWidth")
-        assert width in truth, (width, truth)
-        assert picture.get_attribute("src").startswith("blob:")
-        shown[sid] = truth[width]
-        if len(shown) == 1:
-            shot(page, "review-image")
-        page.keyboard.press(KEY_OF_LABEL[truth[width]])
-        wait_moved_on(page, sid)
-    page.get_by_test_id("review-empty").wait_for()
-    for sid, label in shown.items():
-        wait_for(lambda sid=sid, label=label: annotation(stack, fid, sid) == ids[label],
-                 what=f"{sid} annotated {label}")
-
-    # The samples browser shows the same pictures small, the 6 samples and the 2 annotated.
-    page.goto(f"{stack.url}/console/#/functions/{fid}/samples")
-    page.get_by_test_id("sample-row").first.wait_for()
-    thumbs = page.locator("[data-testid=sample-row] [data-testid=picture]")
-    page.wait_for_function(
-        """() => [...document.querySelectorAll('[data-testid=sample-row] [data-testid=picture]')]
-            .every(img => img.dataset.state === 'shown' && img.naturalWidth > 0)""")
-    assert thumbs.count() == 8
 
 
 # -- the review queue's other moves ------------------------------------------------------

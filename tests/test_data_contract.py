@@ -30,6 +30,7 @@ from labelloop.domain import (
     LabelItem,
     ModelVersionItem,
     SampleItem,
+    encode_views,
 )
 from labelloop.errors import BadRequest, Busy, Conflict, NotFound
 
@@ -172,6 +173,13 @@ def test_samples(repos):
     assert [r.facts.id for r in s.training_rows("f1")] == ["s1"]
     row = next(s.training_rows("f1"))
     assert row.embedding.tolist() == [0.5] * 4 and row.tokens.tolist() == [7, 9]
+    assert row.views is None
+    views = np.arange(12, dtype=np.float32).reshape(3, 4) / 8
+    s.set_annotation("f1", "s3", "l2", views=encode_views(views))  # kept with the annotation
+    rows = {r.facts.id: r for r in s.training_rows("f1")}
+    assert rows["s3"].views.tolist() == views.tolist() and rows["s1"].views is None
+    assert s.get("f1", "s3").views == encode_views(views)
+    s.set_annotation("f1", "s3", None)
     assert [v.id for v in s.vectors("f1")] == ["s0", "s1", "s2", "s3", "s4"]
     s.delete(s.get("f1", "s0"), keep_claim=True)
     s.create(sample("s5", "text 0"))  # a dismissed claim stops captures, not samples

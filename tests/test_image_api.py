@@ -5,6 +5,7 @@ sample's `data` URL, duplicates by content, feedback on an invoke, and bad input
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 from urllib.parse import urlsplit
 
@@ -28,6 +29,17 @@ def _crops(photo: bytes, n: int) -> list[bytes]:
     w, h = img.size
     return [_jpeg(img.crop((i * w // 20, i * h // 30, w - (n - i) * w // 25, h - i * h // 40)))
             for i in range(n)]
+
+
+def _views(base: str, sample_id: str):
+    """A sample's stored training views (what training learns from besides its picture)."""
+    from labelloop import container
+    from labelloop.domain import decode_views
+    from labelloop.ids import bare
+
+    item = container.deps().samples.get(bare(base.rsplit("/", 1)[1], "function"),
+                                        bare(sample_id, "sample"))
+    return decode_views(item.views, 1280)
 
 
 def _pets(api) -> str:
@@ -69,6 +81,7 @@ def test_an_image_function_from_creation_to_feedback(image_api, sample_photos):
 
     cats, cups = _crops(sample_photos["chelsea.png"], 4), _crops(sample_photos["coffee.png"], 4)
     sample, data = _annotated(api, base, cats, cups)[0]
+    assert _views(base, sample["id"]).shape == (6, 1280)  # annotated as created: views kept
     url = urlsplit(sample["data"])
     assert url.scheme == "https" and url.path.startswith(f"{base}/images/")
     status, body, headers = api.call("GET", url.path)
@@ -99,6 +112,7 @@ def test_an_image_function_from_creation_to_feedback(image_api, sample_photos):
                               {"labelName": "cup"})
     assert status == 200 and fed["origin"] == "InvokeFeedback", fed
     assert api.call("GET", urlsplit(fed["data"]).path)[1] == cups[3]
+    assert _views(base, fed["id"]).shape == (6, 1280)
 
 
 @pytest.mark.parametrize(("data", "says"), [
@@ -156,6 +170,8 @@ def test_image_invokes_are_captured_with_their_pictures_and_reviewed(image_api, 
                                  {"labelName": "cup"})
     assert status == 200 and sample["origin"] == "InvokeCapture" and "inReviewQueue" not in sample
     assert len(api.call("GET", f"{base}/review")[1]) == 1
+    # Views come with a picture's first annotation, not with its capture.
+    assert _views(base, sample["id"]).shape == (6, 1280) and _views(base, queue[1]["id"]) is None
 
 
 
@@ -247,3 +263,38 @@ def test_batch_invoke_takes_data_uris_and_keys_under_the_functions_input_prefix(
     assert api.call("DELETE", base)[0] == 200
     left = s3.list_objects_v2(Bucket=bucket, Prefix="inputs/").get("Contents", [])
     assert [o["Key"] for o in left] == ["inputs/someone-else/cat.jpg"]
+
+
+def test_a_deployment_links_pictures_by_presigned_urls_any_client_can_fetch(
+        image_api, sample_photos, monkeypatch):
+    """As the stack deploys it (LABELLOOP_IMAGE_LINKS=presigned): a sample's `data` is a
+    Signature V4 presigned GET of its picture in the bucket, fetched here without the API's
+    token, and the console's policy lets the page show pictures from that origin."""
+    import requests
+
+    from labelloop import container
+
+    monkeypatch.setenv("LABELLOOP_IMAGE_LINKS", "presigned")
+    monkeypatch.setenv("LABELLOOP_IMAGE_LINK_SECONDS", "600")
+    d = container.Deps()
+    d.__dict__["encoders"] = container.deps().encoders
+    container.reset(d)
+    api = image_api
+    base = _pets(api)
+    created = _annotated(api, base, _crops(sample_photos["chelsea.png"], 3),
+                         _crops(sample_photos["coffee.png"], 3))
+    fid = base.rsplit("/", 1)[1].removeprefix("function_")
+    listed = {s["id"]: s["data"] for s in api.call("GET", f"{base}/samples")[1]}
+    for sample, data in created:
+        for url in (sample["data"], listed[sample["id"]]):
+            parts = urlsplit(url)
+            query = dict(p.split("=", 1) for p in parts.query.split("&"))
+            assert parts.scheme == "https" and parts.path.endswith(
+                f"/functions/{fid}/images/{hashlib.sha256(data).hexdigest()}"), url
+            assert query["X-Amz-Expires"] == "600" and "X-Amz-Signature" in query, url
+            got = requests.get(url, timeout=10)  # no token: the signature is the permission
+            assert got.status_code == 200 and got.content == data
+            assert got.headers["Content-Type"] == "image/jpeg"
+    policy = api.call("GET", "/console")[2]["Content-Security-Policy"]
+    origin = f"{urlsplit(created[0][0]['data']).scheme}://{urlsplit(created[0][0]['data']).netloc}"
+    assert f"img-src 'self' data: blob: {origin};" in policy, policy

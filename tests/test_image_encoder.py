@@ -198,3 +198,24 @@ def test_image_data_that_is_not_an_image_is_a_400_naming_the_field(data, says, s
     with pytest.raises(BadRequest, match=says) as err:
         image_bytes(data)
     assert err.value.status == 400
+
+
+def test_training_views_are_the_same_picture_seen_a_little_differently(image_encoder,
+                                                                       sample_photos):
+    photo = sample_photos["chelsea.png"]
+    features, views = image_encoder.featurize_with_views(photo)
+    assert np.abs(features.embeddings[0] - image_encoder.embed_one(photo)).max() < 1e-6
+    assert views.shape == (imaging.N_VIEWS, 1280)
+    sims = views @ features.embeddings[0]
+    assert (sims > 0.8).all() and (sims < 0.995).all(), sims  # the same cat, moved or turned
+    assert len({round(float(s), 4) for s in sims}) == imaging.N_VIEWS  # six different views
+
+
+def test_a_turned_view_fills_the_corners_it_uncovers_with_the_border_colour():
+    img = Image.new("RGB", (64, 48), (30, 160, 90))
+    img.paste((250, 250, 250), (28, 20, 36, 28))  # a mark in the middle
+    border = (np.array([30, 160, 90], np.float32) - imaging.MEAN) / imaging.STD
+    for view in imaging.view_pixels(img):
+        corners = view[:, [0, 0, -1, -1], [0, -1, 0, -1]].T
+        np.testing.assert_allclose(corners, np.tile(border, (4, 1)), atol=0.02)
+        assert view.max() > 0.9  # the mark is in every view

@@ -133,3 +133,33 @@ def test_fresh_samples_are_predicted_by_models_with_all_older_data():
         X[keep], y[keep], [tk for tk, k in zip(tokens, keep, strict=True) if k])
     assert t1.fresh_predictions_[5] == ref.predict(X[one], [tokens[5]])[0]
     assert HeadTrainer().fit(X, y, tokens).fresh_predictions_ == {}
+
+
+def test_a_held_out_sample_is_never_validated_against_its_own_views():
+    """Labels drawn at random: nothing to learn, so cross-validated accuracy stays near chance.
+    Were a held-out sample's views (near copies of it) in its fold's training set, every
+    sample would be recognised by them and the accuracy would be near 1."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(40, 64)).astype(np.float32)  # n < d: any labelling can be fitted
+    y = rng.choice(["a", "b"], size=40)
+    views = [x + rng.normal(scale=0.01, size=(6, 64)).astype(np.float32) for x in X]
+    assert HeadTrainer(random_state=0).fit(X, y, views=views).cv_.accuracy < 0.75
+    # The leak this guards against: views as samples of their own, dealt into other folds.
+    leaky = HeadTrainer(random_state=0).fit(np.vstack([X, *views]),
+                                            np.concatenate([y, np.repeat(y, 6)]))
+    assert leaky.cv_.accuracy > 0.9
+
+
+def test_views_teach_the_final_model_with_their_samples_label():
+    """Two samples per label; label a's views reach toward a point that, from the samples
+    alone, lies on b's side: with the views it is a."""
+    a = np.array([[1.0, 0.0], [1.0, 0.2]], dtype=np.float32)
+    b = np.array([[-1.0, 0.0], [-1.0, 0.2]], dtype=np.float32)
+    X, y = np.vstack([a, b]), ["a", "a", "b", "b"]
+    probe = np.array([[-0.4, 3.0]], dtype=np.float32)
+    toward = [np.linspace(s, [-0.4, 3.0], 7)[1:].astype(np.float32) for s in a]
+    assert HeadTrainer(random_state=0).fit(X, y).predict(probe)[0] == "b"
+    with_views = HeadTrainer(random_state=0).fit(X, y, views=[*toward, None, None])
+    assert with_views.predict(probe)[0] == "a"
+    with pytest.raises(ValueError, match="views must have one entry per sample"):
+        HeadTrainer().fit(X, y, views=[None])

@@ -64,7 +64,12 @@ class Deps:
 
     @cached_property
     def s3(self):
-        return self.session.client("s3", config=self._config)
+        from botocore.config import Config
+
+        # Signature V4 for presigned picture links: V2, which boto3 may still pick for
+        # us-east-1, is refused by newer regions.
+        return self.session.client("s3", config=self._config.merge(
+            Config(signature_version="s3v4")))
 
     # -- data access, one repository per aggregate (labelloop/data) ----------------------
 

@@ -116,6 +116,8 @@ class SampleItem(Item):
     capture_reason: str | None = None
     buffer: str | None = None
     priority: float | None = None
+    # An annotated image's training views (`encode_views`), kept from its first annotation.
+    views: bytes | None = None
 
     @property
     def corrected(self) -> bool | None:
@@ -156,6 +158,18 @@ def data_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def encode_views(views: np.ndarray) -> bytes:
+    """Training views as stored: float16 rows, half the bytes (6 x 1280-d: 15 KB a sample);
+    the fit cannot tell the rounding from the views' own variation."""
+    return np.ascontiguousarray(views, dtype=np.float16).tobytes()
+
+
+def decode_views(raw: bytes | None, dim: int) -> np.ndarray | None:
+    if not raw:
+        return None
+    return np.frombuffer(raw, dtype=np.float16).reshape(-1, dim).astype(np.float32)
+
+
 def features_of(samples: list[SampleItem]) -> Features:
     """The stored features of these samples, stacked in their order (at least one)."""
     return Features(np.stack([np.frombuffer(s.embedding, dtype=np.float32) for s in samples]),
@@ -182,10 +196,12 @@ class SampleVector:
 
 @dataclass(frozen=True, slots=True)
 class TrainingRow:
-    """An annotated sample as training reads it: facts, embedding and wordpiece set."""
+    """An annotated sample as training reads it: facts, embedding, wordpiece set and (an
+    image's) training views."""
     facts: SampleFacts
     embedding: np.ndarray
     tokens: np.ndarray
+    views: np.ndarray | None = None
 
 
 class ModelVersionItem(Item):

@@ -75,6 +75,15 @@ class ImageEncoder(OnnxModel):
     def embed_one(self, image: bytes) -> np.ndarray:
         return self.featurize([image]).embeddings[0]
 
+    def featurize_with_views(self, image: bytes) -> tuple[Features, np.ndarray]:
+        """One image's features and its training views' embeddings (`imaging.view_pixels`,
+        float32 [imaging.N_VIEWS, dim]: rows a trained head learns from, never served), in
+        one batch from one decode."""
+        img = imaging.decode(image)
+        rows = self.embed_pixels(np.concatenate([imaging.pixels(img)[None],
+                                                 imaging.view_pixels(img)]))
+        return Features(rows[:1], [EMPTY_TOKENS]), rows[1:]
+
     def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """Embeddings of preprocessed images, [n, 3, size, size] float32."""
         (features,) = self._session.run(None, {self._checked.input: pixels})

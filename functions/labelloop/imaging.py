@@ -22,6 +22,11 @@ FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
 # Decompression bombs: a small file that decodes to gigabytes. 40 MP is a large phone photo.
 MAX_PIXELS = 40_000_000
 ORIENTATION = 0x0112  # the EXIF tag
+# Training views (`view_pixels`): four shifted crops and two small turns.
+SHIFT = 0.0625
+CORNERS = ((-1, -1), (1, -1), (-1, 1), (1, 1))
+ANGLES = (-10.0, 10.0)
+N_VIEWS = len(CORNERS) + len(ANGLES)
 
 
 class ImageError(ValueError):
@@ -95,15 +100,45 @@ def pixels(img) -> np.ndarray:
 
     Resize-then-crop done as one resize of the region the crop keeps (a third less work than
     resizing the whole picture; the torch reference test holds it to the two-step result)."""
+    w, h = img.size
+    side = SIZE * min(w, h) / RESIZE  # the crop's side, in the picture's pixels
+    return _crop(img, (w - side) / 2, (h - side) / 2, side)
+
+
+def view_pixels(img) -> np.ndarray:
+    """Training views of one RGB image, float32 [N_VIEWS, 3, SIZE, SIZE]: the centre crop
+    moved toward each corner by SHIFT of the short side, and the picture turned by each of
+    ANGLES (the corners it uncovers filled with its border's colour). No flips: a mirrored
+    digit, letter or arrow is another thing."""
     from PIL import Image
 
     w, h = img.size
-    side = SIZE * min(w, h) / RESIZE  # the crop's side, in the picture's pixels
-    left, top = (w - side) / 2, (h - side) / 2
+    side = SIZE * min(w, h) / RESIZE
+    step = SHIFT * min(w, h)
+    out = []
+    for dx, dy in CORNERS:
+        left = min(max((w - side) / 2 + dx * step, 0.0), w - side)
+        top = min(max((h - side) / 2 + dy * step, 0.0), h - side)
+        out.append(_crop(img, left, top, side))
+    fill = _border_colour(img)
+    for angle in ANGLES:
+        out.append(pixels(img.rotate(angle, Image.Resampling.BILINEAR, fillcolor=fill)))
+    return np.stack(out)
+
+
+def _crop(img, left: float, top: float, side: float) -> np.ndarray:
+    from PIL import Image
+
     img = img.resize((SIZE, SIZE), Image.Resampling.BILINEAR,
                      box=(left, top, left + side, top + side))
     arr = np.asarray(img, dtype=np.float32)
     return ((arr - MEAN) / STD).transpose(2, 0, 1)
+
+
+def _border_colour(img) -> tuple[int, int, int]:
+    arr = np.asarray(img)
+    edge = np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]])
+    return tuple(int(v) for v in np.median(edge, axis=0))
 
 
 def preprocess(data: bytes) -> np.ndarray:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -95,6 +95,12 @@ class ApiSettings(_Trains, _Encodes):
                                       alias="LABELLOOP_MAX_IMAGE_BODY_BYTES")
     default_invoke_retention_days: int = Field(
         30, ge=1, le=365, alias="LABELLOOP_INVOKE_RETENTION_DAYS")
+    # How a sample's or invoke's picture is linked in `data`: `api`, this API's own route
+    # (fetched with the token; the local stack), or `presigned`, an S3 URL any client can
+    # fetch for `image_link_seconds` (deployments: the bytes never pass through Lambda).
+    image_links: Literal["api", "presigned"] = Field("api", alias="LABELLOOP_IMAGE_LINKS")
+    image_link_seconds: int = Field(3600, ge=60, le=7 * 86400,
+                                    alias="LABELLOOP_IMAGE_LINK_SECONDS")
     # The encoder of a function created without one (`fast` or `accurate`).
     default_encoder: str = Field(DEFAULT_ENCODER, pattern=f"^({'|'.join(ENCODERS)})$",
                                  alias="LABELLOOP_DEFAULT_ENCODER")

@@ -7,10 +7,12 @@ from __future__ import annotations
 import hashlib
 from functools import cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
+from labelloop.container import deps
 from labelloop.errors import NotFound
 
 router = APIGatewayHttpRouter()
@@ -19,11 +21,11 @@ FILES = Path(__file__).resolve().parent.parent / "console"
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
          ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png",
          ".ico": "image/x-icon"}
-# Nothing inline and nothing from elsewhere: a stored sample's text can never run as script.
+# Nothing inline and nothing from elsewhere (but presigned pictures from the bucket): a stored
+# sample's text can never run as script.
+POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:{}; "
+          "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
-                               "img-src 'self' data: blob:; connect-src 'self'; "
-                               "frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     # Revalidate every time: a redeploy must never leave an old app.js beside a new page.
@@ -48,14 +50,26 @@ def _assets() -> dict[str, tuple[str | bytes, str, str]]:
     return out
 
 
+def _picture_origin() -> str:
+    """Where presigned picture links point (`ApiSettings.image_links`), or "" (the API's
+    own route: 'self'). Signing is local, so asking for a link costs no request."""
+    d = deps()
+    if d.settings.image_links != "presigned":
+        return ""
+    url = urlsplit(d.objects.image_link("f", "0" * 64, 60))
+    return f" {url.scheme}://{url.netloc}"
+
+
 def _serve(name: str) -> Response:
     asset = _assets().get(name)
     if asset is None:
         raise NotFound(f"no console file {name!r}")
     body, content_type, etag = asset
+    headers = {**HEADERS, "ETag": etag,
+               "Content-Security-Policy": POLICY.format(_picture_origin())}
     if router.current_event.headers.get("if-none-match") == etag:
-        return Response(304, headers={**HEADERS, "ETag": etag})
-    return Response(200, content_type, body, headers={**HEADERS, "ETag": etag})
+        return Response(304, headers=headers)
+    return Response(200, content_type, body, headers=headers)
 
 
 @router.get(PREFIX)

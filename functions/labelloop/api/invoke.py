@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from labelloop.api import presenters as P
 from labelloop.api.auth import client
-from labelloop.api.routing import FN, base_url, next_link
+from labelloop.api.routing import FN, image_links, next_link
 from labelloop.api.schemas import InvokeIn
 from labelloop.container import deps
 from labelloop.observability import MetricUnit, of
@@ -44,5 +44,5 @@ def recent_invokes(
     """Stored invokes, newest first, within the function's invoke retention."""
     records, next_after = I.recent_invokes(deps(), client(router), function_id, batchSize,
                                            after)
-    return P.respond(200, [P.invoke_record_json(r, base_url(router)) for r in records],
+    return P.respond(200, [P.invoke_record_json(r, image_links(router)) for r in records],
                      next_link(router, {"batchSize": batchSize}, next_after))

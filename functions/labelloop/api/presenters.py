@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from aws_lambda_powertools.event_handler import Response, content_types
 
+from labelloop.api.routing import ImageLink
 from labelloop.domain import FunctionItem, InvokeItem, LabelItem, ModelVersionItem
 from labelloop.ids import full
 from labelloop.usecases.inputs import image_digest, is_image
@@ -50,17 +51,15 @@ def label_json(lb: LabelItem) -> dict:
                     "metadata": lb.metadata})
 
 
-def data_json(fid: str, data: str, base_url: str) -> str:
-    """A sample's or invoke's data: the text, or an image's URL (under `base_url`: this API)."""
-    if is_image(data):
-        return f"{base_url}/v1/functions/{full(fid, 'function')}/images/{image_digest(data)}"
-    return data
+def data_json(fid: str, data: str, link: ImageLink) -> str:
+    """A sample's or invoke's data: the text, or its picture's URL (`link`)."""
+    return link(fid, image_digest(data)) if is_image(data) else data
 
 
-def sample_json(sv: SampleView, base_url: str) -> dict:
+def sample_json(sv: SampleView, link: ImageLink) -> dict:
     s, p = sv.sample, sv.prediction
     return compact({
-        "id": full(s.id, "sample"), "data": data_json(s.function_id, s.data, base_url),
+        "id": full(s.id, "sample"), "data": data_json(s.function_id, s.data, link),
         "externalId": s.external_id,
         "annotation": {"labelId": full(s.annotation, "label"),
                        "createdAt": iso(s.annotated_at)} if s.annotation else None,
@@ -97,9 +96,9 @@ def invoke_json(r: InvokeResult, label_count: int | None, include_metadata: bool
                if r.decisions else {})}
 
 
-def invoke_record_json(r: InvokeItem, base_url: str) -> dict:
+def invoke_record_json(r: InvokeItem, link: ImageLink) -> dict:
     return compact({"sampleId": full(r.sample_id, "sample"),
-                    "data": data_json(r.function_id, r.data, base_url),
+                    "data": data_json(r.function_id, r.data, link),
                     "externalId": r.external_id, "labelId": full(r.label_id, "label"),
                     "confidence": round(r.confidence, 6), "margin": round(r.margin, 6),
                     "modelVersion": r.model_version, "createdAt": iso(r.created_at)})

@@ -12,7 +12,7 @@ from pydantic import Field
 
 from labelloop.api import presenters as P
 from labelloop.api.auth import client
-from labelloop.api.routing import FN, base_url
+from labelloop.api.routing import FN, image_links
 from labelloop.api.schemas import AnnotationIn, Body
 from labelloop.container import deps
 from labelloop.errors import DomainError
@@ -49,8 +49,8 @@ def review_queue(
     d = deps()
     items = R.review_queue(d, client(router), function_id, strategy, batchSize)
     view = d.serving.view(items[0].function_id) if items else None
-    base = base_url(router)
-    return P.respond(200, [P.sample_json(S.SampleView(i, view.sample_prediction(i)), base)
+    link = image_links(router)
+    return P.respond(200, [P.sample_json(S.SampleView(i, view.sample_prediction(i)), link)
                            for i in items])
 
 
@@ -65,7 +65,7 @@ def annotate_many(function_id: str, body: BulkAnnotationsIn):
             sv = S.annotate(deps(), client(router), function_id, a.sampleId,
                             S.LabelRef(label_id=a.labelId, label_name=a.labelName))
             results.append({"sampleId": a.sampleId, "status": 200,
-                            "sample": P.sample_json(sv, base_url(router))})
+                            "sample": P.sample_json(sv, image_links(router))})
         except DomainError as err:
             results.append({"sampleId": a.sampleId, "status": err.status,
                             "message": err.message})

@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from labelloop.api import presenters as P
 from labelloop.api.auth import client
-from labelloop.api.routing import FN, base_url, next_link
+from labelloop.api.routing import FN, image_links, next_link
 from labelloop.api.schemas import AnnotationIn, SampleIn
 from labelloop.container import deps
 from labelloop.domain import Origin
@@ -30,7 +30,7 @@ def _label_ref(body: AnnotationIn) -> S.LabelRef:
 def create_sample(function_id: str, body: SampleIn):
     sv = S.create_sample(deps(), client(router), function_id, body.data, body.externalId,
                          _label_ref(body.annotation) if body.annotation else None)
-    return P.respond(200, P.sample_json(sv, base_url(router)))
+    return P.respond(200, P.sample_json(sv, image_links(router)))
 
 
 @router.get(FN + "/samples")
@@ -47,8 +47,8 @@ def list_samples(
                                        sortOrder == "descending", after, externalId, origin)
     query = {"batchSize": batchSize, "sortBy": sortBy, "sortOrder": sortOrder,
              "externalId": externalId, "origin": origin}
-    base = base_url(router)
-    return P.respond(200, [P.sample_json(v, base) for v in views],
+    link = image_links(router)
+    return P.respond(200, [P.sample_json(v, link) for v in views],
                      next_link(router, query, next_after))
 
 
@@ -63,15 +63,15 @@ def similar_samples(
     `inReviewQueue=true` keeps to items still to review."""
     found = SIM.similar_samples(deps(), client(router), function_id, sample_id, batchSize,
                                 inReviewQueue)
-    base = base_url(router)
-    return P.respond(200, [P.sample_json(v, base) | {"similarity": round(sim, 6)}
+    link = image_links(router)
+    return P.respond(200, [P.sample_json(v, link) | {"similarity": round(sim, 6)}
                            for v, sim in found])
 
 
 @router.get(SAMPLE)
 def get_sample(function_id: str, sample_id: str):
     return P.respond(200, P.sample_json(S.get_sample(deps(), client(router), function_id,
-                                                     sample_id), base_url(router)))
+                                                     sample_id), image_links(router)))
 
 
 @router.delete(SAMPLE)
@@ -83,7 +83,7 @@ def delete_sample(function_id: str, sample_id: str):
 @router.put(SAMPLE + "/annotation")
 def annotate(function_id: str, sample_id: str, body: AnnotationIn):
     sv = S.annotate(deps(), client(router), function_id, sample_id, _label_ref(body))
-    return P.respond(200, P.sample_json(sv, base_url(router)))
+    return P.respond(200, P.sample_json(sv, image_links(router)))
 
 
 @router.get(FN + "/images/<digest>")

@@ -81,6 +81,13 @@ class Objects:
             raise
         return obj["Body"].read(), obj.get("ContentType", "application/octet-stream")
 
+    def image_link(self, fid: str, digest: str, seconds: int) -> str:
+        """A presigned GET of an image: any client may fetch it, until it expires, without
+        this API's token (signing is local: no request is made)."""
+        return self._s3.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": image_key(fid, digest)},
+            ExpiresIn=seconds)
+
     def get_input(self, key: str, max_bytes: int) -> bytes:
         """An object a user put under a function's input prefix (the caller checked the key)."""
         try:

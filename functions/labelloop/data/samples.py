@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 
 from labelloop.data import keys, slots
 from labelloop.data.codec import Tables, failed_condition, fill_page, put_op, query, strip, to_ddb
-from labelloop.domain import SampleFacts, SampleItem, SampleVector, TrainingRow
+from labelloop.domain import SampleFacts, SampleItem, SampleVector, TrainingRow, decode_views
 from labelloop.errors import Conflict, NotFound
 
 FACTS = "id, annotation, origin, capture_reason, predicted_label_id, model_version"
@@ -35,6 +35,11 @@ def facts(row: dict) -> SampleFacts:
     return SampleFacts(row["id"], row.get("annotation"), row.get("origin"),
                        row.get("capture_reason"), row.get("predicted_label_id"),
                        row.get("model_version"))
+
+
+def _names(views: bytes | None) -> dict:
+    # Through a placeholder, as `codec.query` names every attribute (reserved words).
+    return {"#v": "views"} if views is not None else {}
 
 
 def vector(row: dict) -> SampleVector:
@@ -125,10 +130,12 @@ class Samples:
 
     def training_rows(self, fid: str) -> Iterator[TrainingRow]:
         """The annotated samples with what training needs of them."""
-        for row in self._rows(fid, FACTS + ", embedding, tokens"):
+        for row in self._rows(fid, FACTS + ", embedding, tokens, views"):
             if row.get("annotation") is not None:
-                yield TrainingRow(facts(row), np.frombuffer(row["embedding"], dtype=np.float32),
-                                  np.frombuffer(row["tokens"], dtype=np.int32))
+                embedding = np.frombuffer(row["embedding"], dtype=np.float32)
+                yield TrainingRow(facts(row), embedding,
+                                  np.frombuffer(row["tokens"], dtype=np.int32),
+                                  decode_views(row.get("views"), len(embedding)))
 
     def count(self, fid: str, at_least: int) -> int:
         """How many samples the function has, counted up to `at_least` (then it stops)."""
@@ -164,11 +171,13 @@ class Samples:
             on_condition=lambda: NotFound(f"sample {sample.id!r} changed meanwhile; retry"))
 
     def set_annotation(self, fid: str, sid: str, label_id: str | None,
-                       only_if_label: str | None = None, buffer: str | None = None) -> None:
+                       only_if_label: str | None = None, buffer: str | None = None,
+                       views: bytes | None = None) -> None:
         """Annotate (or clear, with None). `only_if_label` clears only an annotation that
         still names that label (label deletion racing a re-annotation). `buffer`: the sample
         holds a slot of that capture strategy, which annotating frees in the same
-        transaction (exactly once: the condition is that it still holds it)."""
+        transaction (exactly once: the condition is that it still holds it). `views`: the
+        sample's training views, stored with the annotation."""
         key = {"pk": keys.fn(fid), "sk": f"SAMPLE#{sid}"}
         cond = "attribute_exists(pk)" + (" AND annotation = :old" if only_if_label else "")
         values: dict = {":old": only_if_label} if only_if_label else {}
@@ -177,12 +186,15 @@ class Samples:
         else:
             expr = "SET annotation = :l, annotated_at = :t"
             values |= {":l": label_id, ":t": to_ddb(time.time())}
+            if views is not None:
+                expr += ", #v = :v"
+                values[":v"] = views
         if buffer is not None and label_id is not None:
             self._tables.transact([
                 {"Update": {"TableName": self._t.name, "Key": key,
                             "UpdateExpression": expr + " REMOVE #b, gsi2pk, gsi2sk",
                             "ConditionExpression": cond + " AND #b = :b",
-                            "ExpressionAttributeNames": {"#b": "buffer"},
+                            "ExpressionAttributeNames": {"#b": "buffer"} | _names(views),
                             "ExpressionAttributeValues": to_ddb(values | {":b": buffer})}},
                 slots.release(self._t, keys.fn(fid), buffer)],
                 on_condition=lambda: Conflict(f"sample {sid!r} left the capture buffer "
@@ -190,7 +202,9 @@ class Samples:
             return
         try:
             self._t.update_item(Key=key, UpdateExpression=expr, ConditionExpression=cond,
-                                **({"ExpressionAttributeValues": values} if values else {}))
+                                **({"ExpressionAttributeValues": values} if values else {}),
+                                **({"ExpressionAttributeNames": _names(views)}
+                                   if views is not None and label_id is not None else {}))
         except ClientError as err:
             if not failed_condition(err):
                 raise

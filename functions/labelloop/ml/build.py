@@ -21,6 +21,9 @@ from labelloop.ml.zeroshot import prior_texts, zero_shot_head
 
 MIN_LABELS_TO_TRAIN = 2
 MIN_SAMPLES_PER_LABEL = 2
+# With its views an image sample is seven rows: cross-validation picks the grid's top C
+# (100) most of the time, and one step more is often better (MNIST few-shot, k = 5 and 10).
+IMAGE_CS = (3.0, 10.0, 30.0, 100.0, 300.0)
 
 
 @dataclass(frozen=True)
@@ -81,8 +84,10 @@ def is_trainable(sample_labels: Sequence[str]) -> bool:
 
 def build_model(encoder: OnnxModel | None, labels: Sequence[LabelSpec], features: Features,
                 sample_labels: Sequence[str], random_state: int = 0,
-                fresh: np.ndarray | None = None, text: bool | None = None) -> TrainedModel:
+                fresh: np.ndarray | None = None, text: bool | None = None,
+                views: Sequence[np.ndarray | None] | None = None) -> TrainedModel:
     """`features[i]` is annotated with `sample_labels[i]`; every such label is in `labels`.
+    `views[i]`: sample i's training views (an image's; see `HeadTrainer.fit`), or None.
     `encoder` None: every label's priors are stored (the training worker has no encoder).
     `text`: whether the inputs are texts (default: the encoder's kind, or True)."""
     names = [label.name for label in labels]
@@ -94,7 +99,7 @@ def build_model(encoder: OnnxModel | None, labels: Sequence[LabelSpec], features
     if len(features) != len(sample_labels):
         raise ValueError("one label per sample")
     if not (text if text is not None else encoder is None or encoder.text):
-        return _image_model(features, sample_labels, random_state, fresh)
+        return _image_model(features, sample_labels, random_state, fresh, views)
     priors = label_priors(encoder, labels)
     prior_owner = [lb.name for lb, f in zip(labels, priors, strict=True) for _ in range(len(f))]
     priors = Features(
@@ -117,15 +122,15 @@ def build_model(encoder: OnnxModel | None, labels: Sequence[LabelSpec], features
 
 
 def _image_model(features: Features, sample_labels: Sequence[str], random_state: int,
-                 fresh: np.ndarray | None) -> TrainedModel:
+                 fresh: np.ndarray | None, views) -> TrainedModel:
     if not is_trainable(sample_labels):
         raise NeedsSamples(f"an image function needs at least {MIN_SAMPLES_PER_LABEL} annotated "
                            f"samples of {MIN_LABELS_TO_TRAIN} labels before it has a model")
     from labelloop.ml.trainer import HeadTrainer
 
     # Labels without samples cannot be predicted: there is nothing to learn them from.
-    trainer = HeadTrainer(random_state=random_state).fit(
-        features.embeddings, list(sample_labels), fresh=fresh)
+    trainer = HeadTrainer(Cs=IMAGE_CS, random_state=random_state).fit(
+        features.embeddings, list(sample_labels), fresh=fresh, views=views)
     return _trained(trainer, len(sample_labels))
 
 

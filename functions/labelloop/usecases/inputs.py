@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from labelloop import imaging, urlfetch
 from labelloop.container import Deps
-from labelloop.domain import FunctionItem
+from labelloop.domain import FunctionItem, encode_views
 from labelloop.encoder import Features
 from labelloop.errors import BadRequest
 from labelloop.image_source import image_bytes
@@ -33,6 +33,7 @@ class Input:
     features: Features
     image: bytes | None = None  # an Image function's bytes, to keep under the digest
     content_type: str | None = None
+    views: bytes | None = None  # an image's training views (`encode_views`), when asked for
 
 
 def checked_text(data, field: str = "data") -> str:
@@ -46,8 +47,9 @@ def checked_text(data, field: str = "data") -> str:
     return data
 
 
-def read(d: Deps, fn: FunctionItem, data, field: str = "data") -> Input:
-    """Checked and embedded; a 400 naming `field` for what the function cannot take."""
+def read(d: Deps, fn: FunctionItem, data, field: str = "data", views: bool = False) -> Input:
+    """Checked and embedded; a 400 naming `field` for what the function cannot take.
+    `views`: an image's training views too (for a sample created with its annotation)."""
     encoder = d.encoders[fn.encoder]
     if fn.input != IMAGE:
         text = checked_text(data, field)
@@ -55,12 +57,14 @@ def read(d: Deps, fn: FunctionItem, data, field: str = "data") -> Input:
     raw = image_bytes(data, field, urlfetch.Policy(
         allow_loopback=d.settings.image_urls_allow_loopback))
     try:
-        features = encoder.featurize_one(raw)
+        features, extra = (encoder.featurize_with_views(raw) if views else
+                           (encoder.featurize_one(raw), None))
     except imaging.ImageError as err:
         raise BadRequest(f"{field}: {err}") from None
     # Decoded above, so one of imaging.FORMATS, whose magic numbers sniff knows.
     return Input(IMAGE_REF + hashlib.sha256(raw).hexdigest(), features, raw,
-                 f"image/{imaging.sniff(raw).lower()}")
+                 f"image/{imaging.sniff(raw).lower()}",
+                 encode_views(extra) if extra is not None else None)
 
 
 def keep(d: Deps, fn: FunctionItem, inp: Input) -> None:
@@ -77,10 +81,12 @@ def is_image(data: str) -> bool:
     return data.startswith(IMAGE_REF)
 
 
-def stored_features(d: Deps, fn: FunctionItem, data: str) -> Features:
-    """The features of stored data (an invoke record's, when feedback makes it a sample)."""
+def annotated(d: Deps, fn: FunctionItem, data: str) -> tuple[Features, bytes | None]:
+    """Stored data about to be an annotated sample (an invoke record's, by feedback; a
+    captured picture's, by review): its features and, for an image, its training views."""
     encoder = d.encoders[fn.encoder]
     if is_image(data):
         raw, _ = d.objects.get_image(fn.id, image_digest(data))
-        return encoder.featurize_one(raw)
-    return encoder.featurize_one(data)
+        features, views = encoder.featurize_with_views(raw)
+        return features, encode_views(views)
+    return encoder.featurize_one(data), None

@@ -68,9 +68,9 @@ def create_sample(d: Deps, client: str, function_id: str, data, external_id: str
     if external_id is not None and len(external_id) > MAX_EXTERNAL_ID:
         raise BadRequest(f"externalId: at most {MAX_EXTERNAL_ID} characters")
     label_id = _resolve_label(d, fn, annotation, "annotation") if annotation else None
-    inp = inputs.read(d, fn, data)
+    inp = inputs.read(d, fn, data, views=label_id is not None)
     sample = SampleItem.new(fn.id, new_bare(), inp.data, inp.features, Origin.API,
-                            external_id=external_id, annotation=label_id)
+                            external_id=external_id, annotation=label_id, views=inp.views)
     inputs.keep(d, fn, inp)
     with prefixed_conflict("existingSampleId", "sample"):
         d.samples.create(sample)
@@ -125,21 +125,25 @@ def annotate(d: Deps, client: str, function_id: str, sample_id: str,
     sid = bare(sample_id, "sample")
     label_id = _resolve_label(d, fn, ref, "annotation")
     try:
-        sample = _annotate_stored(d, fn.id, sid, label_id)
+        sample = _annotate_stored(d, fn, sid, label_id)
     except NotFound:
         sample = _sample_from_invoke(d, fn, sid, label_id)
     request_training(d, fn.id, "samples annotated")
     return SampleView(sample, d.serving.view(fn.id).sample_prediction(sample))
 
 
-def _annotate_stored(d: Deps, fid: str, sid: str, label_id: str) -> SampleItem:
+def _annotate_stored(d: Deps, fn: FunctionItem, sid: str, label_id: str) -> SampleItem:
     """Annotate a stored sample; a captured one leaves the buffer and frees its slot in the
-    same write. A reviewer racing another (both saw it buffered) retries as a plain edit."""
+    same write. A reviewer racing another (both saw it buffered) retries as a plain edit.
+    A picture's first annotation brings its training views along."""
+    fid = fn.id
     sample = d.samples.get(fid, sid)
+    views = (inputs.annotated(d, fn, sample.data)[1]
+             if sample.views is None and inputs.is_image(sample.data) else None)
     try:
-        d.samples.set_annotation(fid, sid, label_id, buffer=sample.buffer)
+        d.samples.set_annotation(fid, sid, label_id, buffer=sample.buffer, views=views)
     except Conflict:
-        d.samples.set_annotation(fid, sid, label_id)
+        d.samples.set_annotation(fid, sid, label_id, views=views)
     if sample.buffer is not None:
         d.captures.invalidate(fid)
     return d.samples.get(fid, sid)
@@ -150,9 +154,9 @@ def _sample_from_invoke(d: Deps, fn: FunctionItem, sid: str, label_id: str) -> S
     if record is None:
         raise NotFound(f"sample {full(sid, 'sample')!r} not found (nor an invoke within the "
                        f"function's {fn.invoke_retention_days}-day invoke retention)")
-    sample = SampleItem.new(fn.id, sid, record.data,
-                            inputs.stored_features(d, fn, record.data), Origin.FEEDBACK,
-                            external_id=record.external_id, annotation=label_id,
+    features, views = inputs.annotated(d, fn, record.data)
+    sample = SampleItem.new(fn.id, sid, record.data, features, Origin.FEEDBACK,
+                            external_id=record.external_id, annotation=label_id, views=views,
                             **predicted(record.model_version, record))
     try:
         d.samples.create(sample)
@@ -161,7 +165,7 @@ def _sample_from_invoke(d: Deps, fn: FunctionItem, sid: str, label_id: str) -> S
         existing = err.extra.get("existingSampleId")
         if not existing:
             raise
-        return _annotate_stored(d, fn.id, existing, label_id)
+        return _annotate_stored(d, fn, existing, label_id)
     return sample
 
 

@@ -85,7 +85,7 @@ def _train(d: Deps, fn: FunctionItem, message: TrainingMessage) -> RunResult:
     if not labels:
         return RunResult(None, None)
     label_ids = {lb.id for lb in labels}
-    ids, annotations, emb, tokens, random, picked = [], [], [], [], [], []
+    ids, annotations, emb, tokens, views, random, picked = [], [], [], [], [], [], []
     for row in d.samples.training_rows(fn.id):
         s = row.facts
         if s.annotation in label_ids:
@@ -93,6 +93,7 @@ def _train(d: Deps, fn: FunctionItem, message: TrainingMessage) -> RunResult:
             annotations.append(s.annotation)
             emb.append(row.embedding)
             tokens.append(row.tokens)
+            views.append(row.views)
             random.append(s.capture_reason == "random")
             picked.append(is_picked(s.origin, s.capture_reason))
     features = Features(np.stack(emb) if emb else np.zeros((0, 1), np.float32), tokens)
@@ -106,7 +107,8 @@ def _train(d: Deps, fn: FunctionItem, message: TrainingMessage) -> RunResult:
     text = fn.input != IMAGE
     if not text and not is_trainable(annotations):
         return RunResult(None, None)  # an Image function has no model before its samples
-    model = build_model(None, specs, features, annotations, fresh=fresh, text=text)
+    model = build_model(None, specs, features, annotations, fresh=fresh, text=text,
+                        views=views)
     took = time.perf_counter() - started
 
     version = d.functions.next_model_version(fn.id)
