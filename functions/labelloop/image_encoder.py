@@ -86,7 +86,7 @@ class ImageEncoder(OnnxModel):
 
     def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """Embeddings of preprocessed images, [n, 3, size, size] float32."""
-        (features,) = self._session.run(None, {self._checked.input: pixels})
+        (features,) = self._session.run(None, {self._checked.input: np.ascontiguousarray(pixels)})
         return power_normalize(features)
 
     @property
