@@ -35,7 +35,7 @@ from collections import defaultdict
 
 import boto3
 
-from benchlib import emit_json, load_dataset, print_table
+from benchlib import emit_json, load_dataset, parse_args, print_table
 from fastmoto import moto_process
 from labelloop.encoder import DEFAULT_ENCODER, ENCODERS
 
@@ -87,7 +87,7 @@ def main() -> None:
     ap.add_argument("--plain-moto", action="store_true",
                     help="moto's DynamoDB as shipped: each transaction deep-copies the tables "
                          "(O(table) per capture, which DynamoDB does not cost)")
-    args = ap.parse_args()
+    args = parse_args(ap, smoke={"items": 40, "rounds": 1, "shots": 2})
     for k, v in {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "bench",
                  "AWS_SECRET_ACCESS_KEY": "bench", "POWERTOOLS_METRICS_DISABLED": "1",
                  "LABELLOOP_TRAIN_DEBOUNCE_SECONDS": "0",

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchlib import ROOT, emit_json, print_table, timings
+from benchlib import ROOT, emit_json, parse_args, print_table, timings
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from build_encoder import build
@@ -52,7 +52,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeat", type=int, default=400)
     p.add_argument("--encoder", choices=("all", *ENCODERS), default="all")
-    args = p.parse_args()
+    args = parse_args(p, smoke={"repeat": 3, "encoder": "fast"})
     runs = {}  # name -> (encoder, folder)
     for encoder in ENCODERS if args.encoder == "all" else (args.encoder,):
         chosen = Encoder(threads=1, encoder=encoder)

@@ -23,7 +23,7 @@ import warnings
 import numpy as np
 from tqdm import tqdm
 
-from benchlib import emit_json, featurize_cached, load_dataset, print_table
+from benchlib import emit_json, featurize_cached, load_dataset, parse_args, print_table
 from labelloop.encoder import DEFAULT_ENCODER, ENCODERS, Encoder
 from labelloop.ml.build import LabelSpec, build_model
 from labelloop.ml.metrics import expected_calibration_error, macro_f1
@@ -69,7 +69,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--ks", nargs="+", default=["2", "5", "10", "20", "full"])
     p.add_argument("--datasets", nargs="+", default=["banking77", "clinc150"])
-    args = p.parse_args()
+    args = parse_args(p, smoke={"seeds": 1, "ks": ["2", "5"]})
     enc = Encoder(threads=2, encoder=args.encoder)
     rows, figures = [], {}
     for ds in args.datasets:

@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from benchlib import emit_json, featurize_cached, load_dataset, print_table, timings
+from benchlib import emit_json, featurize_cached, load_dataset, parse_args, print_table, timings
 from labelloop.encoder import DEFAULT_ENCODER, ENCODERS, Encoder
 from labelloop.ml.build import LabelSpec, build_model
 
@@ -27,7 +27,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 15000])
     p.add_argument("--encoder", choices=ENCODERS, default=DEFAULT_ENCODER)
-    args = p.parse_args()
+    args = parse_args(p, smoke={"sizes": [100]})
     enc = Encoder(threads=2, encoder=args.encoder)
     texts, labels, _, _ = load_dataset("clinc150")
     features = featurize_cached(enc, texts, "clinc150-train")

@@ -51,7 +51,7 @@ from urllib.parse import urlparse
 import boto3
 import numpy as np
 
-from benchlib import ROOT, emit_json, print_table
+from benchlib import ROOT, emit_json, parse_args, print_table
 from labelloop.client import Client
 from labelloop.local import LambdaContext, datadir
 from labelloop.local.example import EXAMPLES, run_example
@@ -142,7 +142,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=300)
     ap.add_argument("--cold", type=int, default=5)
     ap.add_argument("--input", choices=("text", "image"), default="text")
-    args = ap.parse_args()
+    args = parse_args(ap, smoke={"repeat": 5, "cold": 1})
     os.environ.setdefault("LABELLOOP_TRAIN_DEBOUNCE_SECONDS", "0")
     with tempfile.TemporaryDirectory() as tmp:
         proc, s = start_stack(Path(tmp))

@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchlib import ROOT, emit_json, load_dataset
+from benchlib import ROOT, emit_json, load_dataset, parse_args
 from labelloop.client import ApiError, Client
 
 PROBE_POSTS = 30  # sequential sample POSTs timed at each size
@@ -225,7 +225,8 @@ def main() -> None:
                     "client and function in DIR/bench.json (default: a temporary directory)")
     ap.add_argument("--reuse", type=Path, help="start on a copy of DIR kept by --keep: no "
                     "build (see above)")
-    args = ap.parse_args()
+    args = parse_args(ap, smoke={"samples": 150, "clients": 2, "invokes": 10, "warmup": 5,
+                                 "build_workers": 2})
     kept = json.loads((args.reuse / "bench.json").read_text()) if args.reuse else None
     if kept:
         args.samples = kept["samples"]

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from bench_load import Stack, live_model, post_samples, run_clients, trained
 
-from benchlib import emit_json, load_dataset
+from benchlib import emit_json, load_dataset, parse_args
 from labelloop.client import Client
 
 
@@ -48,7 +48,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=3000)
     ap.add_argument("--posts", type=int, default=600, help="per phase")
     ap.add_argument("--clients", type=int, default=8)
-    args = ap.parse_args()
+    args = parse_args(ap, smoke={"samples": 100, "posts": 20, "clients": 2})
 
     train, labels, test, _ = load_dataset("banking77")
     rows = list(dict(zip(train, labels, strict=True)).items())

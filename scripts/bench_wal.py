@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchlib import emit_json, parse_args
+
 
 def _client(endpoint: str):
     import boto3
@@ -51,7 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--items", type=int, default=20_000)
     parser.add_argument("--requests", type=int, default=300)
-    args = parser.parse_args()
+    args = parse_args(parser, smoke={"items": 200, "requests": 10})
 
     with tempfile.TemporaryDirectory() as tmp:
         results = {}
@@ -88,11 +90,21 @@ def main() -> None:
               f"{server.last_snapshot_blocked_seconds / pickled:.3f}")
         started = time.perf_counter()
         server.stop()
-        print(f"final snapshot on stop: {(time.perf_counter() - started) * 1000:.0f} ms")
+        stop_s = time.perf_counter() - started
+        print(f"final snapshot on stop: {stop_s * 1000:.0f} ms")
         started = time.perf_counter()
         again = MotoServer(Path(tmp) / "a").start()
-        print(f"restart (load snapshot): {(time.perf_counter() - started) * 1000:.0f} ms")
+        restart_s = time.perf_counter() - started
+        print(f"restart (load snapshot): {restart_s * 1000:.0f} ms")
         again.stop()
+    emit_json("wal", {
+        "put_ms": {"in_memory": round(results["in memory"] * 1000, 3),
+                   "logged": round(results["logged"] * 1000, 3), "ratio": round(ratio, 3)},
+        "items": args.items, "snapshot_mb": round(len(data) / 1e6, 2),
+        "pickle_under_lock_ms": round(pickled * 1000, 1),
+        "compaction_blocks_ms": round(server.last_snapshot_blocked_seconds * 1000, 2),
+        "snapshot_ms": round(server.last_snapshot_seconds * 1000, 1),
+        "stop_ms": round(stop_s * 1000, 1), "restart_ms": round(restart_s * 1000, 1)})
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import os
@@ -16,13 +17,37 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "functions"))
 DATA = Path(os.environ.get("LABELLOOP_SHARED_DATA", ROOT.parent / "shared" / "data"))
 CACHE = ROOT / ".cache" / "embeddings"
+SMOKE_DATA = ROOT / "scripts" / "data" / "smoke"
+# Set by `parse_args` for a `--smoke` run: the datasets are the committed smoke subsets, MNIST
+# 30 digits of each, and cached embeddings are kept apart from the full runs'.
+SMOKE = False
+MNIST_SMOKE_PER_DIGIT = 30
+
+
+def parse_args(parser: argparse.ArgumentParser, smoke: dict) -> argparse.Namespace:
+    """The script's arguments; `--smoke` replaces them with `smoke` (tiny sizes) and switches
+    to the smoke data: the whole path in seconds, which the test command runs for every
+    benchmark and evaluation script so that none can rot. Its figures mean nothing."""
+    global SMOKE
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny sizes on tiny data, a few seconds (the test command's run)")
+    args = parser.parse_args()
+    if args.smoke:
+        SMOKE = True
+        for name, value in smoke.items():
+            setattr(args, name, value)
+    return args
 
 
 def load_dataset(name: str) -> tuple[list[str], list[str], list[str], list[str]]:
     """(train texts, train labels, test texts, test labels).
 
     banking77: the official train/test CSVs. clinc150: in-scope train/test of data_full.json
-    (out-of-scope excluded)."""
+    (out-of-scope excluded). A smoke run: the committed subset (scripts/data/smoke)."""
+    if SMOKE:
+        data = json.loads((SMOKE_DATA / f"{name}.json").read_text())
+        (tr, ytr), (te, yte) = (zip(*data[split], strict=True) for split in ("train", "test"))
+        return list(tr), list(ytr), list(te), list(yte)
     if name == "banking77":
         def read(split):
             with (DATA / "banking77" / f"{split}.csv").open(newline="") as f:
@@ -59,6 +84,10 @@ def load_mnist() -> tuple[list[bytes], np.ndarray]:
         raise SystemExit(f"sha256 mismatch for {MNIST_FILE}")
     table = np.loadtxt(io.StringIO(gzip.decompress(packed).decode()), delimiter=",")
     pixels, labels = table[:, :-1].astype(np.uint8).reshape(-1, 28, 28), table[:, -1]
+    if SMOKE:
+        keep = np.concatenate([np.flatnonzero(labels == d)[:MNIST_SMOKE_PER_DIGIT]
+                               for d in range(10)])
+        pixels, labels = pixels[keep], labels[keep]
     images = []
     for digit in pixels:
         buf = io.BytesIO()
@@ -72,7 +101,7 @@ def embed_cached(encoder, texts: list[str], key: str) -> np.ndarray:
     from tqdm import tqdm
 
     build = getattr(encoder, "cache_key", None) or encoder.manifest.files["model.onnx"][:16]
-    path = CACHE / build / f"{key}.npy"
+    path = CACHE / build / f"{key}{'-smoke' if SMOKE else ''}.npy"
     if path.exists():
         cached = np.load(path)
         if cached.shape[0] == len(texts):

@@ -60,7 +60,7 @@ from unittest import mock
 import numpy as np
 from tqdm import tqdm
 
-from benchlib import emit_json, featurize_cached, load_dataset, print_table
+from benchlib import emit_json, featurize_cached, load_dataset, parse_args, print_table
 from fastmoto import speed_up_moto
 from labelloop.encoder import Encoder, Encoders, Features
 from labelloop.ml.metrics import macro_f1
@@ -259,7 +259,7 @@ def replay(encoder, ds: dict, policy: dict | None, seed: int, args, bar) -> Run:
         review,
         samples,
         thresholds,
-        train,
+        training_run,
     )
     from labelloop.usecases.common import TrainingMessage
 
@@ -278,8 +278,8 @@ def replay(encoder, ds: dict, policy: dict | None, seed: int, args, bar) -> Run:
                                   annotation=samples.LabelRef(label_name=ds["ytrain"][i]))
 
         def retrain_and_evaluate(reason: str) -> None:
-            result = train.run(d, TrainingMessage(functionId=bare(fid, "function"),
-                                                  reason=reason))
+            result = training_run.run(d, TrainingMessage(functionId=bare(fid, "function"),
+                                                         reason=reason))
             acc, f1 = evaluate(d, fid, ds["test"], ds["ytest"])
             if result.decision is not None:
                 if result.decision.promote:
@@ -579,7 +579,8 @@ def main() -> None:
                         "shown and compared with, without running them again")
     p.add_argument("--merge", nargs="+", metavar="FILE",
                    help="run nothing: average earlier runs' outputs that differ only in seeds")
-    args = p.parse_args()
+    args = parse_args(p, smoke={"datasets": ["banking77"], "seeds": 1, "rounds": 1, "chunk": 50,
+                                "per_round": 10})
     if args.merge:
         merge(args.merge)
         return

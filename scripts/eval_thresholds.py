@@ -55,7 +55,7 @@ from eval_capture import CachedEncoder, moto_deps
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from benchlib import DATA, ROOT, emit_json, featurize_cached, load_dataset, print_table
+from benchlib import DATA, ROOT, emit_json, featurize_cached, load_dataset, parse_args, print_table
 from fastmoto import speed_up_moto
 from labelloop.encoder import Encoder, Features
 from labelloop.ml.metrics import calibration_error
@@ -172,7 +172,14 @@ def run_one(enc: CachedEncoder, ds: dict, name: str, size: str, args
             ) -> tuple[list[dict], dict]:
     """One function on moto: samples, training, then per target the promise and the invokes."""
     from labelloop.thresholds import ThresholdPolicy
-    from labelloop.usecases import functions, invoke, labels, samples, thresholds, train
+    from labelloop.usecases import (
+        functions,
+        invoke,
+        labels,
+        samples,
+        thresholds,
+        training_run,
+    )
     from labelloop.usecases.common import TrainingMessage
 
     picked = draw(ds, size, args.seed)
@@ -195,7 +202,7 @@ def run_one(enc: CachedEncoder, ds: dict, name: str, size: str, args
                     bar.update(k - bar.n)
         times["samples"] = time.perf_counter() - started
         started = time.perf_counter()
-        result = train.run(d, TrainingMessage(functionId=fid, reason="eval_thresholds"))
+        result = training_run.run(d, TrainingMessage(functionId=fid, reason="eval_thresholds"))
         times["train"] = time.perf_counter() - started
         version = d.functions.get(fid).live
         if version is None or version != result.version:
@@ -359,7 +366,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit-test", type=int, default=None, metavar="N",
                    help="invoke only N test texts (drawn with the seed), for quick runs")
-    args = p.parse_args()
+    args = parse_args(p, smoke={"datasets": ["banking77"], "sizes": ["5"], "limit_test": 40})
     for s in args.sizes:
         if s != "full" and not (s.isdigit() and int(s) > 0):
             raise SystemExit(f"--sizes: {s!r} is neither a positive integer nor 'full'")
