@@ -4,9 +4,13 @@ routes have no authorizer; unknown paths are refused by API Gateway before any L
 
 from __future__ import annotations
 
+import aws_cdk as cdk
 from aws_cdk import aws_apigatewayv2 as apigw
 from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from infra.stage import StageSettings
@@ -29,7 +33,7 @@ def app_routes() -> list[tuple[str, str]]:
 
 class HttpApi(Construct):
     def __init__(self, scope: Construct, cid: str, settings: StageSettings,
-                 target: lambda_.IFunction):
+                 target: lambda_.IFunction, alarm_topic: sns.ITopic):
         super().__init__(scope, cid)
         self.api = apigw.HttpApi(
             self, "HttpApi", api_name=f"labelloop-{settings.stage}",
@@ -44,3 +48,24 @@ class HttpApi(Construct):
         for method, path in app_routes():
             self.api.add_routes(path=path, methods=[apigw.HttpMethod(method)],
                                 integration=integration)
+        if settings.error_rate_alarm_percent is not None:
+            self._error_rate_alarm(settings, alarm_topic)
+
+    def _error_rate_alarm(self, settings: StageSettings, alarm_topic: sns.ITopic) -> None:
+        # Server errors (5xx: the function failed, timed out or was throttled by Lambda) as a
+        # share of requests; quiet minutes are no breach.
+        period = cdk.Duration.minutes(5)
+        rate = cw.MathExpression(
+            expression="100 * errors / MAX([requests, 1])", period=period,
+            label="5xx, % of requests", using_metrics={
+                "errors": self.api.metric_server_error(period=period, statistic="Sum"),
+                "requests": self.api.metric_count(period=period, statistic="Sum")})
+        self.error_alarm = cw.Alarm(
+            self, "ErrorRateAlarm",
+            alarm_description=f"labelloop {settings.stage}: more than "
+                              f"{settings.error_rate_alarm_percent:g} % of API requests answered "
+                              "5xx, two 5-minute periods running",
+            metric=rate, threshold=settings.error_rate_alarm_percent, evaluation_periods=2,
+            comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cw.TreatMissingData.NOT_BREACHING)
+        self.error_alarm.add_alarm_action(cw_actions.SnsAction(alarm_topic))

@@ -28,7 +28,8 @@ class LabelloopStack(cdk.Stack):
             extra_env=self.training_task.environment() if self.training_task else None)
         if self.training_task:
             self.training_task.allow_start(self.compute.training.function)
-        self.api = HttpApi(self, "Api", settings, self.compute.api.alias)
+        self.api = HttpApi(self, "Api", settings, self.compute.api.alias,
+                           self.queues.alarm_topic)
 
         outputs = {
             "ApiUrl": self.api.api.api_endpoint,

@@ -45,6 +45,9 @@ class StageSettings(BaseModel):
     # API throttling (per stage, all clients together).
     throttle_rate: float = Field(100, gt=0)
     throttle_burst: int = Field(200, gt=0)
+    # The API's 5xx share (of all requests, per 5 minutes) that raises the error-rate alarm;
+    # None: no such alarm (ministack, the emulator, has no metric-math alarms).
+    error_rate_alarm_percent: float | None = Field(5.0, gt=0, le=100)
     log_retention_days: int = Field(30)
     train_debounce_seconds: int = Field(3, ge=0, le=900)
     invoke_retention_days: int = Field(30, ge=1, le=365)

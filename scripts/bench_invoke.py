@@ -20,6 +20,16 @@ that machine load hits every variant alike (in a shuffled order per round):
 - HTTP: a POST over a kept-alive loopback connection through the local stack's gateway (its
   handler shares its process with moto, as `labelloop local` runs).
 
+These repeat one text, so they opt out of the invoke cache (`Cache-Control: no-cache`); one
+more variant, "handler (cache hit)", repeats it with the cache on.
+
+Steady state (issue 20): --steady distinct BANKING77 test texts back to back (none repeated:
+the invoke cache never helps), records and capture on, each invoke's deferred work (record,
+capture decision, any capture write) run before the next begins, as on a busy container;
+per text, the raw encoder on the same text just before. Target: p50 of the invoke with its
+deferred work <= 1.5x the raw encoder's p50. The local stack's own CPU over that run (moto
+answering the writes, which AWS does not cost the container) is reported per invoke.
+
 Cold start: a fresh interpreter importing the handler and serving its first invoke, against a
 fresh interpreter importing onnxruntime and creating the same session (medians of --cold runs).
 Prints a table, then one JSON line.
@@ -40,6 +50,7 @@ import argparse
 import http.client
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -51,7 +62,7 @@ from urllib.parse import urlparse
 import boto3
 import numpy as np
 
-from benchlib import ROOT, emit_json, parse_args, print_table
+from benchlib import ROOT, emit_json, load_dataset, parse_args, print_table
 from labelloop.client import Client
 from labelloop.local import LambdaContext, datadir
 from labelloop.local.example import EXAMPLES, run_example
@@ -85,11 +96,14 @@ print(time.perf_counter() - t0)
 """
 
 
-def invoke_event(fid: str, token: str, data: str = TEXT) -> dict:
+def invoke_event(fid: str, token: str, data: str = TEXT, cached: bool = False) -> dict:
+    """An invoke as API Gateway hands it over; not `cached`: it opts out of the invoke cache,
+    as the one text repeated here would otherwise measure only cache hits."""
     path = f"/v1/functions/{fid}/invoke"
     return {"version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
             "headers": {"authorization": f"Bearer {token}",
-                        "content-type": "application/json"},
+                        "content-type": "application/json",
+                        **({} if cached else {"cache-control": "no-cache"})},
             "requestContext": {"http": {"method": "POST", "path": path, "protocol": "HTTP/1.1",
                                         "sourceIp": "127.0.0.1", "userAgent": "bench"},
                                "requestId": "bench", "routeKey": "$default",
@@ -142,10 +156,12 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=300)
     ap.add_argument("--cold", type=int, default=5)
     ap.add_argument("--input", choices=("text", "image"), default="text")
-    args = parse_args(ap, smoke={"repeat": 5, "cold": 1})
+    ap.add_argument("--steady", type=int, default=500, help="distinct texts, steady state")
+    args = parse_args(ap, smoke={"repeat": 5, "cold": 1, "steady": 20})
     os.environ.setdefault("LABELLOOP_TRAIN_DEBOUNCE_SECONDS", "0")
     with tempfile.TemporaryDirectory() as tmp:
         proc, s = start_stack(Path(tmp))
+        s["pid"] = str(proc.pid)
         try:
             (run_image if args.input == "image" else run)(args, s)
         finally:
@@ -182,8 +198,10 @@ def run(args: argparse.Namespace, s: dict[str, str]) -> None:
     event, ctx = invoke_event(fid, token), LambdaContext("bench")
     url = urlparse(s["url"])
     conn = http.client.HTTPConnection(url.hostname, url.port)
-    headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+    headers = {"authorization": f"Bearer {token}", "content-type": "application/json",
+               "cache-control": "no-cache"}
     body = json.dumps({"data": TEXT})
+    hit_event = invoke_event(fid, token, cached=True)
 
     def over_http():
         conn.request("POST", f"/v1/functions/{fid}/invoke", body, headers)
@@ -198,6 +216,8 @@ def run(args: argparse.Namespace, s: dict[str, str]) -> None:
 
     variants = {"raw encoder": lambda: encoder.featurize_one(TEXT),
                 "handler": lambda: handler(event, ctx),
+                # The same text again with the invoke cache (labelloop/feature_cache.py) on.
+                "handler (cache hit)": lambda: handler(hit_event, ctx),
                 "handler + record write": handler_and_write,
                 "HTTP loopback": over_http}
     times = {k: [] for k in variants}
@@ -211,13 +231,15 @@ def run(args: argparse.Namespace, s: dict[str, str]) -> None:
             fn()
             if rnd >= 20:
                 times[name].append(time.perf_counter() - t0)
-            if name == "handler":  # its record, written after the response as in Lambda
+            if name in ("handler", "handler (cache hit)"):  # its record, after the response
                 assert runner.finish(ctx.aws_request_id) == DEFERRED
             elif name == "HTTP loopback":
                 # The stack writes that invoke's record after responding: let it finish before
                 # the next timing, which it would otherwise slow down.
                 time.sleep(0.03)
     tokens = len(encoder._tokenizer.encode(TEXT).ids)
+    print(f"steady state: {args.steady} distinct texts back to back …", flush=True)
+    steady_figures = steady(args.steady, fid, token, handler, runner, encoder, int(s["pid"]))
     print(f"measuring cold starts ({args.cold} runs each) …", flush=True)
     cold_handler = cold(COLD_HANDLER, json.dumps(event), args.cold)
     cold_base = cold(COLD_BASELINE, str(encoder.model_dir / "model.onnx"), args.cold)
@@ -233,12 +255,55 @@ def run(args: argparse.Namespace, s: dict[str, str]) -> None:
           f"cold baseline: onnxruntime import + session {cold_base:.3f} s")
     emit_json("invoke", {
         "tokens": tokens, "repeat": args.repeat,
-        **{k.replace(" + ", "_").replace(" ", "_").lower(): {
+        **{re.sub(r"[^a-z0-9]+", "_", k.lower()).strip("_"): {
             "p50_ms": round(p50, 3), "p95_ms": round(p95, 3),
             "p50_ratio": round(p50 / base50, 3), "p95_ratio": round(p95 / base95, 3)}
            for k, (p50, p95) in stats.items()},
         "cold_start": {"handler_s": round(cold_handler, 3), "baseline_s": round(cold_base, 3),
-                       "ratio": round(cold_handler / cold_base, 3)}})
+                       "ratio": round(cold_handler / cold_base, 3)},
+        "steady": steady_figures})
+
+
+STEADY_TARGET = 1.5
+
+
+def steady(n: int, fid: str, token: str, handler, runner, encoder, stack_pid: int) -> dict:
+    """See the module's docstring: distinct texts back to back, deferred work included."""
+    _, _, test_texts, _ = load_dataset("banking77")
+    texts = list(dict.fromkeys(test_texts))[:n]
+    ctx = LambdaContext("bench")
+    raw, ours = [], []
+    cpu_before, wall_before = _cpu_seconds(stack_pid), time.perf_counter()
+    for text in texts:
+        t0 = time.perf_counter()
+        encoder.featurize_one(text)
+        t1 = time.perf_counter()
+        out = handler(invoke_event(fid, token, text, cached=True), ctx)
+        runner.finish(ctx.aws_request_id)
+        raw.append(t1 - t0)
+        ours.append(time.perf_counter() - t1)
+        assert out["statusCode"] == 200, out
+    stack_cpu = (_cpu_seconds(stack_pid) - cpu_before) / len(texts)
+    wall = (time.perf_counter() - wall_before) / len(texts)
+    raw50, ours50 = (float(np.percentile(v, 50)) * 1e3 for v in (raw, ours))
+    ratio = ours50 / raw50
+    print(f"steady: invoke + deferred work p50 {ours50:.2f} ms, raw encoder {raw50:.2f} ms, "
+          f"ratio {ratio:.2f} (target <= {STEADY_TARGET}: "
+          f"{'met' if ratio <= STEADY_TARGET else 'NOT met'}); the local stack's CPU "
+          f"{stack_cpu * 1e3:.2f} ms per invoke (moto; {wall * 1e3:.2f} ms wall per text here)")
+    return {"texts": len(texts), "raw_encoder_p50_ms": round(raw50, 3),
+            "invoke_with_deferred_p50_ms": round(ours50, 3),
+            "invoke_with_deferred_p95_ms": round(float(np.percentile(ours, 95)) * 1e3, 3),
+            "ratio_p50": round(ratio, 3), "target": STEADY_TARGET,
+            "met": ratio <= STEADY_TARGET,
+            "stack_cpu_ms_per_invoke": round(stack_cpu * 1e3, 3),
+            "ratio_p50_without_stack_cpu": round((ours50 - stack_cpu * 1e3) / raw50, 3)}
+
+
+def _cpu_seconds(pid: int) -> float:
+    """A process's user + system CPU so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def photos_640x480(n: int) -> tuple[dict[str, list[str]], list[bytes]]:

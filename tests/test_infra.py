@@ -264,7 +264,8 @@ def test_bucket_is_private_encrypted_and_tls_only(template):
 def test_every_dlq_has_an_alarm(template):
     from labelloop.resources import RESOURCES, dlq_name
 
-    alarms = resources(template, "AWS::CloudWatch::Alarm").values()
+    alarms = [a for a in resources(template, "AWS::CloudWatch::Alarm").values()
+              if "MetricName" in a]  # the error-rate alarm is metric math
     watched = set()
     for a in alarms:
         assert a["Threshold"] == 1 and a["MetricName"] == "ApproximateNumberOfMessagesVisible"
@@ -274,6 +275,17 @@ def test_every_dlq_has_an_alarm(template):
     dlqs = {logical_id(template, "AWS::SQS::Queue", "QueueName",
                        RESOURCES.physical(STAGE, dlq_name(q))) for q in RESOURCES.queues}
     assert watched == dlqs
+
+
+def test_the_api_error_rate_has_an_alarm(template):
+    (alarm,) = [a for a in resources(template, "AWS::CloudWatch::Alarm").values()
+                if "Metrics" in a]
+    assert alarm["Threshold"] == 5 and alarm["EvaluationPeriods"] == 2 and alarm["AlarmActions"]
+    by_id = {m["Id"]: m for m in alarm["Metrics"]}
+    assert by_id["errors"]["MetricStat"]["Metric"]["MetricName"] == "5xx"
+    assert by_id["requests"]["MetricStat"]["Metric"]["MetricName"] == "Count"
+    (rate,) = [m for m in alarm["Metrics"] if "Expression" in m]
+    assert rate["Expression"] == "100 * errors / MAX([requests, 1])" and rate["ReturnData"]
 
 
 def _role_actions(template: dict, function_name: str) -> dict[str, list]:
@@ -519,3 +531,11 @@ def test_tracing_is_a_stage_setting(layers, template):
     for f in traced.values():
         assert f["TracingConfig"] == {"Mode": "Active"}
         assert f["Environment"]["Variables"]["LABELLOOP_TRACING"] == "true"
+
+
+def test_the_local_gateway_throttles_as_the_deployed_stage_does():
+    from infra.stage import StageSettings
+    from labelloop.local.gateway import THROTTLE_BURST, THROTTLE_RATE
+
+    stage = StageSettings()
+    assert (stage.throttle_rate, stage.throttle_burst) == (THROTTLE_RATE, THROTTLE_BURST)

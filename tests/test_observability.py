@@ -29,10 +29,33 @@ def test_invokes_and_training_runs_are_counted(api, capsys, monkeypatch):
     assert directive["Namespace"] == "labelloop" and doc["service"] == "labelloop-training"
     assert (doc["ModelVersionsTrained"], doc["ModelVersionsPromoted"]) == ([1.0], [1.0])
     for _ in range(2):
-        assert api.call("POST", f"/v1/functions/{fid}/invoke", {"data": "refund"})[0] == 200
+        assert api.call("POST", f"/v1/functions/{fid}/invoke", {"data": "refund"},
+                        query="capture=false")[0] == 200
     assert api.call("GET", f"/v1/functions/{fid}")[0] == 200  # counts nothing
     docs = emitted(capsys.readouterr().out)
-    assert [(d["service"], d["Invokes"]) for d in docs] == [("labelloop-api", [1.0])] * 2
+    service = [d for d in docs if "function" not in d]
+    assert [(d["service"], d["Invokes"]) for d in service] == [("labelloop-api", [1.0])] * 2
+    # Per function: rate, latency, confidence and the invoke cache (the same text twice).
+    mine = [d for d in docs if d.get("function") == fid.removeprefix("function_")]
+    assert len(mine) == 2 and [d["InvokeCacheHits"] for d in mine] == [[0.0], [1.0]]
+    for d in mine:
+        (directive,) = d["_aws"]["CloudWatchMetrics"]
+        assert sorted(directive["Dimensions"][0]) == ["function", "service"]
+        assert d["Invokes"] == [1.0] and d["InvokeLatency"][0] > 0
+        assert 0 < d["InvokeConfidence"][0] <= 1
+
+
+def test_captures_are_counted_per_function_and_strategy(api, capsys, monkeypatch):
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED")
+    fid = make_function(api)
+    status, body, _ = api.call("PUT", f"/v1/functions/{fid}/capture", {"strategies": {
+        "random": {"rate": 1.0, "quota": 10}}})
+    assert status == 200, body
+    capsys.readouterr()
+    assert api.call("POST", f"/v1/functions/{fid}/invoke", {"data": "a refund, please"})[0] == 200
+    (doc,) = [d for d in emitted(capsys.readouterr().out) if "Captures" in d]
+    assert (doc["function"], doc["strategy"], doc["Captures"]) == (
+        fid.removeprefix("function_"), "random", [1.0])
 
 
 TRACED = """

@@ -35,6 +35,19 @@ class Unreachable(OSError):
     """No answer from the server, even after retrying."""
 
 
+# A 429 that asks to wait longer than this (the token route's lockout after failed attempts)
+# is answered at once: no command should hang for minutes.
+MAX_RETRY_AFTER = 30.0
+
+
+def _retry_after(headers) -> float:
+    """Retry-After in seconds (delta-seconds only; an HTTP date or nothing counts as 0)."""
+    try:
+        return max(0.0, float((headers or {}).get("Retry-After") or 0))
+    except ValueError:
+        return 0.0
+
+
 def _p(segment: str | int) -> str:
     return quote(str(segment), safe="")
 
@@ -55,8 +68,9 @@ class Client:
     # -- transport ------------------------------------------------------------------------
 
     def request(self, method: str, path: str, body: Any = None,
-                query: dict[str, Any] | None = None) -> Any:
-        return self._request(method, path, body, query)[0]
+                query: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+                ) -> Any:
+        return self._request(method, path, body, query, headers)[0]
 
     def paged(self, path: str, query: dict[str, Any] | None = None) -> Iterator[Any]:
         """Every item of a list route, following `Link: <…>; rel="next"` headers."""
@@ -73,12 +87,13 @@ class Client:
         query = {k: v for k, v in (query or {}).items() if v is not None}
         return f"{url}?{urlencode(query)}" if query else url
 
-    def _request(self, method: str, path: str, body: Any,
-                 query: dict[str, Any] | None) -> tuple[Any, Any]:
+    def _request(self, method: str, path: str, body: Any, query: dict[str, Any] | None,
+                 extra: dict[str, str] | None = None) -> tuple[Any, Any]:
         url = self._url(path, query)
         data = None if body is None else json.dumps(body).encode()
         for renewed in (False, True):
-            headers = {"Authorization": f"Bearer {self._bearer()}", "Accept": "application/json"}
+            headers = {**(extra or {}), "Authorization": f"Bearer {self._bearer()}",
+                       "Accept": "application/json"}
             if data is not None:
                 headers["Content-Type"] = "application/json"
             try:
@@ -110,22 +125,26 @@ class Client:
 
     def _send(self, method: str, url: str, data: bytes | None,
               headers: dict[str, str]) -> tuple[Any, Any]:
-        """One request, retried on connection errors and 5xx; 4xx is final."""
+        """One request with a timeout, retried with exponential backoff and jitter on
+        connection errors, 5xx and 429 (no sooner than its Retry-After; one that asks for
+        more than MAX_RETRY_AFTER seconds is final); any other 4xx is final at once."""
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
             req = urllib.request.Request(url, data=data, headers=headers, method=method)
+            at_least = 0.0
             try:
                 with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                     return _decode(resp.read()), resp.headers
             except urllib.error.HTTPError as err:
                 raw = err.read()
-                if err.code < 500 or last:
+                at_least = _retry_after(err.headers) if err.code == 429 else 0.0
+                if (err.code < 500 and err.code != 429) or last or at_least > MAX_RETRY_AFTER:
                     raise _api_error(err.code, err.reason, raw) from None
             except (urllib.error.URLError, OSError) as err:
                 if last:
                     reason = getattr(err, "reason", err)
                     raise Unreachable(f"cannot reach {self.url}: {reason}") from None
-            time.sleep(self.backoff * 2**attempt * (0.5 + random.random()))
+            time.sleep(max(at_least, self.backoff * 2**attempt * (0.5 + random.random())))
         raise AssertionError("unreachable")
 
     # -- functions ------------------------------------------------------------------------
@@ -201,10 +220,12 @@ class Client:
     # -- invoke, training, model versions -------------------------------------------------
 
     def invoke(self, function_id: str, data: str, label_count: int | None = None,
-               capture: bool = True) -> dict:
+               capture: bool = True, cached: bool = True) -> dict:
+        """`cached` False: the encoder runs even for an input the API has seen before."""
         return self.request("POST", f"/v1/functions/{_p(function_id)}/invoke", {"data": data},
                             {"labelCount": label_count,
-                             **({} if capture else {"capture": "false"})})
+                             **({} if capture else {"capture": "false"})},
+                            None if cached else {"Cache-Control": "no-cache"})
 
     # -- batch invoke ---------------------------------------------------------------------
 

@@ -179,6 +179,12 @@ class Deps:
         return ServingCache(self.functions, self.labels, self.objects, self.settings.cache_seconds)
 
     @cached_property
+    def feature_cache(self):
+        from labelloop.feature_cache import FeatureCache
+
+        return FeatureCache(getattr(self.settings, "invoke_cache_entries", 0))
+
+    @cached_property
     def captures(self):
         from labelloop.capture.state import CaptureCache
 

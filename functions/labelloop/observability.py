@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 if TYPE_CHECKING:
     from labelloop.settings import Settings
@@ -32,7 +32,7 @@ NAMESPACE = "labelloop"
 # Requests that count nothing (most of the API's) are no news.
 warnings.filterwarnings("ignore", message="No application metrics to publish")
 
-__all__ = ["NAMESPACE", "MetricUnit", "Observability", "of", "write_logs_to"]
+__all__ = ["NAMESPACE", "MetricUnit", "Observability", "of", "per_function", "write_logs_to"]
 
 
 class _StdoutHandler(logging.StreamHandler):
@@ -87,6 +87,20 @@ def _tracing(settings: type[Settings]) -> bool:
     from labelloop.container import deps
 
     return deps(settings).settings.tracing
+
+
+def per_function(function: str, function_id: str, values: dict[str, tuple[MetricUnit, float]],
+                 **dimensions: str) -> None:
+    """One EMF line of `values` ({name: (unit, value)}) under the dimensions service, the
+    labelloop function's id and `dimensions`: written at once, apart from the handler's own
+    set (which has no function dimension and is flushed when the handler returns)."""
+    metrics = EphemeralMetrics(namespace=NAMESPACE, service=of(function).service)
+    metrics.add_dimension(name="function", value=function_id)
+    for name, value in dimensions.items():
+        metrics.add_dimension(name=name, value=value)
+    for name, (unit, value) in values.items():
+        metrics.add_metric(name=name, unit=unit, value=value)
+    metrics.flush_metrics()
 
 
 @functools.cache

@@ -101,6 +101,11 @@ class ApiSettings(_Trains, _Encodes):
     image_links: Literal["api", "presigned"] = Field("api", alias="LABELLOOP_IMAGE_LINKS")
     image_link_seconds: int = Field(3600, ge=60, le=7 * 86400,
                                     alias="LABELLOOP_IMAGE_LINK_SECONDS")
+    # Inputs whose features a container keeps for invokes of the same input (labelloop/
+    # feature_cache.py; 0 turns it off): 4,096 texts on the fast encoder are about 7 MB,
+    # pictures 21 MB.
+    invoke_cache_entries: int = Field(4096, ge=0, le=1_000_000,
+                                      alias="LABELLOOP_INVOKE_CACHE_ENTRIES")
     # The encoder of a function created without one (`fast` or `accurate`).
     default_encoder: str = Field(DEFAULT_ENCODER, pattern=f"^({'|'.join(ENCODERS)})$",
                                  alias="LABELLOOP_DEFAULT_ENCODER")

@@ -6,9 +6,12 @@ import base64
 import binascii
 import json
 import logging
+import math
 import secrets
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
@@ -22,6 +25,8 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's own payload limit
 API_ID = "local"
 TIMEOUT_SECONDS = 30.0  # HTTP API's integration timeout
+# The deployed stage's default throttling (infra/stage.py; tests/test_infra.py holds them equal).
+THROTTLE_RATE, THROTTLE_BURST = 100.0, 200
 
 
 class HttpResult(BaseModel):
@@ -35,6 +40,33 @@ class HttpResult(BaseModel):
     cookies: list[str] = []
     body: str | None = None
     isBase64Encoded: bool = False
+
+
+@dataclass
+class Throttle:
+    """A token bucket as the deployed stage's (infra/stage.py `throttle_rate`, `throttle_burst`:
+    all clients together): past it a request is answered 429 before the handler sees it, with
+    Retry-After (whole seconds until a token is back; API Gateway's own 429 has none)."""
+
+    rate: float
+    burst: int
+    _tokens: float = field(init=False)
+    _at: float = field(init=False, default_factory=time.monotonic)
+    _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._tokens = float(self.burst)
+
+    def take(self) -> float:
+        """0 when the request may pass; else the seconds until it could."""
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+            self._at = now
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return 0.0
+            return (1 - self._tokens) / self.rate
 
 
 def _json_response(status: int, payload: dict):
@@ -157,8 +189,9 @@ class Gateway:
     """Serves `handler(event, context)` on http://127.0.0.1:<port> (0 picks a free port)."""
 
     def __init__(self, handler: Callable, port: int = 0, function_name: str = "api",
-                 runner: Runner | None = None):
+                 runner: Runner | None = None, throttle: Throttle | None = None):
         self.handler = handler
+        self.throttle = throttle
         # Runs what each request deferred, once its response is sent: with a runner, the
         # handler must hand every request's work over (`afterwork.collect`), even none.
         self.runner = runner
@@ -181,8 +214,12 @@ class Gateway:
         request.max_content_length = MAX_BODY_BYTES
         request_id = base64.b64encode(secrets.token_bytes(12)).decode()
         finish = None
+        wait = self.throttle.take() if self.throttle is not None and not self._closed else 0.0
         if self._closed:
             response = _json_response(503, {"message": "Service Unavailable"})
+        elif wait:
+            response = _json_response(429, {"message": "Too Many Requests"})
+            response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
         else:
             try:
                 event = build_event(request, request_id)

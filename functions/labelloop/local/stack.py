@@ -111,7 +111,7 @@ class LocalStack:
         import boto3
 
         from labelloop.local.aws import MotoServer
-        from labelloop.local.gateway import Gateway
+        from labelloop.local.gateway import THROTTLE_BURST, THROTTLE_RATE, Gateway, Throttle
         from labelloop.local.workers import Worker, Workers
         from labelloop.resources import RESOURCES, create_all
 
@@ -150,7 +150,8 @@ class LocalStack:
         self._previous_runner = afterwork.install(runner)
         self._runner_installed = True
         self.gateway = Gateway(resolve(self._api_handler), self.port,
-                               function_name=f"labelloop-{self.stage}-api", runner=runner).start()
+                               function_name=f"labelloop-{self.stage}-api", runner=runner,
+                               throttle=Throttle(THROTTLE_RATE, THROTTLE_BURST)).start()
         specs = {q.env: q for q in RESOURCES.queues}
         self.workers = Workers([Worker(
             queue_url=os.environ[env_var], handler=handler, batch_size=specs[env_var].batch_size,

@@ -16,6 +16,7 @@ from labelloop.container import Deps
 from labelloop.domain import Origin, SampleItem, predicted
 from labelloop.encoder import Features
 from labelloop.errors import Conflict
+from labelloop.observability import MetricUnit, per_function
 from labelloop.serving import LiveModel, Prediction, View
 
 
@@ -33,7 +34,12 @@ class Offer:
 def capture(d: Deps, view: View, model: LiveModel, prediction: Prediction, features: Features,
             sample_id: str, text: str, external_id: str | None) -> str | None:
     """Capture one invoke if a strategy takes it; returns the strategy's name or None."""
-    return _capture(d, view, model, Offer(prediction, features, sample_id, text, external_id))
+    strategy = _capture(d, view, model, Offer(prediction, features, sample_id, text,
+                                              external_id))
+    if strategy is not None:
+        per_function("api", view.function.id, {"Captures": (MetricUnit.Count, 1)},
+                     strategy=strategy)
+    return strategy
 
 
 def _capture(d: Deps, view: View, model: LiveModel, o: Offer) -> str | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from labelloop import imaging, urlfetch
+from labelloop import feature_cache, imaging, urlfetch
 from labelloop.container import Deps
 from labelloop.domain import FunctionItem, encode_views
 from labelloop.encoder import Features
@@ -34,6 +34,7 @@ class Input:
     image: bytes | None = None  # an Image function's bytes, to keep under the digest
     content_type: str | None = None
     views: bytes | None = None  # an image's training views (`encode_views`), when asked for
+    cache_hit: bool | None = None  # features from the invoke cache (None: not looked up)
 
 
 def checked_text(data, field: str = "data") -> str:
@@ -47,24 +48,45 @@ def checked_text(data, field: str = "data") -> str:
     return data
 
 
-def read(d: Deps, fn: FunctionItem, data, field: str = "data", views: bool = False) -> Input:
+def read(d: Deps, fn: FunctionItem, data, field: str = "data", views: bool = False,
+         cached: bool = False) -> Input:
     """Checked and embedded; a 400 naming `field` for what the function cannot take.
-    `views`: an image's training views too (for a sample created with its annotation)."""
+    `views`: an image's training views too (for a sample created with its annotation).
+    `cached`: features may come from, and go to, the invoke cache (`feature_cache`)."""
     encoder = d.encoders[fn.encoder]
     if fn.input != IMAGE:
         text = checked_text(data, field)
-        return Input(text, encoder.featurize_one(text))
+        features, hit = _featurized(d, fn, text, cached)
+        return Input(text, features, cache_hit=hit)
     raw = image_bytes(data, field, urlfetch.Policy(
         allow_loopback=d.settings.image_urls_allow_loopback))
+    extra, hit = None, None
     try:
-        features, extra = (encoder.featurize_with_views(raw) if views else
-                           (encoder.featurize_one(raw), None))
+        if views:
+            features, extra = encoder.featurize_with_views(raw)
+        else:
+            features, hit = _featurized(d, fn, raw, cached)
     except imaging.ImageError as err:
         raise BadRequest(f"{field}: {err}") from None
-    # Decoded above, so one of imaging.FORMATS, whose magic numbers sniff knows.
+    # Decoded (or seen before), so one of imaging.FORMATS, whose magic numbers sniff knows.
     return Input(IMAGE_REF + hashlib.sha256(raw).hexdigest(), features, raw,
                  f"image/{imaging.sniff(raw).lower()}",
-                 encode_views(extra) if extra is not None else None)
+                 encode_views(extra) if extra is not None else None, cache_hit=hit)
+
+
+def _featurized(d: Deps, fn: FunctionItem, data: str | bytes, cached: bool
+                ) -> tuple[Features, bool | None]:
+    """(features, whether they came from the invoke cache; None when not looked up)."""
+    encoder = d.encoders[fn.encoder]
+    if not cached or d.feature_cache.entries <= 0:
+        return encoder.featurize_one(data), None
+    k = feature_cache.key(fn.id, fn.encoder, data)
+    found = d.feature_cache.get(k)
+    if found is not None:
+        return found, True
+    features = encoder.featurize_one(data)
+    d.feature_cache.put(k, features)
+    return features, False
 
 
 def keep(d: Deps, fn: FunctionItem, inp: Input) -> None:

@@ -31,6 +31,7 @@ class InvokeResult:
     sample_id: str  # bare
     view: View
     decisions: Decisions | None = None  # the function's policy, solved for model_version
+    cache_hit: bool | None = None  # the input's features from the invoke cache (None: not asked)
 
 
 def _model(d: Deps, view: View, model_id: str | None) -> LiveModel:
@@ -55,7 +56,10 @@ def _model(d: Deps, view: View, model_id: str | None) -> LiveModel:
 
 
 def invoke(d: Deps, client: str, function_id: str, data, external_id: str | None = None,
-           model_id: str | None = None, capture: bool = True) -> InvokeResult:
+           model_id: str | None = None, capture: bool = True, cached: bool = True
+           ) -> InvokeResult:
+    """`cached`: the input's features may come from the container's invoke cache (an input
+    seen before skips the encoder; the live model still predicts)."""
     try:
         view = d.serving.live_view(bare(function_id, "function"))
     except NotFound:
@@ -66,7 +70,7 @@ def invoke(d: Deps, client: str, function_id: str, data, external_id: str | None
     if external_id is not None and len(external_id) > MAX_EXTERNAL_ID:
         raise BadRequest(f"externalId: at most {MAX_EXTERNAL_ID} characters")
     model = _model(d, view, model_id)
-    inp = inputs.read(d, view.function, data)
+    inp = inputs.read(d, view.function, data, cached=cached)
     text, features = inp.data, inp.features
     predictions = predict(model, view.labels, features)
     if not predictions:
@@ -84,7 +88,7 @@ def invoke(d: Deps, client: str, function_id: str, data, external_id: str | None
             later(capture_invoke, d, view, model, best, features, sid, text, external_id)
     decisions = (view.decisions if model is view.model else
                  d.serving.decisions(fid, view.function.thresholds, model, view.labels))
-    return InvokeResult(best, model.version, sid, view, decisions)
+    return InvokeResult(best, model.version, sid, view, decisions, inp.cache_hit)
 
 
 def recent_invokes(d: Deps, client: str, function_id: str, limit: int, after: str | None
