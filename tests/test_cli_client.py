@@ -87,6 +87,21 @@ def test_import_then_reimport_is_all_duplicates(cli, state):
     assert f"0 created, {n} already there, 0 failed" in out
 
 
+def test_an_item_the_api_refuses_in_a_bulk_import_is_named_by_its_line(cli, api, tmp_path):
+    """Texts go in bulk requests; one the API refuses fails alone, reported at its line
+    (missing labels created first)."""
+    fid = api.create_function("mixed import")["id"]
+    rows = tmp_path / "mixed.jsonl"
+    rows.write_text("".join([
+        '{"text": "A fresh question about my second invoice", "label": "billing"}\n',
+        json.dumps({"text": "x" * 50_001, "label": "billing"}) + "\n",
+        '{"text": "Another new question: the app froze on login", "label": "bug_report"}\n']))
+    status, out, err = cli("import", fid, rows)
+    assert status == 1
+    assert "2 created, 0 already there, 1 failed" in out
+    assert f"{rows}:2: 400 data: at most 50000 characters" in out + err
+
+
 def test_import_bad_row_names_file_and_line(cli, state, tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "fine", "label": "billing"}\n\n{"label": "billing"}\nnot json\n')

@@ -55,6 +55,8 @@ MATRIX: dict[str, Op] = {
     f"PUT {FN}/labels/{{label_id}}": Op(body={"name": "renamed"}),
     f"DELETE {FN}/labels/{{label_id}}": Op(),
     f"POST {FN}/samples": Op(body={"data": "intruder text", "annotation": {"labelId": "{label}"}}),
+    f"POST {FN}/samples/batch": Op(body={"samples": [
+        {"data": "intruder text", "annotation": {"labelId": "{label}"}}]}),
     f"GET {FN}/samples": Op(query="after={sample}", cursor=True),
     f"GET {FN}/samples/{{sample_id}}/similar": Op(),
     f"GET {FN}/samples/{{sample_id}}": Op(),

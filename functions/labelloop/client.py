@@ -189,6 +189,15 @@ class Client:
             body["annotation"] = {"labelName": label_name}
         return self.request("POST", f"/v1/functions/{_p(function_id)}/samples", body)
 
+    def create_samples(self, function_id: str, samples: list[dict], train: bool = True
+                       ) -> list[dict]:
+        """A bulk import (`{"data", "annotation"?, "externalId"?}` each, up to 1,000): per
+        item, in order, `{"status": 200, "sample"}` or `{"status", "message"}`. `train`
+        False: no training request (ask once after the last part, `train()`)."""
+        return self.request("POST", f"/v1/functions/{_p(function_id)}/samples/batch",
+                            {"samples": samples}, {} if train else {"train": "false"}
+                            )["results"]
+
     def samples(self, function_id: str, batch_size: int = 100,
                 sort_order: str = "descending") -> Iterator[dict]:
         return self.paged(f"/v1/functions/{_p(function_id)}/samples",

@@ -66,6 +66,7 @@ ROUTES: dict[tuple[str, str], tuple[Any, tuple[int, ...]]] = {
     ("PUT", FN + "/labels/<label_id>"): (R.Label, (404, 409)),
     ("DELETE", FN + "/labels/<label_id>"): (R.Empty, (404,)),
     ("POST", FN + "/samples"): (R.Sample, (404, 409)),
+    ("POST", FN + "/samples/batch"): (R.ImportResults, (404,)),
     ("GET", FN + "/samples"): (list[R.Sample], (404,)),
     ("GET", FN + "/samples/<sample_id>/similar"): (list[R.SimilarSample], (404, 409)),
     ("GET", FN + "/samples/<sample_id>"): (R.Sample, (404,)),

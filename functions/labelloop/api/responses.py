@@ -168,6 +168,19 @@ class BulkResults(Out):
     results: list[BulkResult]
 
 
+class ImportResult(Out):
+    """One item of a bulk import, in the request's order: 200 with the sample, or the status
+    and message it would have had alone (409: `existingSampleId`)."""
+    status: int
+    sample: Sample | None = None
+    message: str | None = None
+    existingSampleId: str | None = None
+
+
+class ImportResults(Out):
+    results: list[ImportResult]
+
+
 class CaptureStrategy(Out):
     name: str
     used: int

@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from labelloop.api import presenters as P
 from labelloop.api.auth import client
 from labelloop.api.routing import FN, image_links, next_link
-from labelloop.api.schemas import AnnotationIn, SampleIn
+from labelloop.api.schemas import AnnotationIn, SampleIn, SamplesIn
 from labelloop.container import deps
 from labelloop.domain import Origin
 from labelloop.usecases import samples as S
@@ -31,6 +31,21 @@ def create_sample(function_id: str, body: SampleIn):
     sv = S.create_sample(deps(), client(router), function_id, body.data, body.externalId,
                          _label_ref(body.annotation) if body.annotation else None)
     return P.respond(200, P.sample_json(sv, image_links(router)))
+
+
+@router.post(FN + "/samples/batch")
+def create_samples(function_id: str, body: SamplesIn,
+                   train: Annotated[bool, Query()] = True):
+    """Up to 1,000 samples in one request; per item, in order, the sample or its error (the
+    status it would have had alone): one bad item does not stop the others. `train=false`:
+    no training request (an import in several requests asks once, at its end)."""
+    results = S.create_samples(deps(), client(router), function_id, [
+        S.NewSample(s.data, s.externalId, _label_ref(s.annotation) if s.annotation else None)
+        for s in body.samples], train)
+    link = image_links(router)
+    return P.respond(200, {"results": [
+        {"status": 200, "sample": P.sample_json(r, link)} if isinstance(r, S.SampleView) else
+        {"status": r.status, "message": r.message, **r.extra} for r in results]})
 
 
 @router.get(FN + "/samples")

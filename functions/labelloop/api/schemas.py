@@ -49,6 +49,14 @@ class SampleIn(Body):
     annotation: AnnotationIn | None = None
 
 
+# Samples per bulk import (`POST …/samples/batch`); the body limit applies too.
+MAX_IMPORT = 1000
+
+
+class SamplesIn(Body):
+    samples: list[SampleIn] = Field(min_length=1, max_length=MAX_IMPORT)
+
+
 class InvokeIn(Body):
     data: str
 

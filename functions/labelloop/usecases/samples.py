@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from labelloop.container import Deps
 from labelloop.domain import FunctionItem, InvokeItem, Origin, SampleItem, predicted
-from labelloop.errors import BadRequest, Conflict, NotFound
+from labelloop.errors import BadRequest, Conflict, DomainError, NotFound
 from labelloop.ids import bare, created_at, full, new_bare
 from labelloop.serving import Prediction
 from labelloop.usecases import inputs
@@ -78,6 +78,67 @@ def create_sample(d: Deps, client: str, function_id: str, data, external_id: str
         request_training(d, fn.id, "samples annotated")
     view = d.serving.view(fn.id)
     return SampleView(sample, view.sample_prediction(sample))
+
+
+@dataclass(frozen=True)
+class NewSample:
+    """One item of a bulk import."""
+
+    data: object
+    external_id: str | None = None
+    annotation: LabelRef | None = None
+
+
+def create_samples(d: Deps, client: str, function_id: str, items: list[NewSample],
+                   train: bool = True) -> list[SampleView | DomainError]:
+    """A bulk import: per item, in order, the sample or the error it would have had alone
+    (a 400 naming `samples[i].<field>`, a 409 with `existingSampleId`, the same picture or
+    text twice in one request included). Texts are embedded in batches; each sample is
+    written in its own transaction with its data-hash claim; one training request at the
+    end (`train` False: none, for an import in several requests that asks once, after its
+    last one, with `POST …/train`)."""
+    fn = owned_function(d, client, function_id)
+    out: list[SampleView | DomainError | None] = [None] * len(items)
+    ready: list[tuple[int, NewSample, str | None, object]] = []
+    for i, item in enumerate(items):
+        field = f"samples[{i}]"
+        try:
+            if item.external_id is not None and len(item.external_id) > MAX_EXTERNAL_ID:
+                raise BadRequest(f"{field}.externalId: at most {MAX_EXTERNAL_ID} characters")
+            label_id = (_resolve_label(d, fn, item.annotation, f"{field}.annotation")
+                        if item.annotation else None)
+            if fn.input == inputs.IMAGE:  # read (and embed) one by one: no batch to gain
+                read = inputs.read(d, fn, item.data, f"{field}.data", views=label_id is not None)
+            else:
+                read = inputs.checked_text(item.data, f"{field}.data")
+            ready.append((i, item, label_id, read))
+        except DomainError as err:
+            out[i] = err
+    texts = [r for *_, r in ready if isinstance(r, str)]
+    embedded = d.encoders[fn.encoder].featurize(texts) if texts else None
+    annotated, at = False, 0
+    for i, item, label_id, read in ready:
+        if isinstance(read, str):
+            inp, at = inputs.Input(read, embedded.take([at])), at + 1
+        else:
+            inp = read
+        sample = SampleItem.new(fn.id, new_bare(), inp.data, inp.features, Origin.API,
+                                external_id=item.external_id, annotation=label_id,
+                                views=inp.views)
+        try:
+            inputs.keep(d, fn, inp)
+            with prefixed_conflict("existingSampleId", "sample"):
+                d.samples.create(sample)
+        except DomainError as err:
+            out[i] = err
+            continue
+        annotated |= label_id is not None
+        out[i] = sample
+    if annotated and train:
+        request_training(d, fn.id, "samples imported")
+    view = d.serving.view(fn.id)
+    return [SampleView(r, view.sample_prediction(r)) if isinstance(r, SampleItem) else r
+            for r in out]
 
 
 def get_sample(d: Deps, client: str, function_id: str, sample_id: str) -> SampleView:
