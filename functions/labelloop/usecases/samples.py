@@ -98,7 +98,7 @@ def create_samples(d: Deps, client: str, function_id: str, items: list[NewSample
     end (`train` False: none, for an import in several requests that asks once, after its
     last one, with `POST …/train`)."""
     fn = owned_function(d, client, function_id)
-    out: list[SampleView | DomainError | None] = [None] * len(items)
+    out: list[SampleItem | DomainError | None] = [None] * len(items)
     ready: list[tuple[int, NewSample, str | None, object]] = []
     for i, item in enumerate(items):
         field = f"samples[{i}]"
