@@ -54,7 +54,8 @@ def wait_trained(client: Client, fid: str, samples: int, timeout: float = 900) -
     while time.monotonic() < deadline:
         if not client.metrics(fid).get("isTraining"):
             models = client.list_models(fid)
-            if any(m.get("live") and m.get("sampleCount") == samples for m in models):
+            if any(m.get("live") and (m.get("sampleCount") or 0) == samples
+                   for m in models):
                 return sum(1 for m in models if m.get("sampleCount"))
         time.sleep(2)  # the metrics route counts the function's samples: not too often
     raise SystemExit(f"no live model on {samples} samples after {timeout:g} s")
@@ -114,6 +115,7 @@ def run(args, client: Client, tmp: Path, rows, more, small, probes) -> dict:
     # afterwards would ask for a training run on 20,000 samples during the POST timings.
     labels = sorted({y for _, y in rows + more})
     fid = new_function(client, "bulk import", labels)
+    wait_trained(client, fid, 0)  # the labels' own (zero-shot) run, before the import
     print(f"importing {len(rows)} samples, {len(labels)} labels …", file=sys.stderr, flush=True)
     started = time.perf_counter()
     import_samples(client, fid, write_csv(tmp / "samples.csv", rows))

@@ -171,6 +171,16 @@ class MemorySamples:
         self._claims[(sample.function_id, sample.data_hash)] = (sample.id, False)
         self._items[(sample.function_id, sample.id)] = sample
 
+    def create_many(self, samples: list[SampleItem]) -> list[Conflict | None]:
+        out: list[Conflict | None] = []
+        for sample in samples:
+            try:
+                self.create(sample)
+                out.append(None)
+            except Conflict as err:
+                out.append(err)
+        return out
+
     def get(self, fid: str, sid: str) -> SampleItem:
         if (fid, sid) not in self._items:
             raise NotFound(f"sample {sid!r} not found")

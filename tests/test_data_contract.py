@@ -188,6 +188,23 @@ def test_samples(repos):
     assert s.count("f1", 1000) == 5
 
 
+def test_samples_created_many_at_once(repos):
+    """Three transactions' worth; a claim that fails (stored already, or earlier in the same
+    call) fails only its sample, with the Conflict `create` would raise."""
+    s = repos.samples
+    s.create(sample("s0", "text 0"))
+    batch = [sample(f"m{i}", f"many {i}") for i in range(120)]
+    batch[7] = sample("m7", "text 0")
+    batch[60] = sample("m60", "many 3")
+    out = s.create_many(batch)
+    assert [i for i, c in enumerate(out) if c is not None] == [7, 60]
+    assert out[7].extra == {"existingSampleId": "s0"}
+    assert out[60].extra == {"existingSampleId": "m3"}
+    assert s.count("f1", 1000) == 1 + 118 and s.get("f1", "m119").data == "many 119"
+    with pytest.raises(NotFound):
+        s.get("f1", "m60")
+
+
 def test_model_versions_objects_clients_queues(repos):
     mv = repos.model_versions
     with pytest.raises(NotFound, match="model version 1 not found"):

@@ -21,6 +21,7 @@ from labelloop.domain import (
     SampleVector,
     TrainingRow,
 )
+from labelloop.errors import Conflict
 
 
 class ClientsPort(Protocol):
@@ -58,6 +59,7 @@ class LabelsPort(Protocol):
 
 class SamplesPort(Protocol):
     def create(self, sample: SampleItem) -> None: ...
+    def create_many(self, samples: list[SampleItem]) -> list[Conflict | None]: ...
     def get(self, fid: str, sid: str) -> SampleItem: ...
     def get_many(self, fid: str, sids: list[str]) -> list[SampleItem]: ...
     def page(self, fid: str, limit: int, descending: bool, after: str | None,

@@ -16,6 +16,8 @@ from labelloop.domain import SampleFacts, SampleItem, SampleVector, TrainingRow,
 from labelloop.errors import Conflict, NotFound
 
 FACTS = "id, annotation, origin, capture_reason, predicted_label_id, model_version"
+# Samples per transaction of `create_many`: DynamoDB takes 100 operations, two per sample.
+CREATE_MANY = 50
 
 
 def sample_item(sample: SampleItem) -> dict:
@@ -54,21 +56,60 @@ class Samples:
     def create(self, sample: SampleItem) -> None:
         """The sample and its data-hash claim in one transaction: identical data posted twice,
         even at once, ends as one sample; the loser gets a Conflict naming the winner."""
-        hash_key = {"pk": keys.fn(sample.function_id), "sk": f"HASH#{sample.data_hash}"}
         try:
-            self._tables.transact([
-                # A claim left by a dismissed capture only stops captures, not samples.
-                put_op(self._t, {**hash_key, "sample_id": sample.id},
-                       condition="attribute_not_exists(pk) OR dismissed = :t",
-                       values={":t": True}),
-                put_op(self._t, sample_item(sample))])
+            self._tables.transact(self._create_ops(sample))
         except ClientError as err:
             if not failed_condition(err):
                 raise
-            existing = self._t.get_item(Key=hash_key, ConsistentRead=True).get("Item")
-            raise Conflict("a sample with the same data exists",
-                           existingSampleId=existing.get("sample_id") if existing else None
-                           ) from err
+            raise self._conflict(sample) from err
+
+    def create_many(self, samples: list[SampleItem]) -> list[Conflict | None]:
+        """`create` for each, in transactions of up to CREATE_MANY (two operations each):
+        per sample None, or the Conflict `create` would have raised. A transaction a claim
+        cancels is written again without the samples whose claims failed. The same data
+        twice in `samples` (one transaction may not name an item twice): the later ones are
+        created one by one after the rest, each then a Conflict naming the first."""
+        out: list[Conflict | None] = [None] * len(samples)
+        first: dict[str, int] = {}
+        later = [i for i, s in enumerate(samples) if first.setdefault(s.data_hash, i) != i]
+        bulk = sorted(first.values())
+        for at in range(0, len(bulk), CREATE_MANY):
+            todo = bulk[at:at + CREATE_MANY]
+            while todo:
+                try:
+                    self._tables.transact([op for i in todo
+                                           for op in self._create_ops(samples[i])])
+                    break
+                except ClientError as err:
+                    reasons = err.response.get("CancellationReasons") or []
+                    failed = {todo[k // 2] for k, r in enumerate(reasons)
+                              if r.get("Code") == "ConditionalCheckFailed"}
+                    if not failed_condition(err) or not failed:
+                        raise
+                    for i in failed:
+                        out[i] = self._conflict(samples[i])
+                    todo = [i for i in todo if i not in failed]
+        for i in later:
+            try:
+                self.create(samples[i])
+            except Conflict as err:
+                out[i] = err
+        return out
+
+    def _create_ops(self, sample: SampleItem) -> list[dict]:
+        hash_key = {"pk": keys.fn(sample.function_id), "sk": f"HASH#{sample.data_hash}"}
+        # A claim left by a dismissed capture only stops captures, not samples.
+        return [put_op(self._t, {**hash_key, "sample_id": sample.id},
+                       condition="attribute_not_exists(pk) OR dismissed = :t",
+                       values={":t": True}),
+                put_op(self._t, sample_item(sample))]
+
+    def _conflict(self, sample: SampleItem) -> Conflict:
+        existing = self._t.get_item(Key={"pk": keys.fn(sample.function_id),
+                                         "sk": f"HASH#{sample.data_hash}"},
+                                    ConsistentRead=True).get("Item")
+        return Conflict("a sample with the same data exists",
+                        existingSampleId=existing.get("sample_id") if existing else None)
 
     def get(self, fid: str, sid: str) -> SampleItem:
         return self._tables.get_one(keys.fn(fid), f"SAMPLE#{sid}", SampleItem,

@@ -93,10 +93,10 @@ def create_samples(d: Deps, client: str, function_id: str, items: list[NewSample
                    train: bool = True) -> list[SampleView | DomainError]:
     """A bulk import: per item, in order, the sample or the error it would have had alone
     (a 400 naming `samples[i].<field>`, a 409 with `existingSampleId`, the same picture or
-    text twice in one request included). Texts are embedded in batches; each sample is
-    written in its own transaction with its data-hash claim; one training request at the
-    end (`train` False: none, for an import in several requests that asks once, after its
-    last one, with `POST …/train`)."""
+    text twice in one request included). Texts are embedded in batches; samples are written
+    with their data-hash claims, 50 to a transaction (`data.samples.create_many`); one
+    training request at the end (`train` False: none, for an import in several requests
+    that asks once, after its last one, with `POST …/train`)."""
     fn = owned_function(d, client, function_id)
     out: list[SampleItem | DomainError | None] = [None] * len(items)
     ready: list[tuple[int, NewSample, str | None, object]] = []
@@ -116,24 +116,28 @@ def create_samples(d: Deps, client: str, function_id: str, items: list[NewSample
             out[i] = err
     texts = [r for *_, r in ready if isinstance(r, str)]
     embedded = d.encoders[fn.encoder].featurize(texts) if texts else None
-    annotated, at = False, 0
+    made: list[tuple[int, SampleItem]] = []
+    at = 0
     for i, item, label_id, read in ready:
         if isinstance(read, str):
             inp, at = inputs.Input(read, embedded.take([at])), at + 1
         else:
             inp = read
-        sample = SampleItem.new(fn.id, new_bare(), inp.data, inp.features, Origin.API,
-                                external_id=item.external_id, annotation=label_id,
-                                views=inp.views)
         try:
-            inputs.keep(d, fn, inp)
-            with prefixed_conflict("existingSampleId", "sample"):
-                d.samples.create(sample)
+            inputs.keep(d, fn, inp)  # before the sample that names the picture
         except DomainError as err:
             out[i] = err
             continue
-        annotated |= label_id is not None
-        out[i] = sample
+        made.append((i, SampleItem.new(fn.id, new_bare(), inp.data, inp.features, Origin.API,
+                                       external_id=item.external_id, annotation=label_id,
+                                       views=inp.views)))
+    conflicts = d.samples.create_many([s for _, s in made])
+    for (i, sample), conflict in zip(made, conflicts, strict=True):
+        if conflict is not None and conflict.extra.get("existingSampleId"):
+            conflict.extra["existingSampleId"] = full(conflict.extra["existingSampleId"],
+                                                      "sample")
+        out[i] = conflict or sample
+    annotated = any(isinstance(r, SampleItem) and r.annotation for r in out)
     if annotated and train:
         request_training(d, fn.id, "samples imported")
     view = d.serving.view(fn.id)
