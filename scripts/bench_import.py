@@ -105,8 +105,8 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(timeout=60)
-    print("raw encoder: this process, batches of 32, two threads, the same texts; the stack "
-          "runs its own encoder (one API container) in its process")
+    print("raw encoder: this process, batches of 32, one thread (as the API container's "
+          "encoder), the same texts")
     emit_json("import", figures)
 
 
@@ -123,7 +123,8 @@ def run(args, client: Client, tmp: Path, rows, more, small, probes) -> dict:
     runs = wait_trained(client, fid, len(rows))
     total = time.perf_counter() - started
 
-    encoder = Encoder(threads=2)
+    # One thread, as the API container's encoder runs (`container.Encoders`): the same work.
+    encoder = Encoder(threads=1)
     texts = [t for t, _ in rows]
     encoder.featurize(texts[:64])  # warm
     t0 = time.perf_counter()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from test_api import make_function
 
-from labelloop.feature_cache import FeatureCache, key
+from labelloop.feature_cache import FeatureCache
 
 TEXT = "Why was I billed two times for one order?"
 
@@ -68,7 +68,7 @@ def test_functions_never_share_cached_features(api):
 
 def test_the_least_recently_used_entry_goes_first():
     cache = FeatureCache(2)
-    a, b, c = (key("f", "fast", t) for t in "abc")
+    a, b, c = (("f", "fast", digest) for digest in "abc")
     cache.put(a, "A")
     cache.put(b, "B")
     assert cache.get(a) == "A"  # a is now the most recent

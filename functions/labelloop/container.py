@@ -182,7 +182,7 @@ class Deps:
     def feature_cache(self):
         from labelloop.feature_cache import FeatureCache
 
-        return FeatureCache(getattr(self.settings, "invoke_cache_entries", 0))
+        return FeatureCache(self.settings.invoke_cache_entries)  # the API's alone
 
     @cached_property
     def captures(self):

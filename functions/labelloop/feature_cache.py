@@ -10,7 +10,6 @@ Least recently used entries go first; every `REPORT_EVERY` lookups the hit rate 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from collections import OrderedDict
@@ -21,12 +20,9 @@ log = logging.getLogger(__name__)
 REPORT_EVERY = 1000
 
 
-def key(function_id: str, encoder: str, data: str | bytes) -> tuple[str, str, str]:
-    raw = data.encode() if isinstance(data, str) else data
-    return function_id, encoder, hashlib.sha256(raw).hexdigest()
-
-
 class FeatureCache:
+    """Keys: (function id, encoder, the input's sha256), as `usecases.inputs` makes them."""
+
     def __init__(self, entries: int):
         self.entries = entries
         self._items: OrderedDict[tuple, Features] = OrderedDict()

@@ -23,14 +23,19 @@ class TrainingMessage(BaseModel):
     force: bool = False
 
 
+def prefix_conflict(err: Conflict, key: str, kind: str) -> Conflict:
+    """The store names existing items by bare id; the API shows them prefixed."""
+    if err.extra.get(key):
+        err.extra[key] = full(err.extra[key], kind)
+    return err
+
+
 @contextmanager
 def prefixed_conflict(key: str, kind: str):
-    """The store names existing items by bare id; the API shows them prefixed."""
     try:
         yield
     except Conflict as err:
-        if err.extra.get(key):
-            err.extra[key] = full(err.extra[key], kind)
+        prefix_conflict(err, key, kind)
         raise
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from labelloop import feature_cache, imaging, urlfetch
+from labelloop import imaging, urlfetch
 from labelloop.container import Deps
-from labelloop.domain import FunctionItem, encode_views
+from labelloop.domain import FunctionItem, data_hash, encode_views
 from labelloop.encoder import Features
 from labelloop.errors import BadRequest
 from labelloop.image_source import image_bytes
@@ -56,31 +56,33 @@ def read(d: Deps, fn: FunctionItem, data, field: str = "data", views: bool = Fal
     encoder = d.encoders[fn.encoder]
     if fn.input != IMAGE:
         text = checked_text(data, field)
-        features, hit = _featurized(d, fn, text, cached)
+        features, hit = _featurized(d, fn, text, data_hash(text), cached)
         return Input(text, features, cache_hit=hit)
     raw = image_bytes(data, field, urlfetch.Policy(
         allow_loopback=d.settings.image_urls_allow_loopback))
+    digest = hashlib.sha256(raw).hexdigest()
     extra, hit = None, None
     try:
         if views:
             features, extra = encoder.featurize_with_views(raw)
         else:
-            features, hit = _featurized(d, fn, raw, cached)
+            features, hit = _featurized(d, fn, raw, digest, cached)
     except imaging.ImageError as err:
         raise BadRequest(f"{field}: {err}") from None
     # Decoded (or seen before), so one of imaging.FORMATS, whose magic numbers sniff knows.
-    return Input(IMAGE_REF + hashlib.sha256(raw).hexdigest(), features, raw,
+    return Input(IMAGE_REF + digest, features, raw,
                  f"image/{imaging.sniff(raw).lower()}",
                  encode_views(extra) if extra is not None else None, cache_hit=hit)
 
 
-def _featurized(d: Deps, fn: FunctionItem, data: str | bytes, cached: bool
+def _featurized(d: Deps, fn: FunctionItem, data: str | bytes, digest: str, cached: bool
                 ) -> tuple[Features, bool | None]:
-    """(features, whether they came from the invoke cache; None when not looked up)."""
+    """(features, whether they came from the invoke cache; None when not looked up).
+    `digest`: the data's sha256, as the caller has it anyway."""
     encoder = d.encoders[fn.encoder]
     if not cached or d.feature_cache.entries <= 0:
         return encoder.featurize_one(data), None
-    k = feature_cache.key(fn.id, fn.encoder, data)
+    k = (fn.id, fn.encoder, digest)
     found = d.feature_cache.get(k)
     if found is not None:
         return found, True

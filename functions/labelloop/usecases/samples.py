@@ -12,7 +12,12 @@ from labelloop.errors import BadRequest, Conflict, DomainError, NotFound
 from labelloop.ids import bare, created_at, full, new_bare
 from labelloop.serving import Prediction
 from labelloop.usecases import inputs
-from labelloop.usecases.common import owned_function, prefixed_conflict, request_training
+from labelloop.usecases.common import (
+    owned_function,
+    prefix_conflict,
+    prefixed_conflict,
+    request_training,
+)
 
 MAX_PAGE = 1000
 _DIGEST = re.compile(r"[0-9a-f]{64}")
@@ -133,10 +138,8 @@ def create_samples(d: Deps, client: str, function_id: str, items: list[NewSample
                                        views=inp.views)))
     conflicts = d.samples.create_many([s for _, s in made])
     for (i, sample), conflict in zip(made, conflicts, strict=True):
-        if conflict is not None and conflict.extra.get("existingSampleId"):
-            conflict.extra["existingSampleId"] = full(conflict.extra["existingSampleId"],
-                                                      "sample")
-        out[i] = conflict or sample
+        out[i] = (prefix_conflict(conflict, "existingSampleId", "sample") if conflict
+                  else sample)
     annotated = any(isinstance(r, SampleItem) and r.annotation for r in out)
     if annotated and train:
         request_training(d, fn.id, "samples imported")
