@@ -5,6 +5,7 @@ import pytest
 
 from labelloop.ml.head import log_softmax, softmax
 from labelloop.ml.trainer import HeadTrainer, Priors, assign_folds, bag_of_tokens, fit_temperature
+from labelloop.ml.warm_start import WarmStart
 
 
 def clusters(n_per_label: dict[str, int], dim: int = 16, spread: float = 0.6, seed: int = 0):
@@ -30,8 +31,8 @@ def test_cross_validation_reports_every_sample_and_label():
     t = HeadTrainer().fit(X, y, tokens)
     cv = t.cv_
     assert cv.n_folds == 5
-    assert cv.proba.shape == (36, 3) and len(cv.predictions) == 36
-    np.testing.assert_allclose(cv.proba.sum(axis=1), 1.0, rtol=1e-6)
+    assert cv.confidences.shape == (36,) and len(cv.predictions) == 36
+    assert np.all((cv.confidences >= 1 / 3) & (cv.confidences <= 1))  # the top of three
     assert cv.accuracy == pytest.approx(np.mean(np.array(cv.predictions) == y))
     assert set(cv.per_label_accuracy) == {"a", "b", "c"}
     assert 0.0 <= cv.ece <= 1.0
@@ -163,3 +164,62 @@ def test_views_teach_the_final_model_with_their_samples_label():
     assert with_views.predict(probe)[0] == "a"
     with pytest.raises(ValueError, match="views must have one entry per sample"):
         HeadTrainer().fit(X, y, views=[None])
+
+
+def _warm_case():
+    """A live model trained on all but the last six samples of each label, and the same
+    samples with those six added."""
+    X, y, tokens = clusters({"a": 60, "b": 60, "c": 60}, spread=1.0, seed=4)
+    new = np.zeros(len(y), dtype=bool)
+    for label in "abc":
+        new[np.flatnonzero(y == label)[-6:]] = True
+    old = ~new
+    live = HeadTrainer(lexical_weights=(0.3,)).fit(
+        X[old], y[old], [t for t, k in zip(tokens, old, strict=True) if k])
+    carried = iter(zip(live.cv_.predictions, live.cv_.confidences.tolist(), strict=True))
+    cv = [None if n else next(carried) for n in new]
+    return X, y, tokens, new, live, WarmStart(live.head_, live.C_, live.cv_.n_folds, cv)
+
+
+def test_a_warm_retrain_predicts_as_a_full_retrain_at_the_same_settings():
+    X, y, tokens, new, live, warm = _warm_case()
+    t = HeadTrainer(lexical_weights=(0.3,)).fit(X, y, tokens, fresh=new, warm=warm)
+    assert t.warm_ and t.C_ == live.C_ and t.temperature_ == live.temperature_
+    full = HeadTrainer(Cs=(live.C_,), lexical_weights=(0.3,)).fit(X, y, tokens)
+    exact = HeadTrainer(Cs=(live.C_,), lexical_weights=(0.3,), tol=1e-7,
+                        lexical_tol=1e-7).fit(X, y, tokens)
+    probe, _, probe_t = clusters({"a": 100, "b": 100, "c": 100}, spread=1.0, seed=4)
+
+    def proba(trainer):  # before temperature: the full retrains fit their own
+        return softmax(trainer.head_.log_scores(probe, probe_t))
+
+    ours, theirs, truth = proba(t), proba(full), proba(exact)
+    assert (ours.argmax(1) == theirs.argmax(1)).mean() >= 0.99
+    # Both stop at a tolerance; the warm retrain is as near the exact solution as the full.
+    assert np.abs(ours - truth).max() <= max(np.abs(theirs - truth).max(), 0.02) + 0.01
+    # Cross-validation: carried over for the samples the live model had, fresh for the rest.
+    assert t.cv_.predictions[:54] == live.cv_.predictions[:54]
+    assert set(t.fresh_predictions_) == set(np.flatnonzero(new).tolist())
+    assert [t.cv_.predictions[i] for i in np.flatnonzero(new)] == [
+        t.fresh_predictions_[i] for i in np.flatnonzero(new)]
+
+
+def test_a_warm_retrain_learns_the_new_annotations():
+    """The new samples relabelled: the live model says their old labels; the warm retrain,
+    like a full one, has moved toward the new ones."""
+    X, y, tokens, new, _, warm = _warm_case()
+    relabelled = y.copy()
+    relabelled[new] = np.where(y[new] == "a", "b", "a")[: new.sum()]
+    t = HeadTrainer(lexical_weights=(0.3,)).fit(X, relabelled, tokens, fresh=new, warm=warm)
+    live_p = warm.head.predict_proba(X[new], [tokens[i] for i in np.flatnonzero(new)])
+    warm_p = t.predict_proba(X[new], [tokens[i] for i in np.flatnonzero(new)])
+    cols = np.searchsorted(t.classes_, relabelled[new])
+    rows = np.arange(new.sum())
+    assert (warm_p[rows, cols] > live_p[rows, cols]).all()
+
+
+def test_a_warm_start_needs_a_carried_prediction_for_every_sample_it_had():
+    X, y, tokens, new, _, warm = _warm_case()
+    broken = WarmStart(warm.head, warm.C, warm.n_folds, [None] * len(y))
+    with pytest.raises(ValueError, match="neither fresh"):
+        HeadTrainer(lexical_weights=(0.3,)).fit(X, y, tokens, fresh=new, warm=broken)

@@ -90,3 +90,41 @@ def test_the_loop_on_the_fakes(d):
     assert len(d.queues.training) == 1
     F.delete_function(d, "c1", fn.id)
     assert d.functions.deleted(fn.id) and not d.objects.objects
+
+
+def test_a_retrain_after_new_annotations_starts_from_the_live_version(encoder):
+    from labelloop.encoder import Encoders
+    from labelloop.usecases import model_versions as MV
+
+    fast = Encoders()
+    fast.put(encoder)
+    d = memory_deps(fast, LABELLOOP_TRAIN_DEBOUNCE_SECONDS=0, LABELLOOP_WARM_MIN_SAMPLES=0,
+                    LABELLOOP_SEARCH_GROWTH=0.5)
+    fn = F.create_function(d, "c1", "support", "Text", "Classification")
+    for name, description in LABELS.items():
+        L.create_label(d, "c1", fn.id, name, description)
+    for text, label in SAMPLES:
+        S.create_sample(d, "c1", fn.id, text, annotation=S.LabelRef(label_name=label))
+    (first,) = drain_training(d)
+    v1 = d.model_versions.get(fn.id, first.version)
+    assert v1.search["warm"] is False and first.decision.reason == "first model"
+    live = d.serving.model(fn.id, first.version)
+    assert live.meta.search.samples == len(SAMPLES) and live.meta.search.changed == 0
+
+    S.create_sample(d, "c1", fn.id, "the refund never arrived",
+                    annotation=S.LabelRef(label_name="billing"))
+    (second,) = drain_training(d)
+    v2 = d.model_versions.get(fn.id, second.version)
+    assert v2.search["warm"] is True and v2.search["C"] == v1.search["C"]
+    assert "1 of" in v2.search["why"] and v2.sample_count == len(SAMPLES) + 1
+    head1, head2 = live.head, d.serving.model(fn.id, second.version).head
+    assert head2.temperature == head1.temperature
+    assert head2.lexical_weight == head1.lexical_weight
+    # The promotion rule compared on the new annotation.
+    assert "on 1 new annotations" in v2.decision
+    assert d.serving.model(fn.id, second.version).meta.search.changed == 1
+
+    MV.train(d, "c1", fn.id, force=True)
+    (third,) = drain_training(d)
+    forced = d.model_versions.get(fn.id, third.version).search
+    assert forced["warm"] is False and forced["why"] == "forced"

@@ -220,6 +220,9 @@ class ModelVersionItem(Item):
     # Promotion decision against the model that was live: promoted, and why.
     promoted: bool = False
     decision: str = ""
+    # How its settings were found: {"warm": kept the live version's and started from its
+    # weights, or searched; "why"; "C"}. None for zero-shot versions.
+    search: dict | None = None
     # When it went live under a decision policy: {"policy", "previousVersion", "labels":
     # {label id: {"accept", "review", "source", "was": the previous live version's accept}}}.
     thresholds: dict | None = None

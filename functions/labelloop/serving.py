@@ -44,6 +44,18 @@ def embeddings_from_bytes(raw: bytes) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class Search:
+    """The search a trained version's settings come from: the C it chose, its folds, how many
+    annotated samples it had, and how many have changed (added, relabelled, removed) since,
+    counted by the warm retrains that kept its settings (usecases/search_plan.py)."""
+
+    C: float
+    folds: int
+    samples: int
+    changed: int = 0
+
+
+@dataclass(frozen=True)
 class ModelMeta:
     """model.json beside head.npz: what a version was trained on and how it did there."""
 
@@ -54,16 +66,22 @@ class ModelMeta:
     trained: dict[str, str] = field(default_factory=dict)
     # sample id -> [label id, confidence]: its cross-validated prediction
     cv: dict[str, list] = field(default_factory=dict)
+    search: Search | None = None  # None: zero-shot, or written before retrains were warm
 
     def to_json(self) -> bytes:
+        search = None if self.search is None else {
+            "C": self.search.C, "folds": self.search.folds, "samples": self.search.samples,
+            "changed": self.search.changed}
         return json.dumps({"version": self.version, "labelIds": self.label_ids,
                            "zeroShot": self.zero_shot, "trained": self.trained,
-                           "cv": self.cv}).encode()
+                           "cv": self.cv, "search": search}).encode()
 
     @classmethod
     def from_json(cls, data: bytes) -> ModelMeta:
         d = json.loads(data)
-        return cls(d["version"], d["labelIds"], d["zeroShot"], d["trained"], d["cv"])
+        search = d.get("search")
+        return cls(d["version"], d["labelIds"], d["zeroShot"], d["trained"], d["cv"],
+                   Search(**search) if search else None)
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,11 @@ class _Trains(Settings):
     training_queue_url: Resource = Field(alias="LABELLOOP_TRAINING_QUEUE_URL")
     # A training run silent for longer than this is taken as dead (its Lambda timed out).
     training_stale_seconds: int = Field(960, ge=60, alias="LABELLOOP_TRAINING_STALE_SECONDS")
+    # A retrain starts from the live version instead of searching (usecases/search_plan.py)
+    # once the function has this many annotated samples, until they have changed by more
+    # than `search_growth` of those the last search had.
+    warm_min_samples: int = Field(1000, ge=0, alias="LABELLOOP_WARM_MIN_SAMPLES")
+    search_growth: float = Field(0.2, ge=0, alias="LABELLOOP_SEARCH_GROWTH")
 
 
 class _Encodes(Settings):

@@ -145,6 +145,9 @@ class ModelVersion(Out):
     reason: str | None = None
     promoted: bool | None = None
     decision: str | None = None
+    search: dict[str, Any] | None = Field(
+        None, description="how its settings were found: warm (kept the live version's and "
+        "started from its weights) or searched, why, and C")
 
 
 class ModelVersionDetail(ModelVersion):

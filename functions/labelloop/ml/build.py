@@ -17,6 +17,7 @@ import numpy as np
 
 from labelloop.encoder import Features, OnnxModel
 from labelloop.ml.head import Head
+from labelloop.ml.warm_start import WarmStart
 from labelloop.ml.zeroshot import prior_texts, zero_shot_head
 
 MIN_LABELS_TO_TRAIN = 2
@@ -49,6 +50,7 @@ class TrainedModel:
     n_folds: int
     C: float | None
     sample_count: int
+    warm: bool = False  # retrained from the live version (no search)
 
     @property
     def zero_shot(self) -> bool:
@@ -85,9 +87,12 @@ def is_trainable(sample_labels: Sequence[str]) -> bool:
 def build_model(encoder: OnnxModel | None, labels: Sequence[LabelSpec], features: Features,
                 sample_labels: Sequence[str], random_state: int = 0,
                 fresh: np.ndarray | None = None, text: bool | None = None,
-                views: Sequence[np.ndarray | None] | None = None) -> TrainedModel:
+                views: Sequence[np.ndarray | None] | None = None,
+                warm: WarmStart | None = None) -> TrainedModel:
     """`features[i]` is annotated with `sample_labels[i]`; every such label is in `labels`.
     `views[i]`: sample i's training views (an image's; see `HeadTrainer.fit`), or None.
+    `warm`: retrain from the live version's settings and weights instead of searching (the
+    caller checks that the live version is a trained head over the same labels).
     `encoder` None: every label's priors are stored (the training worker has no encoder).
     `text`: whether the inputs are texts (default: the encoder's kind, or True)."""
     names = [label.name for label in labels]
@@ -99,7 +104,7 @@ def build_model(encoder: OnnxModel | None, labels: Sequence[LabelSpec], features
     if len(features) != len(sample_labels):
         raise ValueError("one label per sample")
     if not (text if text is not None else encoder is None or encoder.text):
-        return _image_model(features, sample_labels, random_state, fresh, views)
+        return _image_model(features, sample_labels, random_state, fresh, views, warm)
     priors = label_priors(encoder, labels)
     prior_owner = [lb.name for lb, f in zip(labels, priors, strict=True) for _ in range(len(f))]
     priors = Features(
@@ -117,12 +122,12 @@ def build_model(encoder: OnnxModel | None, labels: Sequence[LabelSpec], features
 
     trainer = HeadTrainer(random_state=random_state).fit(
         features.embeddings, list(sample_labels), features.tokens,
-        Priors(priors.embeddings, priors.tokens, prior_owner), fresh=fresh)
+        Priors(priors.embeddings, priors.tokens, prior_owner), fresh=fresh, warm=warm)
     return _trained(trainer, len(sample_labels))
 
 
 def _image_model(features: Features, sample_labels: Sequence[str], random_state: int,
-                 fresh: np.ndarray | None, views) -> TrainedModel:
+                 fresh: np.ndarray | None, views, warm: WarmStart | None) -> TrainedModel:
     if not is_trainable(sample_labels):
         raise NeedsSamples(f"an image function needs at least {MIN_SAMPLES_PER_LABEL} annotated "
                            f"samples of {MIN_LABELS_TO_TRAIN} labels before it has a model")
@@ -130,7 +135,7 @@ def _image_model(features: Features, sample_labels: Sequence[str], random_state:
 
     # Labels without samples cannot be predicted: there is nothing to learn them from.
     trainer = HeadTrainer(Cs=IMAGE_CS, random_state=random_state).fit(
-        features.embeddings, list(sample_labels), fresh=fresh, views=views)
+        features.embeddings, list(sample_labels), fresh=fresh, views=views, warm=warm)
     return _trained(trainer, len(sample_labels))
 
 
@@ -142,9 +147,10 @@ def _trained(trainer, sample_count: int) -> TrainedModel:
         cv_per_label_accuracy=cv.per_label_accuracy,
         cv_ece=cv.ece,
         cv_predictions=cv.predictions,
-        cv_confidences=np.asarray(cv.proba.max(axis=1), dtype=float).tolist(),
+        cv_confidences=cv.confidences.tolist(),
         fresh_predictions=trainer.fresh_predictions_,
         n_folds=cv.n_folds,
         C=float(trainer.C_),
         sample_count=sample_count,
+        warm=trainer.warm_,
     )

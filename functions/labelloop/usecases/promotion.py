@@ -30,6 +30,13 @@ class Decision:
     reason: str
 
 
+def compares(live: LiveModel | None, label_ids: set[str], force: bool) -> bool:
+    """Whether the rule will compare on the new annotations (so the candidate must predict
+    them fresh); otherwise it promotes without looking."""
+    return not force and live is not None and not live.head.zero_shot and set(
+        live.meta.label_ids) == label_ids
+
+
 def decide(model: TrainedModel, meta: ModelMeta, features: Features, live: LiveModel | None,
            force: bool) -> Decision:
     if force:

@@ -25,8 +25,9 @@ from labelloop.ml.quality import Quality
 from labelloop.serving import ModelMeta, embeddings_to_bytes
 from labelloop.usecases.common import TrainingMessage
 from labelloop.usecases.inputs import IMAGE
-from labelloop.usecases.promotion import Decision, decide
+from labelloop.usecases.promotion import Decision, compares, decide
 from labelloop.usecases.rescore import rescore
+from labelloop.usecases.search_plan import Plan, plan, record
 from labelloop.usecases.thresholds import record_thresholds
 
 # A request that finds its function training is queued again this much later.
@@ -102,18 +103,26 @@ def _train(d: Deps, fn: FunctionItem, message: TrainingMessage) -> RunResult:
     # Classes are label ids, so a rename never invalidates a model.
     specs = [LabelSpec(lb.id, priors=lb.priors()) for lb in labels]
     live = d.serving.model(fn.id, fn.live) if fn.live else None
-    fresh = np.array([live is None or live.meta.trained.get(sid) != label
-                      for sid, label in zip(ids, annotations, strict=True)], dtype=bool)
+    # Fresh predictions only where the promotion rule will look at them: for a first model
+    # they were five more fits of everything, thrown away.
+    fresh = np.array([live.meta.trained.get(sid) != label
+                      for sid, label in zip(ids, annotations, strict=True)], dtype=bool) \
+        if compares(live, label_ids, message.force) else None
     text = fn.input != IMAGE
     if not text and not is_trainable(annotations):
         return RunResult(None, None)  # an Image function has no model before its samples
+    s = d.settings
+    how = plan(live, label_ids, ids, fresh, message.force, s.warm_min_samples,
+               s.search_growth)
     model = build_model(None, specs, features, annotations, fresh=fresh, text=text,
-                        views=views)
+                        views=views, warm=how.warm)
     took = time.perf_counter() - started
 
     version = d.functions.next_model_version(fn.id)
     meta = ModelMeta(version=version, label_ids=sorted(label_ids), zero_shot=model.zero_shot,
-                     trained=dict(zip(ids, annotations, strict=True)), cv=_cv(model, ids))
+                     trained=dict(zip(ids, annotations, strict=True)), cv=_cv(model, ids),
+                     search=None if model.zero_shot else record(how, model.C, model.n_folds,
+                                                                len(ids)))
     d.objects.put_artifact(fn.id, version, HEAD, model.head.to_bytes())
     d.objects.put_artifact(fn.id, version, META, meta.to_json())
     if ids:
@@ -130,7 +139,7 @@ def _train(d: Deps, fn: FunctionItem, message: TrainingMessage) -> RunResult:
         zero_shot=model.zero_shot, label_ids=meta.label_ids, sample_count=len(ids),
         cv_accuracy=model.cv_accuracy, cv_ece=model.cv_ece, n_folds=model.n_folds,
         train_seconds=round(took, 3), reason=message.reason, promoted=False,
-        decision=decision.reason))
+        decision=decision.reason, search=_search_json(model, how)))
     if decision.promote:
         try:
             d.functions.set_live(fn.id, version, fn.live, [*fn.live_history, version])
@@ -150,6 +159,12 @@ def is_picked(origin: str | None, capture_reason: str | None) -> bool:
     if origin == Origin.FEEDBACK:
         return True
     return origin == Origin.CAPTURE and capture_reason != "random"
+
+
+def _search_json(model: TrainedModel, how: Plan) -> dict | None:
+    if model.zero_shot:
+        return None
+    return {"warm": model.warm, "why": how.reason, "C": model.C}
 
 
 def _cv(model: TrainedModel, ids: list[str]) -> dict[str, list]:
