@@ -5,10 +5,11 @@ Data: CLINC150's in-scope training set (150 labels), embedded once and cached, s
 LogisticRegression fit at a fixed C (no CV, no calibration, no lexical model) for training,
 and that model's `predict_proba` on one vector for serving.
 
-Retrain (issue 20): a live model searched on the largest size less 50 samples, then those 50
-annotated: the warm retrain (live settings, started from its weights) and a full retrain
-(search, and the fresh predictions the promotion rule needs), each timed and scored on the
-CLINC150 test set, against the plain fit on the same samples.
+Retrain (issue 20): a live model searched on the largest size less a pool of 500 samples,
+then the 50 of the pool it is least sure of annotated (the hard ones capture sends to review):
+the warm retrain (live settings, started from its weights) and a full retrain (search, and the
+fresh predictions the promotion rule needs), each timed and scored on the CLINC150 test set,
+against the plain fit on the same samples.
 
     python scripts/bench_head.py [--sizes 1000 10000 15000] [--added 50] [--encoder fast|accurate]
 """
@@ -84,16 +85,22 @@ def main() -> None:
 
 
 def measure_retrain(enc, specs, features, y, idx, added: int, test, test_y):
-    """A live model on idx less its last `added` samples, then a warm and a full retrain on
-    all of idx; the plain fit on the same samples."""
+    """A live model on idx less a pool of 10 × `added` samples; the `added` of the pool it is
+    least confident about annotated (what capture sends to review: the hard ones, which move
+    the weights most); then a warm and a full retrain, and the plain fit on the same samples."""
     from sklearn.linear_model import LogisticRegression
 
     from labelloop.ml.warm_start import WarmStart
 
-    n = len(idx)
-    old = idx[:-added]
-    print(f"retraining after {added} annotations on {n} samples …", file=sys.stderr, flush=True)
+    pool = min(10 * added, len(idx) // 2)
+    old, candidates = idx[:-pool], idx[-pool:]
+    print(f"retraining after {added} annotations on {len(old)} samples …", file=sys.stderr,
+          flush=True)
     live = build_model(enc, specs, features.take(old), y[old])
+    unsure = live.head.predict_proba(features.embeddings[candidates],
+                                     [features.tokens[i] for i in candidates]).max(axis=1)
+    idx = np.concatenate([old, candidates[np.argsort(unsure)[:added]]])
+    n = len(idx)
     fresh = np.zeros(n, dtype=bool)
     fresh[-added:] = True
     carried = list(zip(live.cv_predictions, live.cv_confidences, strict=True))

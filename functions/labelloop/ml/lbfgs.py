@@ -2,7 +2,7 @@
 
 scipy's L-BFGS-B (C code since scipy 1.15) spent ~25 ms of its own per iteration on a
 150-label head's 58k parameters, as long as the loss itself took, and ~30 ms on the lexical
-model's million; this two-loop recursion with a backtracking (Armijo) line search costs a few
+model's 770k; this two-loop recursion with a backtracking (Armijo) line search costs a few
 vector operations of that size. The problems here are convex, so no Wolfe search is needed:
 a pair that breaks the curvature condition is skipped, never stored.
 

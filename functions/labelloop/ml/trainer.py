@@ -143,7 +143,7 @@ class HeadTrainer(ClassifierMixin, BaseEstimator):
         self.warm_ = warm is not None
         start = self._search(data, rng) if warm is None else self._adopt(warm, tokens is not None)
         self.head_ = self._final_head(data, *start)
-        live_params = start if warm is not None else self._params_of_head()
+        live_params = start if warm is not None else self._final_params()
         self.fresh_predictions_, fresh_conf = (
             self._fresh_predictions(data, fresh, rng, *live_params, warm=warm is not None)
             if fresh is not None and fresh.any() else ({}, {}))
@@ -208,10 +208,8 @@ class HeadTrainer(ClassifierMixin, BaseEstimator):
         if self.lexical_weight_ > 0:
             # The live model's columns, moved to this vocabulary (new wordpieces start at 0).
             coef = np.zeros((len(head.classes), len(self.vocab_)), dtype=np.float32)
-            pos = np.searchsorted(self.vocab_, head.lexical_vocab)
-            found = pos < len(self.vocab_)
-            found[found] = self.vocab_[pos[found]] == head.lexical_vocab[found]
-            coef[:, pos[found]] = head.lexical_coef[:, found]
+            pos = _compact(head.lexical_vocab, self.vocab_)
+            coef[:, pos[pos >= 0]] = head.lexical_coef[:, pos >= 0]
             lex = Params(np.asarray(head.classes), coef, head.lexical_intercept)
         return emb, lex
 
@@ -311,7 +309,7 @@ class HeadTrainer(ClassifierMixin, BaseEstimator):
                     temperature=self.temperature_, lexical_weight=self.lexical_weight_,
                     **lexical)
 
-    def _params_of_head(self) -> tuple[Params, Params | None]:
+    def _final_params(self) -> tuple[Params, Params | None]:
         emb = self.embedding_model_.params()
         return emb, self.lexical_model_.params() if self.lexical_model_ is not None else None
 
