@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_invoke import start_stack
+from bench_invoke import start_stack, stop_stack
 
 from benchlib import emit_json, load_dataset, parse_args, print_table
 from labelloop.cli.samples import import_samples
@@ -103,8 +103,7 @@ def main() -> None:
             client = Client(s["url"], s["client_id"], s["client_secret"], timeout=120)
             figures = run(args, client, Path(tmp), rows, more, small, probes)
         finally:
-            proc.terminate()
-            proc.wait(timeout=60)
+            stop_stack(proc)
     print("raw encoder: this process, batches of 32, one thread (as the API container's "
           "encoder), the same texts")
     emit_json("import", figures)

@@ -143,6 +143,18 @@ def start_stack(data_dir: Path) -> tuple[subprocess.Popen, dict[str, str]]:
     return proc, found
 
 
+def stop_stack(proc: subprocess.Popen) -> None:
+    """SIGTERM, then a wait longer than the stack's own bounds on its stop (30 s for its
+    workers, 5 s for each server): a stack still running after it hangs, and is killed."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise RuntimeError("labelloop local did not stop within 60 s of SIGTERM") from None
+
+
 def free_port() -> int:
     import socket
 
@@ -165,8 +177,7 @@ def main() -> None:
         try:
             (run_image if args.input == "image" else run)(args, s)
         finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+            stop_stack(proc)
 
 
 def handler_env(s: dict[str, str]) -> None:

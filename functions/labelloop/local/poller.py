@@ -200,10 +200,13 @@ class QueuePoller:
             except Exception:
                 log.exception("could not release %d in-flight messages", len(receipts))
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Close, and wait up to `timeout` for a running handler; whether none runs now."""
         self.close()
         if self._thread is not None:
             self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
 
     def __enter__(self) -> QueuePoller:
         return self.start()

@@ -16,6 +16,7 @@ Whether the workers are idle is read from the queues: a batch in a handler is in
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import signal
 import subprocess
@@ -114,8 +115,14 @@ def main(argv: list[str]) -> int:
     wait_for_signal()
     for poller in pollers:
         poller.close()
-    for poller in pollers:  # a handler still running after this is cut off: its batch is
-        poller.stop(timeout=1.0)  # visible again already, and runs again after a restart
+    # A handler still running after this is cut off: its batch is visible again already, and
+    # runs again after a restart.
+    stopped = [poller.stop(timeout=1.0) for poller in pollers]
+    if not all(stopped):
+        # Not through the interpreter's exit: it joins executor threads, which may wait on the
+        # cut-off handler, and so hold up the stack's stop (30 s, then a kill).
+        logging.shutdown()
+        os._exit(0)
     return 0
 
 
