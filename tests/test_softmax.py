@@ -42,9 +42,11 @@ def test_a_weight_of_two_is_the_sample_twice():
 def test_a_warm_start_reaches_the_cold_solution():
     X, y = blobs(n_per=60)
     old = SoftmaxRegression(C=10.0).fit(X[:-10], y[:-10])  # lacks the last ten samples
-    cold = SoftmaxRegression(C=10.0, tol=1e-7).fit(X, y)
-    warm = SoftmaxRegression(C=10.0, tol=1e-7).fit(X, y, init=old.params())
-    np.testing.assert_allclose(warm.predict_proba(X), cold.predict_proba(X), atol=2e-3)
+    # A tol float32 can reach: below ~1e-6 both fits end where the line search stalls, and
+    # their iteration counts say nothing (with numpy 2.4: warm 79, cold 48 at 1e-7).
+    cold = SoftmaxRegression(C=10.0, tol=1e-5).fit(X, y)
+    warm = SoftmaxRegression(C=10.0, tol=1e-5).fit(X, y, init=old.params())
+    np.testing.assert_allclose(warm.predict_proba(X), cold.predict_proba(X), atol=1e-3)
     assert warm.n_iter_ < cold.n_iter_
 
 
