@@ -59,8 +59,13 @@ def mutate(c, rng) -> None:
     g = {"g": {"S": rng.choice(GROUPS)}, "gs": {"S": f"{rng.random():.3f}"}}
     try:
         if op < 0.4:
+            # Half conditional, on a value that varies: a parsed condition is reused only
+            # with its own values (checked against a fresh parse under the variable above).
+            cond = ({"ConditionExpression": "attribute_not_exists(pk) OR v < :v",
+                     "ExpressionAttributeValues": {":v": {"N": str(rng.randrange(9))}}}
+                    if rng.random() < 0.5 else {})
             c.put_item(TableName="t", Item={**k, "v": {"N": str(rng.randrange(9))},
-                                            **(g if rng.random() < 0.6 else {})})
+                                            **(g if rng.random() < 0.6 else {})}, **cond)
         elif op < 0.55:
             c.delete_item(TableName="t", Key=k)
         elif op < 0.7:  # moves the item within, into or out of the GSI
@@ -80,6 +85,7 @@ def mutate(c, rng) -> None:
                                     if rng.random() < 0.5 else "attribute_not_exists(pk)"}}])
     except ClientError as e:
         assert e.response["Error"]["Code"] in ("TransactionCanceledException",
+                                               "ConditionalCheckFailedException",
                                                "ValidationException"), e
 
 

@@ -128,3 +128,24 @@ def test_a_retrain_after_new_annotations_starts_from_the_live_version(encoder):
     (third,) = drain_training(d)
     forced = d.model_versions.get(fn.id, third.version).search
     assert forced["warm"] is False and forced["why"] == "forced"
+
+
+def test_changes_wait_out_the_debounce_but_a_requested_run_starts_at_once(encoder):
+    """An import (bulk, train=false) then "train": the burst is over, so no window to wait."""
+    from labelloop.encoder import Encoders
+    from labelloop.usecases import model_versions as MV
+
+    fast = Encoders()
+    fast.put(encoder)
+    d = memory_deps(fast, LABELLOOP_TRAIN_DEBOUNCE_SECONDS=30)
+    fn = F.create_function(d, "c1", "support", "Text", "Classification")
+    L.create_label(d, "c1", fn.id, "billing")
+    assert [delay for _, delay in d.queues.training] == [30]
+    drain_training(d)
+    billing = S.LabelRef(label_name="billing")
+    S.create_samples(d, "c1", fn.id, [S.NewSample(data=text, annotation=billing)
+                                      for text, _ in SAMPLES], train=False)
+    assert d.queues.training == []
+    MV.train(d, "c1", fn.id, force=False)
+    ((body, delay),) = d.queues.training
+    assert delay == 0 and body["reason"] == "requested" and body["force"] is False

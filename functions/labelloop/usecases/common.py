@@ -60,12 +60,15 @@ def is_training(d: Deps, fn: FunctionItem, now: float | None = None) -> bool:
     return fn.train_pending or running
 
 
-def request_training(d: Deps, fid: str, reason: str, force: bool = False) -> None:
+def request_training(d: Deps, fid: str, reason: str, force: bool = False,
+                     debounced: bool = True) -> None:
     """Queue a training run after the debounce window, unless one is queued already: a burst
-    of changes (an import of thousands of samples) trains once, after the burst."""
+    of changes (an import of thousands of samples) trains once, after the burst. Not
+    `debounced` (a user asking for a run: the burst is over), it starts at once."""
     now = time.time()
     stale = now - max(10 * d.settings.train_debounce_seconds, 300)
     if d.functions.request_training(fid, now, stale) or force:
         body = TrainingMessage(functionId=fid, reason=reason, force=force)
         d.queues.send_training_message(body.model_dump(),
-                                       0 if force else d.settings.train_debounce_seconds)
+                                       0 if force or not debounced
+                                       else d.settings.train_debounce_seconds)

@@ -58,4 +58,4 @@ def _record(d: Deps, fid: str, version: int, was: int | None) -> None:
 
 def train(d: Deps, client: str, function_id: str, force: bool) -> None:
     fn = owned_function(d, client, function_id)
-    request_training(d, fn.id, "requested", force=force)
+    request_training(d, fn.id, "requested", force=force, debounced=False)
