@@ -7,9 +7,9 @@ through the generic serializer. With 20,000 samples in one function that is most
 call, and the deep copies make memory grow with every concurrent transaction.
 
 `install()` patches moto in this process (idempotent):
-- parsed expressions: a condition or filter expression is parsed once per (expression, names,
-  values) and its tree reused (evaluating a tree changes nothing in it): a bulk import's
-  transactions repeat one condition per item, and parsing was a third of moto's time;
+- parsed conditions: a put's condition is parsed once per (expression, names, values) and its
+  tree reused (evaluating a tree changes nothing in it): a bulk import's transactions repeat
+  one condition per item, and parsing was a third of moto's time;
 - exact shortcuts: string/binary comparisons and begins_with skip `cast_value`; an item's size is
   kept until it is updated; a transaction snapshots only the items it names (restored if it
   fails, as moto's own rollback would); AttributeValues of the common kinds are serialized
@@ -580,7 +580,6 @@ _PARSED_MAX = 1024  # distinct expressions kept (most carry no per-item values)
 def _parsed_conditions() -> None:
     import json
 
-    from moto.dynamodb import models as backend
     from moto.dynamodb.models import table as tables
 
     parse = tables.get_filter_expression
@@ -609,4 +608,8 @@ def _parsed_conditions() -> None:
             op = parsed[key] = parse(expr, names, values)
         return Checked(op, parse(expr, names, values)) if verify or _verify() else op
 
-    tables.get_filter_expression = backend.get_filter_expression = get_filter_expression
+    # A table's put only (what a transaction's every Put ends in): reused where
+    # labelloop.data's queries and transactions parse it, one image API test
+    # (test_image_invokes_are_captured_with_their_pictures_and_reviewed) answered otherwise,
+    # and the reason is not found yet.
+    tables.get_filter_expression = get_filter_expression
