@@ -345,6 +345,40 @@ def test_the_first_model_serves_at_once_though_the_view_was_cached_before_it(api
     assert status == 200 and body["state"], body
 
 
+def test_a_retrained_version_serves_at_once_though_the_view_was_cached_before_it(
+        api, monkeypatch):
+    from labelloop import container
+
+    fid = make_function(api)
+    monkeypatch.setenv("LABELLOOP_CACHE_SECONDS", "60")  # tests run with no cache
+    d = container.Deps()
+    d.__dict__["encoders"] = container.deps().encoders
+    container.reset(d)
+    first = api.call("POST", f"/v1/functions/{fid}/invoke", {"data": "refund"})[1]
+    # The sample's request for a run rereads the view: the one the next invoke caches shows
+    # the run queued.
+    api.call("POST", f"/v1/functions/{fid}/samples",
+             {"data": "Why was I billed in euros?", "annotation": {"labelName": "billing"}})
+    assert api.call("POST", f"/v1/functions/{fid}/invoke",
+                    {"data": "refund"})[1]["modelVersion"] == first["modelVersion"]
+    assert all(not r["batchItemFailures"] for r in api.train())  # its own container
+    assert not api.call("GET", f"/v0.9/functions/{fid}/metrics")[1]["isTraining"]
+    live = [v["version"] for v in api.call("GET", f"/v1/functions/{fid}/models")[1]
+            if v["live"]]
+    assert live and live[0] > first["modelVersion"]
+    function_reads = []
+    d.tables.main.meta.client.meta.events.register(
+        "before-call.dynamodb.GetItem",
+        lambda params, **_: function_reads.append(1) if b'"FUNCTION"' in params["body"]
+        else None)
+    for _ in range(5):
+        got = api.call("POST", f"/v1/functions/{fid}/invoke", {"data": "refund"})[1]
+        assert got["modelVersion"] == live[0], got
+    # The first invoke reread the function (and then the view); the run is over, so the
+    # rest trust the cache again.
+    assert 1 <= len(function_reads) <= 2, function_reads
+
+
 def test_warm_container_sees_a_new_version_without_reading_s3_per_invoke(api, monkeypatch):
     from labelloop import container
 

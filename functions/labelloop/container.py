@@ -176,7 +176,8 @@ class Deps:
     def serving(self):
         from labelloop.serving import ServingCache
 
-        return ServingCache(self.functions, self.labels, self.objects, self.settings.cache_seconds)
+        return ServingCache(self.functions, self.labels, self.objects, self.settings.cache_seconds,
+                            self.settings.training_stale_seconds)
 
     @cached_property
     def feature_cache(self):

@@ -65,6 +65,12 @@ class FunctionItem(Item):
     def capture_policy(self) -> CapturePolicy:
         return CapturePolicy.model_validate(self.capture)
 
+    def is_training(self, now: float, stale_seconds: float) -> bool:
+        """A run queued, or running under a lease younger than `stale_seconds` (an older one
+        is a crashed worker's): the `live` pointer may move at any moment."""
+        running = self.training_since is not None and now - self.training_since < stale_seconds
+        return self.train_pending or running
+
 
 class LabelItem(Item):
     id: str

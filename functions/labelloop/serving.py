@@ -2,7 +2,9 @@
 
 The function item (with its `live` pointer) and labels are re-read at most every
 `cache_seconds`, so a promotion reaches every warm container within seconds; model versions are
-immutable, so each is read from S3 once per container and kept.
+immutable, so each is read from S3 once per container and kept. While a training run is queued
+or running, an invoke rereads the function item first (one GetItem), so a client told that
+training is over gets the new version at its next invoke, not after the cache's seconds.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
@@ -165,11 +167,13 @@ def predict(model: LiveModel | None, labels: dict[str, LabelItem],
 
 
 class ServingCache:
-    def __init__(self, functions, labels, objects, cache_seconds: float):
+    def __init__(self, functions, labels, objects, cache_seconds: float,
+                 training_stale_seconds: float):
         self._functions = functions
         self._labels = labels
         self._objects = objects
         self._ttl = cache_seconds
+        self._stale = training_stale_seconds
         self._views: dict[str, View] = {}
         self._models: OrderedDict[tuple[str, int], LiveModel] = OrderedDict()
         # (fid, version) -> ((policy, label ids), decisions): re-solved when one changes.
@@ -184,12 +188,23 @@ class ServingCache:
                                  lambda: self._load_view(fid))
 
     def live_view(self, fid: str) -> View:
-        """The view for serving a prediction: a cached one without a model is re-read first,
-        because a client told that training is done invokes at once and must not get
-        "no model yet" from a view loaded (by its last sample) just before the model went live.
-        A newer version replacing an older one may still wait out the TTL."""
+        """The view for serving a prediction. A client told that training is done (the
+        metrics route's `isTraining`) invokes at once, and must not get "no model yet" or the
+        version before: a view without a model is reread, and one read while a run was queued
+        or running follows the function item's `live` pointer until the run is over."""
         v = self.view(fid)
-        return self._load_view(fid) if v.model is None else v
+        if v.model is None:
+            return self._load_view(fid)
+        if not v.function.is_training(time.time(), self._stale):
+            return v
+        fn = self._functions.get(fid)
+        if fn.live != v.function.live:
+            return self._load_view(fid)
+        if not fn.is_training(time.time(), self._stale):
+            # Over, and the same version serves: keep the labels and model, stop rereading.
+            v = replace(v, function=fn)
+            self._views[fid] = v
+        return v
 
     def _load_view(self, fid: str) -> View:
         fn = self._functions.get(fid)

@@ -39,6 +39,9 @@ class Settings(BaseModel):
     bucket: Resource = Field(alias="LABELLOOP_BUCKET")
     # How long a warm container trusts its cached function, labels and live pointer.
     cache_seconds: float = Field(2.0, ge=0, le=300, alias="LABELLOOP_CACHE_SECONDS")
+    # A training run silent for longer than this is taken as dead (its Lambda timed out).
+    # Serving reads it too: while a run is under way, invokes follow the live pointer.
+    training_stale_seconds: int = Field(960, ge=60, alias="LABELLOOP_TRAINING_STALE_SECONDS")
     # X-Ray tracing of the Lambda handlers (stage setting `tracing`; labelloop.observability).
     tracing: bool = Field(False, alias="LABELLOOP_TRACING")
 
@@ -52,11 +55,9 @@ class Settings(BaseModel):
 
 class _Trains(Settings):
     """Entry points that queue training (the API after changes; a run that finds its function
-    busy queues itself again) and judge a run's lease."""
+    busy queues itself again)."""
 
     training_queue_url: Resource = Field(alias="LABELLOOP_TRAINING_QUEUE_URL")
-    # A training run silent for longer than this is taken as dead (its Lambda timed out).
-    training_stale_seconds: int = Field(960, ge=60, alias="LABELLOOP_TRAINING_STALE_SECONDS")
     # A retrain starts from the live version instead of searching (usecases/search_plan.py)
     # once the function has this many annotated samples, until they have changed by more
     # than `search_growth` of those the last search had.

@@ -54,10 +54,8 @@ def function_not_found(function_id: str) -> NotFound:
 
 
 def is_training(d: Deps, fn: FunctionItem, now: float | None = None) -> bool:
-    now = time.time() if now is None else now
-    running = fn.training_since is not None and (
-        now - fn.training_since < d.settings.training_stale_seconds)
-    return fn.train_pending or running
+    return fn.is_training(time.time() if now is None else now,
+                          d.settings.training_stale_seconds)
 
 
 def request_training(d: Deps, fid: str, reason: str, force: bool = False,
@@ -67,7 +65,12 @@ def request_training(d: Deps, fid: str, reason: str, force: bool = False,
     `debounced` (a user asking for a run: the burst is over), it starts at once."""
     now = time.time()
     stale = now - max(10 * d.settings.train_debounce_seconds, 300)
-    if d.functions.request_training(fid, now, stale) or force:
+    requested = d.functions.request_training(fid, now, stale)
+    if requested:
+        # This container's view was read before the request: reread, it shows the run
+        # coming, and invokes follow the live pointer until the run is over (serving.py).
+        d.serving.invalidate(fid)
+    if requested or force:
         body = TrainingMessage(functionId=fid, reason=reason, force=force)
         d.queues.send_training_message(body.model_dump(),
                                        0 if force or not debounced
