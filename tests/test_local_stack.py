@@ -210,6 +210,30 @@ def test_a_long_poll_does_not_hold_up_other_requests(moto):
     assert [m["Body"] for m in got[0]] == ["wake up"]
 
 
+def test_dynamodb_writes_do_not_wake_long_polls(moto):
+    """A waiting long poll rechecks its queue on SQS changes and every 0.1 s, not on every
+    write of another service (each recheck is a ReceiveMessage through moto)."""
+    sqs, ddb = _client("sqs"), _client("dynamodb")
+    url = sqs.create_queue(QueueName="idle")["QueueUrl"]
+    ddb.create_table(TableName="t", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                     BillingMode="PAY_PER_REQUEST")
+    polls = [threading.Thread(target=lambda: sqs.receive_message(QueueUrl=url,
+                                                                 WaitTimeSeconds=2))
+             for _ in range(2)]
+    for t in polls:
+        t.start()
+    time.sleep(0.2)
+    before, started = moto.short_polls, time.monotonic()
+    for i in range(300):
+        ddb.put_item(TableName="t", Item={"pk": {"S": f"item-{i}"}})
+    rechecks = moto.short_polls - before
+    # Two polls, each at most one recheck per 0.1 s (and one more as it ends); 600 before.
+    assert rechecks <= 2 * ((time.monotonic() - started) / 0.1 + 2), rechecks
+    for t in polls:
+        t.join()
+
+
 # --- poller ------------------------------------------------------------------------------
 
 def _queue_with_dlq(sqs, name: str, max_receive_count: int) -> tuple[str, str]:
