@@ -42,6 +42,31 @@ def test_each_item_gets_its_own_answer_and_one_bad_item_stops_nothing(api):
     assert len(stored) == len(SAMPLES) + 3
 
 
+def test_answers_hold_across_the_chunks_an_import_is_written_in(api):
+    """Items are embedded and written in chunks (the next embedded while one is written): a
+    duplicate of an item of an earlier chunk is a 409 naming it, every item is answered in
+    its place, and a bad item in a later chunk stops nothing."""
+    from labelloop.usecases.samples import IMPORT_CHUNK
+
+    fid = make_function(api, train=False)
+    n = 2 * IMPORT_CHUNK + 50
+    items = [{"data": f"Ticket {i}: the invoice total looks wrong", "externalId": f"t{i}"}
+             for i in range(n)]
+    items[IMPORT_CHUNK + 5] = {"data": items[3]["data"]}  # in the second chunk, of the first
+    items[n - 1] = {"data": items[IMPORT_CHUNK + 7]["data"]}  # in the third, of the second
+    items[2 * IMPORT_CHUNK + 1] = {"data": ""}
+    status, body, _ = _import(api, fid, items)
+    assert status == 200, body
+    results = body["results"]
+    assert len(results) == n
+    assert results[IMPORT_CHUNK + 5]["existingSampleId"] == results[3]["sample"]["id"]
+    assert results[n - 1]["existingSampleId"] == results[IMPORT_CHUNK + 7]["sample"]["id"]
+    assert results[2 * IMPORT_CHUNK + 1]["status"] == 400
+    assert sum(r["status"] == 200 for r in results) == n - 3
+    assert all(results[i]["sample"]["externalId"] == f"t{i}"
+               for i in range(n) if results[i]["status"] == 200)
+
+
 def test_imported_texts_are_embedded_as_one_by_one(api):
     """Embedded in batches, stored as a sample created alone would be."""
     from labelloop import container

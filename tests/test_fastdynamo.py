@@ -173,3 +173,27 @@ def test_a_query_near_one_megabyte_stops_where_moto_stops(ddb):
                              ExpressionAttributeValues={":p": {"S": pk}, ":b": {"S": "B"}})
             assert len(resp["Items"]) == 3
             assert ("LastEvaluatedKey" in resp) is stopped, (pk, forward)
+
+
+def test_binary_values_in_conditions_and_filters_are_answered(ddb):
+    """Expressions with binary values (bytes once moto has parsed the request) are parsed
+    once per value like any other; a cache key that could not take bytes failed such
+    requests."""
+    ddb.put_item(TableName="t", Item={"pk": {"S": "FN#b"}, "sk": {"S": "S01"},
+                                      "h": {"B": b"\x00\x01"}})
+    for value, matches in ((b"\x00\x01", True), (b"\x00\x02", False)):
+        for _ in range(2):  # the second time from the parsed expression
+            items = ddb.query(TableName="t", KeyConditionExpression="pk = :p",
+                              FilterExpression="h = :h",
+                              ExpressionAttributeValues={":p": {"S": "FN#b"},
+                                                         ":h": {"B": value}})["Items"]
+            assert bool(items) is matches
+            try:
+                ddb.transact_write_items(TransactItems=[{"Update": {
+                    "TableName": "t", "Key": {"pk": {"S": "FN#b"}, "sk": {"S": "S01"}},
+                    "UpdateExpression": "SET n = :one", "ConditionExpression": "h = :h",
+                    "ExpressionAttributeValues": {":one": {"N": "1"}, ":h": {"B": value}}}}])
+                assert matches
+            except ClientError as e:
+                assert not matches and e.response["Error"]["Code"] == (
+                    "TransactionCanceledException"), e

@@ -7,8 +7,9 @@ through the generic serializer. With 20,000 samples in one function that is most
 call, and the deep copies make memory grow with every concurrent transaction.
 
 `install()` patches moto in this process (idempotent):
-- parsed conditions: a put's condition is parsed once per (expression, names, values) and its
-  tree reused (evaluating a tree changes nothing in it): a bulk import's transactions repeat
+- parsed expressions: a condition or filter expression is parsed once per (expression, names,
+  values) and its tree reused (evaluating a tree changes nothing in it), and so is the
+  request layer's validating parse of every condition: a bulk import's transactions repeat
   one condition per item, and parsing was a third of moto's time;
 - exact shortcuts: string/binary comparisons and begins_with skip `cast_value`; an item's size is
   kept until it is updated; a transaction snapshots only the items it names (restored if it
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import json
 import os
 import threading
 import types
@@ -52,6 +54,7 @@ def install() -> None:
     _exact_shortcuts()
     _indexes()
     _parsed_conditions()
+    _validated_conditions()
 
 
 speed_up_moto = install  # the name scripts/ used
@@ -577,9 +580,21 @@ def _indexes() -> None:
 _PARSED_MAX = 1024  # distinct expressions kept (most carry no per-item values)
 
 
-def _parsed_conditions() -> None:
-    import json
+def _expression_key(expr, names, values) -> tuple:
+    """What decides a parse, as a dict key. Binary values arrive as bytes, which JSON does
+    not take: a key that raised there failed moto's request (a 500 to the caller)."""
+    return (expr, json.dumps(names, sort_keys=True),
+            json.dumps(values, sort_keys=True, default=_bytes_as_json))
 
+
+def _bytes_as_json(value):
+    if isinstance(value, bytes | bytearray):
+        return {"__bytes__": value.hex()}
+    raise TypeError(f"{type(value).__name__} in an expression's values")
+
+
+def _parsed_conditions() -> None:
+    from moto.dynamodb import models as backend
     from moto.dynamodb.models import table as tables
 
     parse = tables.get_filter_expression
@@ -600,7 +615,7 @@ def _parsed_conditions() -> None:
     def get_filter_expression(expr, names, values):
         if expr is None:
             return parse(expr, names, values)
-        key = (expr, json.dumps(names, sort_keys=True), json.dumps(values, sort_keys=True))
+        key = _expression_key(expr, names, values)
         op = parsed.get(key)
         if op is None:
             if len(parsed) >= _PARSED_MAX:
@@ -608,8 +623,35 @@ def _parsed_conditions() -> None:
             op = parsed[key] = parse(expr, names, values)
         return Checked(op, parse(expr, names, values)) if verify or _verify() else op
 
-    # A table's put only (what a transaction's every Put ends in): reused where
-    # labelloop.data's queries and transactions parse it, one image API test
-    # (test_image_invokes_are_captured_with_their_pictures_and_reviewed) answered otherwise,
-    # and the reason is not found yet.
-    tables.get_filter_expression = get_filter_expression
+    tables.get_filter_expression = backend.get_filter_expression = get_filter_expression
+
+
+def _validated_conditions() -> None:
+    """moto's request layer parses every condition once more before the backend does, only to
+    validate it and list the names and values it uses (a transaction: every item's). That
+    parse is done once per (expression, names, values); each call gets its own lists, which
+    moto's callers extend."""
+    from moto.dynamodb import comparisons, responses
+
+    done: dict[tuple, tuple] = {}
+
+    class Parser(comparisons.ConditionExpressionParser):
+        def parse(self):
+            key = _expression_key(self.condition_expression, self.expression_attribute_names,
+                                  self.expression_attribute_values)
+            hit = done.get(key)
+            if hit is None or _verify():
+                tree = super().parse()  # an invalid expression raises here, and is not kept
+                if hit is not None:
+                    assert (self.expr_attr_names_found, self.expr_attr_values_found) == (
+                        list(hit[1]), list(hit[2]))
+                if len(done) >= _PARSED_MAX:
+                    done.clear()
+                done[key] = (tree, tuple(self.expr_attr_names_found),
+                             tuple(self.expr_attr_values_found))
+                return tree
+            self.expr_attr_names_found = list(hit[1])
+            self.expr_attr_values_found = list(hit[2])
+            return hit[0]
+
+    responses.create_condition_expression_parser = Parser
