@@ -54,6 +54,35 @@ def test_a_runner_runs_the_work_only_when_finished_and_waits_for_the_handoff(run
     assert runner.finish("req-2", timeout=0.05) == 0  # handed over once, run once
 
 
+def test_alongside_work_runs_with_what_follows_it_after_what_precedes_it(runner, caplog):
+    """An `alongside` item starts once the work before it is done and overlaps the work after
+    it; the request's work is done only when it is, and its failure is logged as any."""
+    events, overlap = [], threading.Barrier(2, timeout=5)
+
+    def first():
+        events.append("keep")
+
+    def record():
+        events.append("record started")
+        overlap.wait()  # returns only if the capture runs at the same time
+        events.append("record done")
+        raise RuntimeError("record write failed")
+
+    def capture():
+        overlap.wait()
+        events.append("capture done")
+
+    with afterwork.collect("req-side"):
+        afterwork.later(first)
+        afterwork.alongside(record)
+        afterwork.later(capture)
+    with caplog.at_level(logging.ERROR, logger="labelloop.afterwork"):
+        assert runner.finish("req-side") == 3
+    assert events[:2] == ["keep", "record started"]
+    assert sorted(events[2:]) == ["capture done", "record done"]  # both, before finish returned
+    assert "record write failed" in caplog.text
+
+
 def test_a_failing_item_is_logged_and_the_rest_still_runs(runner, caplog):
     done = []
 
@@ -135,7 +164,7 @@ def test_runner_waits_idle_until_handed_work_has_run():
     from labelloop.afterwork import Runner
 
     runner, release, done = Runner(), threading.Event(), []
-    runner.handoff("r1", [(lambda: (release.wait(5), done.append(1)), ())])
+    runner.handoff("r1", [(lambda: (release.wait(5), done.append(1)), (), False)])
     assert not runner.wait_idle(timeout=0.05)  # handed over, not yet run
     t = threading.Thread(target=runner.finish, args=("r1",))
     t.start()

@@ -25,12 +25,13 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
 
 log = logging.getLogger(__name__)
 
-Work = list[tuple[Callable, tuple]]
+Work = list[tuple[Callable, tuple, bool]]  # (fn, args, alongside the work after it)
 _collecting: ContextVar[Work | None] = ContextVar("labelloop_afterwork", default=None)
 
 
@@ -93,11 +94,22 @@ def install(runner: Runner | None) -> Runner | None:
 
 def later(fn: Callable, *args) -> None:
     """Run `fn(*args)` after the response, or now outside of `collect`."""
+    _defer(fn, args, False)
+
+
+def alongside(fn: Callable, *args) -> None:
+    """As `later`, but at the same time as the work deferred after it: for a write that
+    nothing after it depends on (an invoke's record beside its capture decision), so that the
+    invoke's work takes the longer of the two instead of both."""
+    _defer(fn, args, True)
+
+
+def _defer(fn: Callable, args: tuple, parallel: bool) -> None:
     work = _collecting.get()
     if work is None:
         fn(*args)
     else:
-        work.append((fn, args))
+        work.append((fn, args, parallel))
 
 
 @contextmanager
@@ -116,12 +128,35 @@ def collect(request_id: str) -> Iterator[None]:
 
 
 def run(work: Work) -> None:
-    for fn, args in work:
-        try:
-            fn(*args)
-        except Exception:
-            log.exception("after-response work %s failed",
-                          getattr(fn, "__qualname__", repr(fn)))
+    """Each item in order, `alongside` ones in a thread of their own; returns when all are
+    done (Lambda may freeze the environment once the extension says so)."""
+    started = []
+    for fn, args, parallel in work:
+        if parallel:
+            started.append(_side_pool().submit(_logged, fn, args))
+        else:
+            _logged(fn, args)
+    for future in started:
+        future.result()
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _side_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:  # built on first use, once per container
+            _pool = ThreadPoolExecutor(8, thread_name_prefix="afterwork")
+        return _pool
+
+
+def _logged(fn: Callable, args: tuple) -> None:
+    try:
+        fn(*args)
+    except Exception:
+        log.exception("after-response work %s failed", getattr(fn, "__qualname__", repr(fn)))
 
 
 class LambdaExtension:

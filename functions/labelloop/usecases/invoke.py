@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from labelloop.afterwork import later
+from labelloop.afterwork import alongside, later
 from labelloop.container import Deps
 from labelloop.domain import InvokeItem
 from labelloop.errors import BadRequest, NotFound, NotReady
@@ -80,8 +80,11 @@ def invoke(d: Deps, client: str, function_id: str, data, external_id: str | None
         now = time.time()
         if inp.image is not None:
             later(inputs.keep, d, view.function, inp)  # before the record that names it
-        later(d.invokes.put, InvokeItem.answered(fid, sid, text, external_id, model.version, best,
-                                                 view.function.invoke_retention_days, now))
+        # Beside the capture decision: the record is a write to another table that capture
+        # does not read.
+        alongside(d.invokes.put, InvokeItem.answered(
+            fid, sid, text, external_id, model.version, best,
+            view.function.invoke_retention_days, now))
         # A function that stores no invokes captures none either (it keeps no invoke text).
         # Invokes of a version chosen by modelId are experiments, not traffic: not captured.
         if capture and model is view.model:
