@@ -306,9 +306,9 @@ class MemoryLedger:
         return sorted((s for s in self._s._all(fid) if s.buffer == strategy),
                       key=lambda s: (f"{s.priority or 0.0:.9f}", s.id), reverse=True)
 
-    def lowest(self, fid: str, strategy: str) -> Slot | None:
-        items = self._buffered(fid, strategy)
-        return Slot(items[-1].id, items[-1].priority, items[-1].data_hash) if items else None
+    def lowest(self, fid: str, strategy: str, n: int) -> list[Slot]:
+        return [Slot(s.id, s.priority, s.data_hash)
+                for s in reversed(self._buffered(fid, strategy)[-n:])]
 
     def page(self, fid: str, strategy: str, limit: int,
              after: SampleItem | None = None) -> list[SampleItem]:

@@ -311,6 +311,52 @@ def test_state_kept_in_place_after_own_captures_matches_a_fresh_read(api):
     assert len(d.captures.known_embeddings(bare, kept)[0]) == len(ids) == 2
 
 
+def test_replacements_reuse_the_least_informative_items_read_and_choose_as_fresh_reads_do(
+        api):
+    """A full strategy's least informative items are read a few at a time: a replacement's
+    new lowest comes from them (or is the newcomer), so a stream of replacements reads far
+    less often than it captures, and the buffer ends as with a fresh read before every
+    decision."""
+    from pathlib import Path
+
+    from labelloop import container
+    from labelloop.capture.state import CaptureCache
+
+    texts = [t for t in (Path(__file__).parent / "fixtures" / "reference_texts.txt")
+             .read_text().splitlines() if t.strip()]
+    strategies = {"uncertainty": {"threshold": 0.0, "quota": 5}, "random": {"quota": 0},
+                  "rare_class": {"quota": 0}}
+    d = container.deps()
+    queues = []
+    for ttl in (0, 3600):  # every decision on a fresh read; then on the state kept in place
+        fid = make_function(api)
+        policy(api, fid, strategies)
+        d.__dict__["captures"] = CaptureCache(d.samples, d.ledger, d.objects, ttl=ttl)
+        reads, writes = [], []
+        client = d.tables.main.meta.client
+
+        def count_reads(params, reads=reads, **_):  # a strategy's least informative items
+            if b'"IndexName": "gsi2"' in params["body"] and b'"Limit"' in params["body"]:
+                reads.append(1)
+
+        def count_writes(writes=writes, **_):  # a capture
+            writes.append(1)
+
+        client.meta.events.register("before-call.dynamodb.Query", count_reads)
+        client.meta.events.register("before-call.dynamodb.TransactWriteItems", count_writes)
+        try:
+            invoke_all(api, fid, texts)
+        finally:
+            client.meta.events.unregister("before-call.dynamodb.Query", count_reads)
+            client.meta.events.unregister("before-call.dynamodb.TransactWriteItems",
+                                          count_writes)
+        queues.append(sorted(round(i["priority"], 6) for i in queue(api, fid)))
+    replacements = len(writes) - 5
+    assert replacements >= 5, writes  # the stream really replaced, more than once
+    assert len(reads) < replacements / 2, (len(reads), replacements)
+    assert queues[0] == queues[1] and len(queues[1]) == 5
+
+
 def test_a_predictions_margin_is_top_one_minus_top_two():
     from labelloop.serving import Prediction
 

@@ -280,8 +280,10 @@ def test_the_capture_ledger(repos):
     assert led.counters("f1") == {"uncertainty": 2, "random": 1}
     with pytest.raises(NotFound):
         s.get("f1", "c4")
-    lowest = led.lowest("f1", "uncertainty")
-    assert lowest == Slot("c1", 0.5, captured("c1", "a", 0.5).data_hash)
+    assert led.lowest("f1", "uncertainty", 5) == [
+        Slot("c1", 0.5, captured("c1", "a", 0.5).data_hash),
+        Slot("c2", 0.9, captured("c2", "b", 0.9).data_hash)]
+    (lowest,) = led.lowest("f1", "uncertainty", 1)
     led.capture(captured("c4", "d", 0.7), 2, lowest)  # takes over the lowest one's slot
     with pytest.raises(Conflict):  # that slot was taken over already
         led.capture(captured("c5", "e", 0.8), 2, lowest)

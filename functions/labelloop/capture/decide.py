@@ -30,6 +30,21 @@ class Slot:
 class BufferState:
     used: int = 0
     lowest: Slot | None = None  # the least informative item held (known when full)
+    # The items next above `lowest`, least first, as far as this container read them: after
+    # a replacement the new lowest is among them (or is the newcomer), with no read.
+    above: tuple[Slot, ...] = ()
+
+    def replaced(self, newcomer: Slot) -> BufferState | None:
+        """The state after `newcomer` took `lowest`'s slot, or None when the new lowest is
+        not known (nothing read above it): every unread item ranks above the last one read,
+        so a newcomer below that one has a known place, and one above it is left unread."""
+        if not self.above:
+            return None
+        known = list(self.above)
+        if newcomer.priority < known[-1].priority:
+            known.append(newcomer)
+            known.sort(key=lambda slot: slot.priority)
+        return BufferState(self.used, known[0], tuple(known[1:]))
 
 
 @dataclass(frozen=True)

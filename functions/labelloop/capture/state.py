@@ -1,9 +1,10 @@
 """What a warm container knows of each function's capture buffer, so that deciding costs no
 read and a prediction that is not taken costs no write.
 
-Buffer counters (and, for a full strategy, its least informative item) are re-read at most
-every `ttl` seconds, and after a capture this container commits they are updated in place (one
-Limit-1 query for a full strategy's new least informative item). The embeddings a capture must
+Buffer counters (and, for a full strategy, its `KNOWN_LOWEST` least informative items) are
+re-read at most every `ttl` seconds, and after a capture this container commits they are
+updated in place: a replacement's new least informative item is among those read (or is the
+newcomer), so a full strategy is read again only when they run out. The embeddings a capture must
 not near-duplicate are read only when a candidate needs them: the buffered items' every
 `BUFFERED_TTL` seconds (kept up to date with this container's own captures; another
 container's show up at the next read), the live model's training samples once per version
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from labelloop.capture.decide import BufferState, Take, rarity
+from labelloop.capture.decide import BufferState, Slot, Take, rarity
 from labelloop.capture.policy import Budget, CapturePolicy
 from labelloop.capture.strategies import Candidate
 from labelloop.data.objects import TRAINED_EMBEDDINGS
@@ -30,11 +31,15 @@ from labelloop.refresh import Refresh
 from labelloop.serving import embeddings_from_bytes
 
 if TYPE_CHECKING:
+    from labelloop.domain import SampleItem
     from labelloop.serving import Prediction
     from labelloop.thresholds import Decisions
 
 # How long the buffered items' embeddings are trusted for near-duplicate checks.
 BUFFERED_TTL = 60.0
+# A full strategy's least informative items read at once (one query, a few hundred bytes):
+# the replacements of that many captures need no read.
+KNOWN_LOWEST = 16
 
 
 @dataclass
@@ -121,33 +126,47 @@ class CaptureCache:
                 self._stacked[fid] = stacked
         return [stacked, st.trained]
 
-    def committed(self, fid: str, st: CaptureState, take: Take, sample_id: str,
+    def committed(self, fid: str, st: CaptureState, take: Take, sample: SampleItem,
                   embedding: np.ndarray) -> None:
         """This container's capture landed: update the state rather than re-read it all."""
-        self.committed_many(fid, st, [(sample_id, take, embedding)])
+        self.committed_many(fid, st, [(sample, take, embedding)])
 
     def committed_many(self, fid: str, st: CaptureState,
-                       captures: list[tuple[str, Take, np.ndarray]]) -> None:
-        """Captures of this container landed (sample id, take, embedding each), in one write
-        or one by one: one read per strategy that is full after them, for its new least
-        informative item."""
+                       captures: list[tuple[SampleItem, Take, np.ndarray]]) -> None:
+        """Captures of this container landed (sample, take, embedding each), in one write or
+        one by one: a read only for a strategy that just filled, or whose least informative
+        items read before have all been replaced."""
         with self._lock:
             buffers = dict(st.buffers)
             for strategy in dict.fromkeys(t.strategy for _, t, _ in captures):
-                takes = [t for _, t, _ in captures if t.strategy == strategy]
-                used = buffers.get(strategy, BufferState()).used + sum(
-                    t.replaces is None for t in takes)
-                lowest = (self._ledger.lowest(fid, strategy) if used >= takes[0].quota
-                          else None)
-                buffers[strategy] = BufferState(used, lowest)
+                b: BufferState | None = buffers.get(strategy, BufferState())
+                for sample, take, _ in captures:
+                    if take.strategy != strategy:
+                        continue
+                    if take.replaces is not None:
+                        b = b.replaced(Slot(sample.id, take.priority, sample.data_hash)) \
+                            if b is not None else None
+                    elif b is not None:
+                        used = b.used + 1
+                        b = BufferState(used) if used < take.quota else None
+                if b is None:  # just filled, or its lowest is not known
+                    used = buffers.get(strategy, BufferState()).used + sum(
+                        t.replaces is None for _, t, _ in captures if t.strategy == strategy)
+                    b = self._full(fid, strategy, used)
+                buffers[strategy] = b
             st.buffers = buffers
             self._stacked.pop(fid, None)
             if fid in self._buffered:
                 rows = self._buffered[fid][1]
-                for sample_id, take, embedding in captures:
+                for sample, take, embedding in captures:
                     if take.replaces is not None:
                         rows.pop(take.replaces.sample_id, None)
-                    rows[sample_id] = embedding
+                    rows[sample.id] = embedding
+
+    def _full(self, fid: str, strategy: str, used: int) -> BufferState:
+        """A full strategy's state, its least informative items read."""
+        lowest = self._ledger.lowest(fid, strategy, KNOWN_LOWEST)
+        return BufferState(used, lowest[0] if lowest else None, tuple(lowest[1:]))
 
     def _load(self, fid: str, policy: CapturePolicy, model) -> CaptureState:
         budgets = policy.budgets()
@@ -155,9 +174,8 @@ class CaptureCache:
         buffers = {}
         for b in budgets:
             n = used.get(b.name, 0)
-            full = n >= b.quota > 0
-            buffers[b.name] = BufferState(n, self._ledger.lowest(fid, b.name)
-                                          if full else None)
+            buffers[b.name] = (self._full(fid, b.name, n) if n >= b.quota > 0
+                               else BufferState(n))
         trained, counts = self._trained_of(fid, model)
         wants_pairs = model is not None and any(b.strategy.uses_pairs and b.quota
                                                 for b in budgets)

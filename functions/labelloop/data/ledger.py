@@ -63,15 +63,13 @@ class CaptureLedger:
             "CAPTURE#"), consistent=True)
         return {i["sk"].removeprefix("CAPTURE#"): int(i.get("used", 0)) for i in items}
 
-    def lowest(self, fid: str, strategy: str) -> Slot | None:
-        """The buffered item a better capture would replace."""
-        items = self._t.query(IndexName="gsi2", Limit=1, ScanIndexForward=True,
+    def lowest(self, fid: str, strategy: str, n: int) -> list[Slot]:
+        """The `n` least informative buffered items, least first: the first is what a better
+        capture would replace, the rest what it would replace after that."""
+        items = self._t.query(IndexName="gsi2", Limit=n, ScanIndexForward=True,
                               KeyConditionExpression=Key("gsi2pk").eq(keys.buf(fid, strategy)),
-                              ProjectionExpression="id, priority, data_hash").get("Items")
-        if not items:
-            return None
-        i = from_ddb(items[0])
-        return Slot(i["id"], float(i["priority"]), i["data_hash"])
+                              ProjectionExpression="id, priority, data_hash").get("Items", [])
+        return [Slot(i["id"], float(i["priority"]), i["data_hash"]) for i in map(from_ddb, items)]
 
     def page(self, fid: str, strategy: str, limit: int,
              after: SampleItem | None = None) -> list[SampleItem]:

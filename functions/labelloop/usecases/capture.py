@@ -53,13 +53,14 @@ def _capture(d: Deps, view: View, model: LiveModel, o: Offer) -> str | None:
     row = o.features.embeddings[0]
     if near_duplicate(row, cache.known_embeddings(fid, st), st.policy.near_duplicate_cosine):
         return None
+    sample = _sample(fid, model, o, take)
     try:
-        d.ledger.capture(_sample(fid, model, o, take), take.quota, take.replaces)
+        d.ledger.capture(sample, take.quota, take.replaces)
     except Conflict:
         # Full, replaced by another container first, or the same text exists: re-read.
         cache.invalidate(fid)
         return None
-    cache.committed(fid, st, take, o.sample_id, row)
+    cache.committed(fid, st, take, sample, row)
     return take.strategy
 
 
@@ -120,8 +121,9 @@ def capture_many(d: Deps, view: View, model: LiveModel, offers: list[Offer]
             for n in rest:
                 out[n] = _capture(d, view, model, offers[n])
             return out
-        cache.committed_many(fid, st, [(offers[n].sample_id, t, offers[n].features.embeddings[0])
-                                       for n, t in taken])
+        cache.committed_many(fid, st, [(sample, t, offers[n].features.embeddings[0])
+                                       for (n, _), (sample, t) in zip(taken, samples,
+                                                                      strict=True)])
         for n, t in taken:
             out[n] = t.strategy
     for n in range(stop, len(offers)):
