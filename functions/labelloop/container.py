@@ -49,7 +49,8 @@ class Deps:
         from botocore.config import Config
 
         # Invoke threads share these clients (boto3 clients are thread-safe; resources are
-        # not, so the tables keep to one resource object per container, used under the GIL).
+        # not, so the tables keep to one resource object per container, and what runs beside
+        # other work, as an invoke's record does, writes through the resource's client).
         # No client-side parameter validation: AWS validates every request anyway, and in a
         # profile of the batch worker's writer thread it was about a fifth of its time.
         return Config(max_pool_connections=32, retries={"mode": "standard"},

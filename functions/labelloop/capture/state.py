@@ -139,20 +139,18 @@ class CaptureCache:
         with self._lock:
             buffers = dict(st.buffers)
             for strategy in dict.fromkeys(t.strategy for _, t, _ in captures):
-                b: BufferState | None = buffers.get(strategy, BufferState())
-                for sample, take, _ in captures:
-                    if take.strategy != strategy:
-                        continue
-                    if take.replaces is not None:
-                        b = b.replaced(Slot(sample.id, take.priority, sample.data_hash)) \
-                            if b is not None else None
-                    elif b is not None:
-                        used = b.used + 1
-                        b = BufferState(used) if used < take.quota else None
-                if b is None:  # just filled, or its lowest is not known
-                    used = buffers.get(strategy, BufferState()).used + sum(
-                        t.replaces is None for _, t, _ in captures if t.strategy == strategy)
-                    b = self._full(fid, strategy, used)
+                takes = [(sample, t) for sample, t, _ in captures if t.strategy == strategy]
+                before = buffers.get(strategy, BufferState())
+                used = before.used + sum(t.replaces is None for _, t in takes)
+                b: BufferState | None = before
+                for sample, t in takes:
+                    if t.replaces is not None:
+                        b = b.replaced(Slot(sample.id, t.priority, sample.data_hash))
+                    else:
+                        b = BufferState(b.used + 1) if b.used + 1 < t.quota else None
+                    if b is None:  # just filled, or its new lowest is not known: read
+                        b = self._full(fid, strategy, used)
+                        break
                 buffers[strategy] = b
             st.buffers = buffers
             self._stacked.pop(fid, None)

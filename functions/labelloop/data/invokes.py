@@ -20,7 +20,9 @@ class Invokes:
         self._t = tables.invokes
 
     def put(self, record: InvokeItem) -> None:
-        self._t.put_item(Item=_item(record))
+        # Through the resource's client, which is thread-safe (the resource is not): this
+        # write runs alongside the invoke's capture decision (usecases/invoke.py).
+        self._t.meta.client.put_item(TableName=self._t.name, Item=_item(record))
 
     def put_many(self, records: list[InvokeItem]) -> None:
         """Many records in BatchWriteItem calls of 25 (a batch-invoke part)."""

@@ -593,6 +593,17 @@ def _bytes_as_json(value):
     raise TypeError(f"{type(value).__name__} in an expression's values")
 
 
+def _remember(memo: dict, key: tuple, make):
+    """`memo[key]`, made once; a full memo starts over (most expressions carry no per-item
+    values, so there are few)."""
+    hit = memo.get(key)
+    if hit is None:
+        if len(memo) >= _PARSED_MAX:
+            memo.clear()
+        hit = memo[key] = make()
+    return hit
+
+
 def _parsed_conditions() -> None:
     from moto.dynamodb import models as backend
     from moto.dynamodb.models import table as tables
@@ -615,12 +626,8 @@ def _parsed_conditions() -> None:
     def get_filter_expression(expr, names, values):
         if expr is None:
             return parse(expr, names, values)
-        key = _expression_key(expr, names, values)
-        op = parsed.get(key)
-        if op is None:
-            if len(parsed) >= _PARSED_MAX:
-                parsed.clear()
-            op = parsed[key] = parse(expr, names, values)
+        op = _remember(parsed, _expression_key(expr, names, values),
+                       lambda: parse(expr, names, values))
         return Checked(op, parse(expr, names, values)) if verify or _verify() else op
 
     tables.get_filter_expression = backend.get_filter_expression = get_filter_expression
@@ -635,23 +642,19 @@ def _validated_conditions() -> None:
 
     done: dict[tuple, tuple] = {}
 
+    def fresh(*args) -> tuple:  # an invalid expression raises here, and is not kept
+        parser = comparisons.ConditionExpressionParser(*args)
+        tree = parser.parse()
+        return tree, tuple(parser.expr_attr_names_found), tuple(parser.expr_attr_values_found)
+
     class Parser(comparisons.ConditionExpressionParser):
         def parse(self):
-            key = _expression_key(self.condition_expression, self.expression_attribute_names,
-                                  self.expression_attribute_values)
-            hit = done.get(key)
-            if hit is None or _verify():
-                tree = super().parse()  # an invalid expression raises here, and is not kept
-                if hit is not None:
-                    assert (self.expr_attr_names_found, self.expr_attr_values_found) == (
-                        list(hit[1]), list(hit[2]))
-                if len(done) >= _PARSED_MAX:
-                    done.clear()
-                done[key] = (tree, tuple(self.expr_attr_names_found),
-                             tuple(self.expr_attr_values_found))
-                return tree
-            self.expr_attr_names_found = list(hit[1])
-            self.expr_attr_values_found = list(hit[2])
-            return hit[0]
+            args = (self.condition_expression, self.expression_attribute_names,
+                    self.expression_attribute_values)
+            tree, names, values = _remember(done, _expression_key(*args), lambda: fresh(*args))
+            if _verify():
+                assert (names, values) == fresh(*args)[1:]
+            self.expr_attr_names_found, self.expr_attr_values_found = list(names), list(values)
+            return tree
 
     responses.create_condition_expression_parser = Parser
