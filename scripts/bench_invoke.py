@@ -28,8 +28,9 @@ texts each, imported and trained through the API), invoked with --steady distinc
 test texts back to back (none repeated: the invoke cache never helps), records and capture
 on, each invoke's deferred work (record, capture decision, any capture write) run before the
 next begins, as on a busy container; per text, the raw encoder on the same text just before.
-Target: p50 of the invoke with its deferred work <= 1.5x the raw encoder's p50. The local stack's own CPU over that run (moto
-answering the writes, which AWS does not cost the container) is reported per invoke.
+Target: p50 of the invoke with its deferred work <= 1.5x the raw encoder's p50. The local
+stack's own CPU over that run (moto answering the writes, which AWS does not cost the
+container) is reported per invoke.
 
 Cold start: a fresh interpreter importing the handler and serving its first invoke, against a
 fresh interpreter importing onnxruntime and creating the same session (medians of --cold runs).
