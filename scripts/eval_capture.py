@@ -5,26 +5,36 @@ driven through the real use cases: one label per class, 2 annotated samples per 
 with the seed from the train split), a training run; then `--rounds` rounds of: invoke the
 next `--chunk` texts of the stream (the rest of the train split, shuffled with the seed)
 with capture on (`usecases.invoke.invoke`: outside a request the capture runs inline), let a
-simulated annotator take `--per-round` items from the review queue and annotate each with its
-true label (`usecases.samples.annotate`), run the training worker once
-(`usecases.training_run.run`, what the SQS worker does: train, then promote or not by the product's
-rule) and evaluate the live model on the test split (accuracy, macro-F1).
+simulated annotator take `--per-round` items and annotate each with its true label
+(`usecases.samples.annotate`): the review queue's first (`usecases.review.review_queue`, the
+strategies interleaved by quota), or, as the reviewer `newest`, the newest captures first as a
+plain listing gives them (shown as POLICY@newest; not run for the reference policies), run
+the training worker once (`usecases.training_run.run`, what the SQS worker does: train, then
+promote or not by the product's rule) and evaluate the live model on the test split (accuracy,
+macro-F1).
 
-The annotator shares its labels among the strategies in proportion to their quotas (largest
-remainder), highest priority first within each; what a strategy cannot fill goes to the others.
-Embeddings come from the benchmark cache (`benchlib.featurize_cached`): the injected encoder
-serves stored `Features` by text and falls back to the real encoder (label names). moto's
-DynamoDB is made fast enough by `speed_up_moto` (same answers, far fewer O(table) steps per
+Datasets (`capture_data`): BANKING77 and CLINC150 (about balanced), and the skewed
+`clinc150_imbalanced`, `banking77_zipf`, `sms_spam` and `bbc_news`; a set too small for
+`--rounds` chunks of `--chunk` invokes streams shorter chunks. Where the test split does not
+follow the traffic, accuracy is each label's recall weighted by its traffic share. Per policy:
+accuracy and macro-F1 at 150 and 500 labels (a policy that captured fewer over the whole stream
+at its end), and labels per bucket of labels by traffic (head: the labels carrying the first
+half of it, torso the next 30 %, tail the rest). Embeddings come from the benchmark cache
+(`benchlib.featurize_cached`): the injected encoder serves stored `Features` by text and falls
+back to the real encoder (label names). moto's DynamoDB is made fast enough by `speed_up_moto`
+(same answers, far fewer O(table) steps per
 request; EVAL_CAPTURE_VERIFY_MOTO=1 checks every shortcut against moto's own code).
 
 Policies: `random` (random only, rate 1), `margin` (uncertainty only, threshold 0), `mix`
 (60/20/20: uncertainty 300 threshold 0, random 100 rate 0.2, rare_class 100), `default`
 (`CapturePolicy()` with no overrides), `no_near` (the default without near_threshold) and
-`pair` (the default plus confused_pair, quota 50); more with `--policy name=JSON` (the
-strategies dict given to `usecases.capture_policy.set_policy`, unset quotas are NOT zeroed: give
-them). `--thresholds JSON` sets that decision policy on every function: near_threshold then
-has thresholds to capture under, and each round also reports the precision and coverage of
-the live version's accept decisions on the test split.
+`pair` (the default plus confused_pair, quota 50), `before` (the default as it was before issue
+21: no spread rules, rare_class by annotated samples only) and `no_spread`; more with
+`--policy name=JSON` (the strategies dict given to `usecases.capture_policy.set_policy`, unset
+quotas are NOT zeroed: give them; the keys `near_duplicate_cosine`, `spread_cosine` and
+`label_cap` set the policy's own settings). `--thresholds JSON` sets that decision policy on
+every function: near_threshold then has thresholds to capture under, and each round also
+reports the precision and coverage of the live version's accept decisions on the test split.
 
 Summary per policy: final accuracy vs the issue's anchor; labels-to-target (labels the policy
 needed to first reach random-only's final accuracy, interpolated between rounds, over
@@ -53,14 +63,16 @@ import math
 import os
 import sys
 import time
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from unittest import mock
 
+import capture_data
 import numpy as np
 from tqdm import tqdm
 
-from benchlib import emit_json, featurize_cached, load_dataset, parse_args, print_table
+from benchlib import emit_json, featurize_cached, parse_args, print_table
 from fastmoto import speed_up_moto
 from labelloop.encoder import Encoder, Encoders, Features
 from labelloop.ml.metrics import macro_f1
@@ -84,10 +96,21 @@ POLICIES: dict[str, dict | None] = {
     # The strategies that know the decision policy (run with --thresholds to give them one).
     "no_near": {"near_threshold": OFF},
     "pair": {"confused_pair": {"quota": 50}},
+    # Issue 21's parts: the default before it (no spread rules, rare_class by annotated
+    # samples only), and the default without the spread rules.
+    "before": {"spread_cosine": 1.0, "label_cap": 1.0, "rare_class": {"seldom": 0.0}},
+    "no_spread": {"spread_cosine": 1.0, "label_cap": 1.0},
 }
 # The issue's measurements on the same encoder: accuracy after 500 labels.
 ANCHOR = {"banking77": {"random": 0.809, "margin": 0.854, "mix": 0.840},
           "clinc150": {"random": 0.838, "margin": 0.885, "mix": 0.871}}
+REFERENCES = ("random", "margin", "mix")
+# Issue 21: accuracy after this many labels.
+BUDGETS = (150, 500)
+# The default policy's accuracy before issue 21's changes (main at ffc1555, the queue's
+# reviewer; 3 seeds, 10 rounds of 50 labels from 500 invokes, 2 samples per label to start).
+TODAY: dict[str, dict[str, float]] = {"banking77": {"150": 0.7873, "500": 0.8650},
+                                      "clinc150": {"150": 0.8707, "500": 0.9099}}
 CLIENT = "eval-client"
 ENV = {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test",
        "AWS_SECRET_ACCESS_KEY": "test", "POWERTOOLS_METRICS_DISABLED": "1",
@@ -206,32 +229,21 @@ class Run:
     accept_coverage: list[float] = field(default_factory=list)
 
 
-def allocate(total: int, quotas: dict[str, int], available: dict[str, int]) -> dict[str, int]:
-    """`total` shared in proportion to quotas (largest remainder), capped by what each has;
-    the shortfall of one goes to the others."""
-    alloc = dict.fromkeys(quotas, 0)
-    pool = [s for s, q in quotas.items() if q > 0 and available.get(s, 0) > 0]
-    while pool and (left := total - sum(alloc.values())) > 0:
-        qsum = sum(quotas[s] for s in pool)
-        exact = {s: left * quotas[s] / qsum for s in pool}
-        share = {s: math.floor(x) for s, x in exact.items()}
-        for s in sorted(pool, key=lambda s: share[s] - exact[s])[:left - sum(share.values())]:
-            share[s] += 1
-        for s in pool:
-            alloc[s] += min(share[s], available[s] - alloc[s])
-        pool = [s for s in pool if alloc[s] < available[s]]
-    return alloc
-
-
-def evaluate(d, fid: str, test: Features, yte: np.ndarray,
+def evaluate(d, fid: str, test: Features, yte: np.ndarray, shares: dict[str, float] | None,
              version: int | None = None) -> tuple[float, float]:
-    """The live model's (or another version's) accuracy and macro-F1 on the test split."""
+    """The live model's (or another version's) accuracy and macro-F1 on the test split;
+    with `shares`, accuracy is each label's recall weighted by its share of the traffic."""
     view = d.serving.view(fid)
     head = (view.model if version is None else d.serving.model(fid, version)).head
     proba = head.predict_proba(test.embeddings, test.tokens if head.uses_tokens else None)
     names = np.array([view.labels[c].name for c in head.classes])
     pred = names[proba.argmax(axis=1)]
-    return float((pred == yte).mean()), macro_f1(yte, pred)
+    right = pred == yte
+    if shares is None:
+        return float(right.mean()), macro_f1(yte, pred)
+    weighted = sum(w * float(right[yte == c].mean()) for c, w in shares.items()
+                   if (yte == c).any())
+    return weighted / sum(w for c, w in shares.items() if (yte == c).any()), macro_f1(yte, pred)
 
 
 def accepted(d, fid: str, test: Features, yte: np.ndarray) -> tuple[float | None, float]:
@@ -248,7 +260,17 @@ def accepted(d, fid: str, test: Features, yte: np.ndarray) -> tuple[float | None
     return (float(right[take].mean()) if take.any() else None), float(take.mean())
 
 
-def replay(encoder, ds: dict, policy: dict | None, seed: int, args, bar) -> Run:
+def newest_captures(d, fid: str, n: int) -> list:
+    """The reviewer who annotates the newest captures first, as a plain listing of the
+    function's captured samples gives them (sample ids order by time)."""
+    from labelloop.capture.strategies import STRATEGIES
+
+    items = [i for s in STRATEGIES for i in d.ledger.items(fid, s)]
+    return sorted(items, key=lambda i: i.id, reverse=True)[:n]
+
+
+def replay(encoder, ds: dict, policy: dict | None, seed: int, args, bar,
+           reviewer: str = "queue") -> Run:
     from labelloop.ids import bare
     from labelloop.thresholds import ThresholdPolicy
     from labelloop.usecases import (
@@ -269,10 +291,11 @@ def replay(encoder, ds: dict, policy: dict | None, seed: int, args, bar) -> Run:
         for c in ds["classes"]:
             labels.create_label(d, CLIENT, fid, c)
         if policy is not None:
-            capture_policy.set_policy(d, CLIENT, fid, policy)
+            scalars = {k: v for k, v in policy.items() if k in capture_policy.SCALARS}
+            capture_policy.set_policy(d, CLIENT, fid, {k: v for k, v in policy.items()
+                                                       if k not in scalars}, **scalars)
         if args.thresholds is not None:
             thresholds.set_policy(d, CLIENT, fid, ThresholdPolicy.model_validate(args.thresholds))
-        quotas = {b.name: b.quota for b in d.functions.get(fid).capture_policy.budgets()}
         for i in ds["start"][seed]:
             samples.create_sample(d, CLIENT, fid, ds["train"][i],
                                   annotation=samples.LabelRef(label_name=ds["ytrain"][i]))
@@ -280,14 +303,15 @@ def replay(encoder, ds: dict, policy: dict | None, seed: int, args, bar) -> Run:
         def retrain_and_evaluate(reason: str) -> None:
             result = training_run.run(d, TrainingMessage(functionId=bare(fid, "function"),
                                                          reason=reason))
-            acc, f1 = evaluate(d, fid, ds["test"], ds["ytest"])
+            acc, f1 = evaluate(d, fid, ds["test"], ds["ytest"], ds["shares"])
             if result.decision is not None:
                 if result.decision.promote:
                     run.promoted += 1
                 else:  # what keeping the live model cost (or saved), on the test split
                     run.not_promoted += 1
                     run.rejected_gain.append(
-                        evaluate(d, fid, ds["test"], ds["ytest"], result.version)[0] - acc)
+                        evaluate(d, fid, ds["test"], ds["ytest"], ds["shares"],
+                                 result.version)[0] - acc)
             run.labels.append(len(run.annotated))
             run.accuracy.append(acc)
             run.macro_f1.append(f1)
@@ -298,18 +322,16 @@ def replay(encoder, ds: dict, policy: dict | None, seed: int, args, bar) -> Run:
 
         retrain_and_evaluate("start")
         stream = ds["stream"][seed]
+        chunk = ds["chunk"]
         for r in range(args.rounds):
-            for i in stream[r * args.chunk:(r + 1) * args.chunk]:
+            for i in stream[r * chunk:(r + 1) * chunk]:
                 invoke.invoke(d, CLIENT, fid, ds["train"][i], capture=True)
-            queues = {s: review.review_queue(d, CLIENT, fid, s, args.per_round)
-                      for s, q in quotas.items() if q > 0}
-            take = allocate(args.per_round, quotas, {s: len(q) for s, q in queues.items()})
-            for s, items in queues.items():
-                for item in items[:take[s]]:
-                    truth = ds["truth"][item.data]
-                    samples.annotate(d, CLIENT, fid, item.id,
-                                     samples.LabelRef(label_name=truth))
-                    run.annotated.append((s, truth))
+            items = (review.review_queue(d, CLIENT, fid, None, args.per_round)
+                     if reviewer == "queue" else newest_captures(d, fid, args.per_round))
+            for item in items:
+                truth = ds["truth"][item.data]
+                samples.annotate(d, CLIENT, fid, item.id, samples.LabelRef(label_name=truth))
+                run.annotated.append((item.buffer, truth))
             retrain_and_evaluate(f"round {r + 1}")
             bar.update(1)
         for s in d.samples.facts(fid):
@@ -331,14 +353,18 @@ def labels_to_target(labels: list[float], acc: list[float], target: float) -> fl
 
 
 def load(name: str, seeds: range, args, encoder: Encoder) -> tuple[dict, Features]:
-    tr, ytr, te, yte = load_dataset(name)
+    data = capture_data.load(name)
+    tr, ytr, te, yte = data.train, data.ytrain, data.test, data.ytest
     ftr = featurize_cached(encoder, tr, f"{name}-train")
     fte = featurize_cached(encoder, te, f"{name}-test")
     ytr_a = np.asarray(ytr)
     classes = sorted(set(ytr))
     ds = {"classes": classes, "train": tr, "ytrain": ytr, "test": fte, "ytest": np.asarray(yte),
-          "truth": dict(zip(tr, ytr, strict=True)), "start": {}, "stream": {}, "rare": {}}
-    need = args.rounds * args.chunk
+          "truth": dict(zip(tr, ytr, strict=True)), "start": {}, "stream": {}, "rare": {},
+          "shares": data.shares, "buckets": buckets(ytr)}
+    # A small set streams what it has: the same rounds, shorter chunks.
+    ds["chunk"] = min(args.chunk, (len(tr) - args.start * len(classes)) // args.rounds)
+    need = args.rounds * ds["chunk"]
     for seed in seeds:
         rng = np.random.default_rng(seed)
         start, seen = [], set()
@@ -358,6 +384,26 @@ def load(name: str, seeds: range, args, encoder: Encoder) -> tuple[dict, Feature
         k = max(1, math.ceil(0.1 * len(classes)))
         ds["rare"][seed] = set(sorted(classes, key=lambda c: (counts[c], c))[:k])
     return ds, ftr
+
+
+def buckets(labels: list[str]) -> dict[str, str]:
+    """Each label's bucket by its traffic: the most frequent labels that carry the first half
+    of it are the head, the next 30 % the torso, the rest the tail."""
+    counts = sorted(Counter(labels).items(), key=lambda kv: (-kv[1], kv[0]))
+    out, carried = {}, 0
+    for c, n in counts:
+        out[c] = "head" if carried < 0.5 * len(labels) else (
+            "torso" if carried < 0.8 * len(labels) else "tail")
+        carried += n
+    return out
+
+
+def at_budgets(labels: list[float], values: list[float]) -> dict[str, float]:
+    """A curve's value at each budget of labels (linear between rounds). A policy that
+    captured fewer than the budget over the whole stream is taken at its end: the reviewer
+    had nothing more to annotate (`labels` says how many it spent)."""
+    return {str(b): round(float(np.interp(min(b, labels[-1]), labels, values)), 4)
+            for b in BUDGETS}
 
 
 def summarize(ds_name: str, ds: dict, runs: dict[str, list[Run]], seeds: int) -> dict:
@@ -382,10 +428,17 @@ def summarize(ds_name: str, ds: dict, runs: dict[str, list[Run]], seeds: int) ->
         for r in rs:
             for s, _ in r.annotated:
                 by_strategy[s] = by_strategy.get(s, 0) + 1
+        per_bucket = {b: 0.0 for b in ("head", "torso", "tail")}
+        for r in rs:
+            for _, y in r.annotated:
+                per_bucket[ds["buckets"][y]] += 1 / len(rs)
         out[name] = {
+            "accuracy_at": at_budgets(labels, acc), "macro_f1_at": at_budgets(labels, f1),
+            "labels_per_bucket": {b: round(v, 1) for b, v in per_bucket.items()},
+            "classes_per_bucket": dict(Counter(ds["buckets"].values())),
             "labels": [round(x, 1) for x in labels], "accuracy": [round(x, 4) for x in acc],
             "macro_f1": [round(x, 4) for x in f1], "final_accuracy": round(acc[-1], 4),
-            "final_macro_f1": round(f1[-1], 4), "anchor": ANCHOR[ds_name].get(name),
+            "final_macro_f1": round(f1[-1], 4), "anchor": ANCHOR.get(ds_name, {}).get(name),
             "final_accuracy_per_seed": {r.seed: round(r.accuracy[-1], 4) for r in rs},
             "coverage": round(coverage, 1), "classes": len(ds["classes"]),
             "rare_classes": len(ds["rare"][rs[0].seed]), "rare_labels": round(rare_labels, 1),
@@ -410,10 +463,13 @@ def summarize(ds_name: str, ds: dict, runs: dict[str, list[Run]], seeds: int) ->
     return out
 
 
-def compare(out: dict[str, dict]) -> None:
-    """Labels-to-target and the three targets, against the reference policies present."""
+def compare(out: dict[str, dict], ds_name: str) -> None:
+    """Labels-to-target and the targets, against the reference policies present: the
+    original three (half_labels, near_margin, spread), then issue 21's per budget: at least
+    random-only's accuracy (`random_<budget>`) and, for the default policy on a balanced
+    set, within 0.5 point of its accuracy before the skew work (`kept_<budget>`, `TODAY`)."""
     base = out.get("random")
-    for f in out.values():
+    for name, f in out.items():
         if base is not None:
             at = labels_to_target(f["labels"], f["accuracy"], base["final_accuracy"])
             f["labels_to_target"] = None if at is None else round(at / base["labels"][-1], 3)
@@ -426,6 +482,13 @@ def compare(out: dict[str, dict]) -> None:
         if "mix" in out:
             targets["spread"] = (f["coverage"] >= out["mix"]["coverage"]
                                  and f["rare_labels"] >= out["mix"]["rare_labels"])
+        for b in map(str, BUDGETS):
+            mine = f.get("accuracy_at", {}).get(b)
+            if base is not None and name not in REFERENCES and mine is not None:
+                targets[f"random_{b}"] = mine >= base["accuracy_at"][b]
+            today = TODAY.get(ds_name, {}).get(b)
+            if name.split("@")[0] == "default" and today is not None and mine is not None:
+                targets[f"kept_{b}"] = mine >= today - 0.005
         f["targets"] = targets
 
 
@@ -438,8 +501,12 @@ def parse_policy(arg: str) -> tuple[str, dict]:
 
 def print_dataset(title: str, summary: dict[str, dict], ran: list[str]) -> None:
     """The per-round table and the summary table of one dataset."""
-    shown = sorted(summary, key=lambda n: (n not in POLICIES, n not in ran,
-                                           list(POLICIES).index(n) if n in POLICIES else 0))
+    def order(n: str) -> tuple:
+        base = n.split("@")[0]
+        return (base not in POLICIES, n not in ran,
+                list(POLICIES).index(base) if base in POLICIES else 0, n)
+
+    shown = sorted(summary, key=order)
     print(f"\n== {title}")
     first = summary[shown[0]]
     rows = []
@@ -465,7 +532,7 @@ def print_dataset(title: str, summary: dict[str, dict], ran: list[str]) -> None:
                      " ".join(f"{s}:{v:g}" for s, v in f["labels_by_strategy"].items()),
                      f"{f['promoted']}/{f['promoted'] + f['not_promoted']}" + "".join(
                          f" {g:+.1f}" for g in f.get("rejected_candidates_gain_pts", [])),
-                     "".join("Y" if v else "n" for v in f["targets"].values()),
+                     " ".join(f"{k}:{'Y' if v else 'n'}" for k, v in f["targets"].items()),
                      "-" if "final_accept_coverage" not in f else
                      f"{f['final_accept_precision'] or 0:.3f} / "
                      f"{f['final_accept_coverage']:.3f}",
@@ -475,8 +542,14 @@ def print_dataset(title: str, summary: dict[str, dict], ran: list[str]) -> None:
                  "promoted", "targets", "accept P / cov", "wall s"], rows)
     print("labels→target: labels to first reach random-only's final accuracy / its total; "
           "promoted: training runs promoted / all, then per rejected candidate its test "
-          "accuracy minus the live model's (pts); targets: half_labels near_margin spread "
-          "(Y met, n not)")
+          "accuracy minus the live model's (pts); targets: Y met, n not (see `compare`)")
+    print()
+    buckets = first["classes_per_bucket"]
+    print_table(["policy", *[f"{m} @{b}" for b in BUDGETS for m in ("acc", "F1")],
+                 *[f"labels {b} ({buckets.get(b, 0)} cl.)" for b in ("head", "torso", "tail")]],
+                [[n, *[summary[n][f"{m}_at"][str(b)] for b in BUDGETS
+                       for m in ("accuracy", "macro_f1")],
+                  *summary[n]["labels_per_bucket"].values()] for n in shown])
 
 
 def best_candidate(all_summaries: dict[str, dict], figures: dict) -> None:
@@ -484,7 +557,7 @@ def best_candidate(all_summaries: dict[str, dict], figures: dict) -> None:
     datasets; ties go to the higher mean final accuracy."""
     scores = {}
     for n in {n for s in all_summaries.values() for n in s}:
-        if n in ("random", "margin", "mix") or any(n not in s for s in all_summaries.values()):
+        if n in REFERENCES or any(n not in s for s in all_summaries.values()):
             continue
         met = sum(v for s in all_summaries.values() for v in s[n]["targets"].values())
         acc = float(np.mean([s[n]["final_accuracy"] for s in all_summaries.values()]))
@@ -517,7 +590,7 @@ def merge(paths: list[str]) -> None:
     figures: dict = {"config": {**{k: runs[0]["config"][k] for k in keys}, "seeds": len(seeds),
                                 "seed_list": seeds, "policies": {}}, "merged_from": paths}
     all_summaries = {}
-    for ds in [k for k in runs[0] if k in ANCHOR]:
+    for ds in [k for k in runs[0] if k in capture_data.BALANCED + capture_data.SKEWED]:
         names = [n for n in runs[0][ds] if all(n in r.get(ds, {}) for r in runs)]
         summary = {}
         for n in names:
@@ -530,8 +603,14 @@ def merge(paths: list[str]) -> None:
 
             acc, f1 = mean("accuracy"), mean("macro_f1")
             strategies = {s for p in parts for s in p["labels_by_strategy"]}
+            labels = [round(float(x), 1) for x in mean("labels")]
             summary[n] = {
-                "labels": [round(float(x), 1) for x in mean("labels")],
+                "accuracy_at": at_budgets(labels, acc), "macro_f1_at": at_budgets(labels, f1),
+                "labels_per_bucket": {b: round(float(np.average(
+                    [p["labels_per_bucket"][b] for p in parts], weights=w)), 1)
+                    for b in parts[0]["labels_per_bucket"]},
+                "classes_per_bucket": parts[0]["classes_per_bucket"],
+                "labels": labels,
                 "accuracy": [round(float(x), 4) for x in acc],
                 "macro_f1": [round(float(x), 4) for x in f1],
                 "final_accuracy": round(float(acc[-1]), 4),
@@ -550,7 +629,7 @@ def merge(paths: list[str]) -> None:
                     "rejected_candidates_gain_pts", [])],
                 "wall_seconds": round(sum(p["wall_seconds"] for p in parts), 1)}
             figures["config"]["policies"][n] = runs[0]["config"]["policies"].get(n)
-        compare(summary)
+        compare(summary, ds)
         all_summaries[ds] = figures[ds] = summary
         print_dataset(f"{ds}: merged seeds {', '.join(map(str, seeds))}", summary, names)
     best_candidate(all_summaries, figures)
@@ -559,7 +638,12 @@ def merge(paths: list[str]) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--datasets", nargs="+", default=["banking77", "clinc150"])
+    p.add_argument("--datasets", nargs="+",
+                   default=[*capture_data.BALANCED, *capture_data.SKEWED])
+    p.add_argument("--reviewers", nargs="+", default=["queue", "newest"],
+                   choices=["queue", "newest"],
+                   help="who annotates: the review queue's order, or the newest captures "
+                        "first (run for every policy but the references; shown as NAME@newest)")
     p.add_argument("--policies", nargs="+", default=None,
                    help="names to run (default: the four built-in ones and every --policy)")
     p.add_argument("--policy", action="append", type=parse_policy, default=[],
@@ -579,8 +663,8 @@ def main() -> None:
                         "shown and compared with, without running them again")
     p.add_argument("--merge", nargs="+", metavar="FILE",
                    help="run nothing: average earlier runs' outputs that differ only in seeds")
-    args = parse_args(p, smoke={"datasets": ["banking77"], "seeds": 1, "rounds": 1, "chunk": 50,
-                                "per_round": 10})
+    args = parse_args(p, smoke={"datasets": ["banking77", "banking77_zipf"], "seeds": 1,
+                                "rounds": 1, "chunk": 50, "per_round": 10})
     if args.merge:
         merge(args.merge)
         return
@@ -589,13 +673,16 @@ def main() -> None:
     unknown = [n for n in names if n not in policies]
     if unknown:
         raise SystemExit(f"unknown policies {unknown} (known: {', '.join(policies)})")
+    # (shown name, policy, reviewer): the references' queue is their own strategy's order.
+    variants = [(n if r == "queue" else f"{n}@{r}", n, r) for n in names for r in args.reviewers
+                if r == "queue" or n not in REFERENCES]
 
     speed_up_moto()
     enc = Encoder(threads=1)
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     config = {"seeds": args.seeds, "first_seed": args.first_seed, "rounds": args.rounds,
               "chunk": args.chunk, "per_round": args.per_round, "start": args.start,
-              "thresholds": args.thresholds}
+              "thresholds": args.thresholds, "reviewers": args.reviewers}
     reused: dict = {}
     if args.reuse:
         earlier = last_json(args.reuse)
@@ -603,35 +690,39 @@ def main() -> None:
                 for k in config} != config:
             raise SystemExit(f"--reuse: {args.reuse} was run with other settings "
                              f"({earlier['config']})")
-        reused = {ds: {n: v for n, v in earlier[ds].items() if n not in names}
+        shown = {v[0] for v in variants}
+        reused = {ds: {n: v for n, v in earlier[ds].items() if n not in shown}
                   for ds in args.datasets if ds in earlier}
         for pols in reused.values():
             for n in pols:
-                policies.setdefault(n, earlier["config"]["policies"].get(n))
+                policies.setdefault(n.split("@")[0],
+                                    earlier["config"]["policies"].get(n.split("@")[0]))
     figures: dict = {"config": {**config, "policies": {
-        n: policies[n] for n in [*names, *{n for r in reused.values() for n in r}]}},
+        n: policies[n] for n in [*names, *{n.split("@")[0] for r in reused.values()
+                                           for n in r}]}},
         **({"reused_from": args.reuse} if args.reuse else {})}
-    bar = tqdm(total=len(args.datasets) * len(names) * args.seeds * args.rounds, unit="round",
+    bar = tqdm(total=len(args.datasets) * len(variants) * args.seeds * args.rounds, unit="round",
                file=sys.stderr, desc="eval_capture")
     all_summaries = {}
     for ds_name in args.datasets:
         ds, ftr = load(ds_name, seeds, args, enc)
         encoder = CachedEncoder(enc, ds["train"], ftr)
         runs: dict[str, list[Run]] = {}
-        for name in names:
+        for name, policy, reviewer in variants:
             bar.set_postfix_str(f"{ds_name} {name}")
             runs[name] = []
             for seed in seeds:
-                runs[name].append(replay(encoder, ds, policies[name], seed, args, bar))
+                runs[name].append(replay(encoder, ds, policies[policy], seed, args, bar,
+                                         reviewer))
                 tqdm.write(f"{ds_name} {name} seed {seed}: {runs[name][-1].seconds:.0f} s, "
                            f"final accuracy {runs[name][-1].accuracy[-1]:.4f}", file=sys.stderr)
         summary = {**summarize(ds_name, ds, runs, args.seeds), **reused.get(ds_name, {})}
-        compare(summary)
+        compare(summary, ds_name)
         all_summaries[ds_name] = figures[ds_name] = summary
         print_dataset(f"{ds_name}: {len(ds['classes'])} classes, start {args.start}/label, "
-                      f"{args.rounds} rounds of {args.per_round} labels from {args.chunk} "
+                      f"{args.rounds} rounds of {args.per_round} labels from {ds['chunk']} "
                       f"invokes, seed(s) {', '.join(map(str, seeds))}; encoder misses "
-                      f"{encoder.misses}", summary, names)
+                      f"{encoder.misses}", summary, [v[0] for v in variants])
     bar.close()
     best_candidate(all_summaries, figures)
     emit_json("capture", figures)

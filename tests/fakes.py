@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from labelloop.capture.decide import Slot, Take
+from labelloop.capture.decide import Buffered, Slot, Take
 from labelloop.data.objects import artifact_key, image_key, results_key, results_prefix
 from labelloop.data.samples import facts
 from labelloop.domain import (
@@ -320,8 +320,9 @@ class MemoryLedger:
     def items(self, fid: str, strategy: str) -> Iterator[SampleItem]:
         return iter(self._buffered(fid, strategy)[::-1])
 
-    def vectors(self, fid: str, strategy: str) -> Iterator[SampleVector]:
-        return (SampleVector(s.id, np.frombuffer(s.embedding, np.float32))
+    def buffered(self, fid: str, strategy: str) -> Iterator[Buffered]:
+        return (Buffered(Slot(s.id, s.priority or 0.0, s.data_hash), s.predicted_label_id,
+                         np.frombuffer(s.embedding, np.float32))
                 for s in self.items(fid, strategy))
 
     def rescore(self, sample: SampleItem, priority: float) -> None:

@@ -220,9 +220,11 @@ def test_policy_defaults_merging_and_errors_that_name_the_field(api):
         status, err, _ = api.call("PUT", f"/v1/functions/{fid}/capture",
                                   {"strategies": strategies})
         assert status == 400 and field in err["message"], err
-    status, err, _ = api.call("PUT", f"/v1/functions/{fid}/capture",
-                              {"nearDuplicateCosine": 1.5})
-    assert status == 400 and "nearDuplicateCosine" in err["message"]
+    for field in ("nearDuplicateCosine", "spreadCosine", "labelCap"):
+        status, err, _ = api.call("PUT", f"/v1/functions/{fid}/capture", {field: 1.5})
+        assert status == 400 and field in err["message"], err
+    status, body, _ = api.call("PUT", f"/v1/functions/{fid}/capture", {"labelCap": 0.25})
+    assert status == 200 and (body["labelCap"], body["spreadCosine"]) == (0.25, 0.9), body
     status, err, _ = api.call("GET", f"/v1/functions/{fid}/review", query="strategy=loudest")
     assert status == 400 and "strategy" in err["message"]
     other = api.token("client-b", "secret-b")

@@ -336,9 +336,11 @@ def test_capture_policy_set_and_show(cli, state):
     # Every invoke to uncertainty: its threshold 0 takes anything, the others take nothing.
     status, out, _ = cli("capture", fid, "--set", "uncertainty.threshold=0",
                          "--set", "uncertainty.quota=5", "--set", "random.quota=0",
-                         "--set", "rare_class.quota=0", "--near-duplicate-cosine", "0.99")
+                         "--set", "rare_class.quota=0", "--near-duplicate-cosine", "0.99",
+                         "--spread-cosine", "0.85", "--label-cap", "0.2")
     assert status == 0, out
-    assert out.startswith("near-duplicate cosine: 0.99\n")
+    assert out.startswith("near-duplicate cosine: 0.99; spread: similar from cosine 0.85, a "
+                          "label holds at most 0.2 of a strategy's slots\n"), out
     assert re.search(r"^uncertainty\s+0/5\s+threshold=0\.0 measure=margin$", out, flags=re.M)
     assert re.search(r"^random\s+0/0\s+rate=", out, flags=re.M)
 

@@ -261,7 +261,7 @@ def test_model_versions_objects_clients_queues(repos):
 
 def captured(sid: str, text: str, priority: float, strategy="uncertainty") -> SampleItem:
     return sample(sid, text, origin="InvokeCapture", capture_reason=strategy, buffer=strategy,
-                  priority=priority)
+                  priority=priority, predicted_label_id=f"label-{text}")
 
 
 def test_the_capture_ledger(repos):
@@ -290,7 +290,10 @@ def test_the_capture_ledger(repos):
     assert [i.id for i in led.page("f1", "uncertainty", 10)] == ["c2", "c4"]
     assert [i.id for i in led.page("f1", "uncertainty", 1, after=s.get("f1", "c2"))] == ["c4"]
     assert [i.id for i in led.items("f1", "uncertainty")] == ["c4", "c2"]
-    assert [v.id for v in led.vectors("f1", "random")] == ["c3"]
+    (b,) = led.buffered("f1", "random")
+    c3 = s.get("f1", "c3")
+    assert (b.slot, b.label_id) == (Slot("c3", c3.priority, c3.data_hash), "label-c")
+    assert np.array_equal(b.embedding, c3.features().embeddings[0])
     led.rescore(s.get("f1", "c4"), 0.95)
     assert [i.id for i in led.page("f1", "uncertainty", 10)] == ["c4", "c2"]
     # Annotating frees the slot, once; a second try finds the item gone from the buffer.

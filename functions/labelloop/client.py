@@ -290,10 +290,14 @@ class Client:
         return self.request("GET", f"/v1/functions/{_p(function_id)}/capture")
 
     def set_capture_policy(self, function_id: str, strategies: dict[str, dict] | None = None,
-                           near_duplicate_cosine: float | None = None) -> dict:
+                           near_duplicate_cosine: float | None = None,
+                           spread_cosine: float | None = None,
+                           label_cap: float | None = None) -> dict:
         body: dict[str, Any] = {"strategies": strategies or {}}
-        if near_duplicate_cosine is not None:
-            body["nearDuplicateCosine"] = near_duplicate_cosine
+        for key, value in (("nearDuplicateCosine", near_duplicate_cosine),
+                           ("spreadCosine", spread_cosine), ("labelCap", label_cap)):
+            if value is not None:
+                body[key] = value
         return self.request("PUT", f"/v1/functions/{_p(function_id)}/capture", body)
 
     def live_accuracy(self, function_id: str) -> list[dict]:

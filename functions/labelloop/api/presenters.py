@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from labelloop.api.routing import ImageLink
 from labelloop.domain import FunctionItem, InvokeItem, LabelItem, ModelVersionItem
 from labelloop.ids import full
+from labelloop.usecases.capture_policy import SCALARS
 from labelloop.usecases.inputs import image_digest, is_image
 from labelloop.usecases.invoke import InvokeResult
 from labelloop.usecases.samples import SampleView
@@ -115,7 +116,7 @@ def model_version_json(mv: ModelVersionItem, live: int | None) -> dict:
 
 
 def capture_policy_json(policy, usage) -> dict:
-    return {"nearDuplicateCosine": policy.near_duplicate_cosine,
+    return {**{camel: getattr(policy, k) for k, camel in SCALARS.items()},
             "strategies": [{"name": u.strategy, "used": u.used, **u.settings} for u in usage]}
 
 

@@ -191,6 +191,8 @@ class CaptureStrategy(Out):
 
 class CapturePolicy(Out):
     nearDuplicateCosine: float | None = None
+    spreadCosine: float | None = None
+    labelCap: float | None = None
     strategies: list[CaptureStrategy]
 
 

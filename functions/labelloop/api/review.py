@@ -38,6 +38,8 @@ class CapturePolicyIn(Body):
     # Per strategy, the settings to change, e.g. {"uncertainty": {"quota": 50}}.
     strategies: dict[str, dict[str, Any]] = Field(default_factory=dict)
     nearDuplicateCosine: float | None = None
+    spreadCosine: float | None = None
+    labelCap: float | None = None
 
 
 @router.get(FN + "/review")
@@ -87,7 +89,8 @@ def get_capture(function_id: str):
 @router.put(FN + "/capture")
 def set_capture(function_id: str, body: CapturePolicyIn):
     d = deps()
-    CP.set_policy(d, client(router), function_id, body.strategies, body.nearDuplicateCosine)
+    CP.set_policy(d, client(router), function_id, body.strategies,
+                  **{k: getattr(body, camel) for k, camel in CP.SCALARS.items()})
     return P.respond(200, P.capture_policy_json(*CP.get_policy(d, client(router), function_id)))
 
 

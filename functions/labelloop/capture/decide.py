@@ -8,7 +8,7 @@ state fails there, harmlessly.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +27,20 @@ class Slot:
 
 
 @dataclass(frozen=True)
+class Buffered:
+    """A buffered item as the spread rules see it: its slot, the label its invoke was predicted
+    as, its embedding (unit-norm)."""
+
+    slot: Slot
+    label_id: str | None
+    embedding: np.ndarray
+
+    @property
+    def id(self) -> str:
+        return self.slot.sample_id
+
+
+@dataclass(frozen=True)
 class BufferState:
     used: int = 0
     lowest: Slot | None = None  # the least informative item held (known when full)
@@ -34,13 +48,16 @@ class BufferState:
     # a replacement the new lowest is among them (or is the newcomer), with no read.
     above: tuple[Slot, ...] = ()
 
-    def replaced(self, newcomer: Slot) -> BufferState | None:
-        """The state after `newcomer` took `lowest`'s slot, or None when the new lowest is
-        not known (nothing read above it): every unread item ranks above the last one read,
-        so a newcomer below that one has a known place, and one above it is left unread."""
-        if not self.above:
+    def replaced(self, old: Slot, newcomer: Slot) -> BufferState | None:
+        """The state after `newcomer` took `old`'s slot, or None when the new lowest is not
+        known: every unread item ranks above the last one read, so a newcomer below that one
+        has a known place, and one above it is left unread. `old` is the lowest item, or
+        (a spread rule's rival) any other."""
+        if self.lowest is None:  # not full: only the count matters, and it is unchanged
+            return self
+        known = [s for s in (self.lowest, *self.above) if s.sample_id != old.sample_id]
+        if not known:
             return None
-        known = list(self.above)
         if newcomer.priority < known[-1].priority:
             known.append(newcomer)
             known.sort(key=lambda slot: slot.priority)
@@ -65,12 +82,23 @@ def rarity(label_counts: Mapping[str, int], label_id: str) -> dict[str, int]:
 
 
 def decide(budgets: Sequence[Budget], candidate: Candidate,
-           buffers: Mapping[str, BufferState], rng: np.random.Generator) -> Take | None:
+           buffers: Mapping[str, BufferState], rng: np.random.Generator,
+           rival: Callable[[str], Slot | None] | None = None) -> Take | None:
     """The first strategy that takes the candidate: into a free slot, or in place of its
-    least informative item if the candidate beats it."""
+    least informative item if the candidate beats it.
+
+    `rival(strategy)` (the spread rules, `spread.rival`): a buffered item of that strategy
+    the candidate may only replace, when it is more informative (too similar to it, or its
+    predicted label already holds its cap there). Asked only of a strategy that would take
+    the candidate; a candidate that loses to its rival goes on to the next strategy."""
     for budget in budgets:
         p = budget.strategy.priority(candidate, rng)
         if p is None or budget.quota == 0:
+            continue
+        r = rival(budget.name) if rival is not None and budget.strategy.spread else None
+        if r is not None:
+            if p > r.priority:
+                return Take(budget.name, p, budget.quota, r)
             continue
         b = buffers.get(budget.name, BufferState())
         if b.used < budget.quota:

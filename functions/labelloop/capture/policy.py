@@ -55,13 +55,18 @@ def _split(name: str, settings: dict[str, Any]) -> tuple[dict[str, Any], dict[st
 
 
 class CapturePolicy(BaseModel):
-    """Per-strategy overrides of the defaults, and the cosine above which an invoke counts as
-    a near-duplicate of something buffered or trained on."""
+    """Per-strategy overrides of the defaults, the cosine above which an invoke counts as
+    a near-duplicate of something buffered or trained on, and the spread rules' settings."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     strategies: dict[str, dict[str, Any]] = Field(default_factory=dict)
     near_duplicate_cosine: float = Field(0.97, gt=0.0, le=1.0)
+    # The spread rules (`capture.spread`): the cosine from which a candidate counts as
+    # similar to a buffered item (1: off), and the share of a strategy's slots one predicted
+    # label may hold (1: off).
+    spread_cosine: float = Field(0.9, gt=0.0, le=1.0)
+    label_cap: float = Field(0.1, gt=0.0, le=1.0)
 
     @field_validator("strategies")
     @classmethod

@@ -4,11 +4,13 @@ read and a prediction that is not taken costs no write.
 Buffer counters (and, for a full strategy, its `KNOWN_LOWEST` least informative items) are
 re-read at most every `ttl` seconds, and after a capture this container commits they are
 updated in place: a replacement's new least informative item is among those read (or is the
-newcomer), so a full strategy is read again only when they run out. The embeddings a capture must
-not near-duplicate are read only when a candidate needs them: the buffered items' every
-`BUFFERED_TTL` seconds (kept up to date with this container's own captures; another
-container's show up at the next read), the live model's training samples once per version
-(immutable).
+newcomer), so a full strategy is read again only when they run out. The buffered items (the
+embeddings a capture must not near-duplicate, what the spread rules compare with) are read
+only when a candidate needs them, every `BUFFERED_TTL` seconds or when the live version
+changes (its re-scoring changed their priorities); they are kept up to date with this
+container's own captures, and another container's show up at the next read. The live model's
+training samples are read once per version (immutable). The label mix of recent predictions
+(`PredictionMix`) is this container's own count.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from labelloop.capture.decide import BufferState, Slot, Take, rarity
+from labelloop.capture import spread
+from labelloop.capture.decide import Buffered, BufferState, Slot, Take, rarity
+from labelloop.capture.mix import PredictionMix
 from labelloop.capture.policy import Budget, CapturePolicy
 from labelloop.capture.strategies import Candidate
 from labelloop.data.objects import TRAINED_EMBEDDINGS
@@ -53,16 +57,41 @@ class CaptureState:
     label_counts: dict[str, int] = field(default_factory=dict)
     # The live version's most confused label pairs: {frozenset({a, b}): rank}.
     pair_ranks: dict[frozenset, int] = field(default_factory=dict)
+    mix: PredictionMix = field(default_factory=PredictionMix)  # the function's, shared
 
     def candidate(self, p: Prediction, decisions: Decisions | None) -> Candidate:
         """What the strategies see of a prediction: with the live version's label counts and
-        confused pairs, and the accept threshold of the function's decision policy."""
+        confused pairs, the label's share of recent predictions, and the accept threshold of
+        the function's decision policy."""
         runner_up = p.ranked[1][0] if len(p.ranked) > 1 else None
         applied = decisions.by_label.get(p.label_id) if decisions is not None else None
-        return Candidate(p.label_id, p.confidence, p.margin,
-                         **rarity(self.label_counts, p.label_id),
+        facts = rarity(self.label_counts, p.label_id)
+        return Candidate(p.label_id, p.confidence, p.margin, **facts,
                          accept_threshold=applied.accept if applied is not None else None,
-                         pair_rank=self.pair_ranks.get(frozenset((p.label_id, runner_up))))
+                         pair_rank=self.pair_ranks.get(frozenset((p.label_id, runner_up))),
+                         prediction_share=self.mix.share(p.label_id, facts["label_total"]))
+
+    def quota(self, strategy: str) -> int:
+        return next(b.quota for b in self.budgets if b.name == strategy)
+
+
+@dataclass
+class _BufferedView:
+    """A function's buffered items per strategy, as read (then kept up to date)."""
+
+    read_at: float
+    model_version: int | None
+    items: dict[str, dict[str, Buffered]]  # strategy -> sample id -> item
+    # Stacked embeddings, per strategy and (key None) of all: one matrix per change.
+    stacked: dict[str | None, tuple[list[Buffered], np.ndarray]] = field(default_factory=dict)
+
+    def rows(self, strategy: str | None) -> tuple[list[Buffered], np.ndarray]:
+        if strategy not in self.stacked:
+            items = [i for s, by_id in self.items.items() if strategy in (None, s)
+                     for i in by_id.values()]
+            self.stacked[strategy] = (items, np.stack([i.embedding for i in items]) if items
+                                      else np.zeros((0, 0), np.float32))
+        return self.stacked[strategy]
 
 
 class CaptureCache:
@@ -75,9 +104,8 @@ class CaptureCache:
         self._states: dict[str, CaptureState] = {}
         # (function, model version) -> (trained embeddings, annotated samples per label)
         self._trained: dict[tuple[str, int], tuple[np.ndarray, dict[str, int]]] = {}
-        # function -> (read at, {sample id: embedding}) of its buffered items
-        self._buffered: dict[str, tuple[float, dict[str, np.ndarray]]] = {}
-        self._stacked: dict[str, np.ndarray] = {}  # _buffered's rows as one matrix
+        self._buffered: dict[str, _BufferedView] = {}
+        self._mixes: dict[str, PredictionMix] = {}
         # This container's threads (the local stack's) update the buffers and the buffered
         # rows they all read.
         self._lock = threading.Lock()
@@ -108,23 +136,39 @@ class CaptureCache:
 
     def invalidate(self, fid: str) -> None:
         self._states.pop(fid, None)
+        self._buffered.pop(fid, None)
+
+    def observe(self, st: CaptureState, label_id: str) -> None:
+        """An offer's predicted label joins the function's mix of recent predictions."""
+        with self._lock:
+            st.mix.observe(label_id)
+
+    def _view(self, fid: str, st: CaptureState) -> _BufferedView:
+        view = self._buffered.get(fid)
+        if (view is None or view.model_version != st.model_version
+                or time.monotonic() - view.read_at > BUFFERED_TTL):
+            items = {b.name: {i.id: i for i in self._ledger.buffered(fid, b.name)}
+                     for b in st.budgets}
+            view = _BufferedView(time.monotonic(), st.model_version, items)
+            with self._lock:
+                self._buffered[fid] = view
+        return view
 
     def known_embeddings(self, fid: str, st: CaptureState) -> list[np.ndarray]:
         """Buffered and trained-on embeddings: what a new capture must not near-duplicate."""
-        entry = self._buffered.get(fid)
-        if entry is None or time.monotonic() - entry[0] > BUFFERED_TTL:
-            read = {v.id: v.embedding for b in st.budgets
-                    for v in self._ledger.vectors(fid, b.name)}
-            with self._lock:
-                self._buffered[fid] = (time.monotonic(), read)
-                self._stacked.pop(fid, None)
+        view = self._view(fid, st)
         with self._lock:
-            stacked = self._stacked.get(fid)
-            if stacked is None:  # one matrix per change, not per candidate (batches: many)
-                rows = list(self._buffered[fid][1].values())
-                stacked = np.stack(rows) if rows else np.zeros((0, 0), np.float32)
-                self._stacked[fid] = stacked
-        return [stacked, st.trained]
+            return [view.rows(None)[1], st.trained]
+
+    def rival(self, fid: str, st: CaptureState, strategy: str, embedding: np.ndarray,
+              label_id: str) -> Slot | None:
+        """The buffered item of `strategy` a candidate may only replace (`spread.rival`)."""
+        view = self._view(fid, st)
+        with self._lock:
+            items, stacked = view.rows(strategy)
+        cap = spread.label_cap(st.quota(strategy), st.policy.label_cap,
+                               max(len(st.label_counts), 1))
+        return spread.rival(items, stacked, embedding, label_id, st.policy.spread_cosine, cap)
 
     def committed(self, fid: str, st: CaptureState, take: Take, sample: SampleItem,
                   embedding: np.ndarray) -> None:
@@ -145,7 +189,7 @@ class CaptureCache:
                 b: BufferState | None = before
                 for sample, t in takes:
                     if t.replaces is not None:
-                        b = b.replaced(Slot(sample.id, t.priority, sample.data_hash))
+                        b = b.replaced(t.replaces, Slot(sample.id, t.priority, sample.data_hash))
                     else:
                         b = BufferState(b.used + 1) if b.used + 1 < t.quota else None
                     if b is None:  # just filled, or its new lowest is not known: read
@@ -153,13 +197,15 @@ class CaptureCache:
                         break
                 buffers[strategy] = b
             st.buffers = buffers
-            self._stacked.pop(fid, None)
-            if fid in self._buffered:
-                rows = self._buffered[fid][1]
+            view = self._buffered.get(fid)
+            if view is not None:
+                view.stacked.clear()
                 for sample, take, embedding in captures:
+                    rows = view.items.setdefault(take.strategy, {})
                     if take.replaces is not None:
                         rows.pop(take.replaces.sample_id, None)
-                    rows[sample.id] = embedding
+                    rows[sample.id] = Buffered(Slot(sample.id, take.priority, sample.data_hash),
+                                               sample.predicted_label_id, embedding)
 
     def _full(self, fid: str, strategy: str, used: int) -> BufferState:
         """A full strategy's state, its least informative items read."""
@@ -178,10 +224,13 @@ class CaptureCache:
         wants_pairs = model is not None and any(b.strategy.uses_pairs and b.quota
                                                 for b in budgets)
         quality = model.quality if wants_pairs else None
+        with self._lock:
+            mix = self._mixes.setdefault(fid, PredictionMix())
         return CaptureState(policy, budgets, buffers,
                             model.version if model is not None else None, time.monotonic(),
                             trained=trained, label_counts=counts,
-                            pair_ranks=quality.pair_ranks if quality is not None else {})
+                            pair_ranks=quality.pair_ranks if quality is not None else {},
+                            mix=mix)
 
     def _trained_of(self, fid: str, model) -> tuple[np.ndarray, dict[str, int]]:
         if model is None:

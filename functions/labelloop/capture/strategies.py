@@ -40,6 +40,9 @@ class Candidate:
     # most confused pairs (0 = most; None: not one, or no strategy asked for pairs).
     accept_threshold: float | None = None
     pair_rank: int | None = None
+    # The predicted label's share of this container's recent predictions (None: too few seen
+    # yet to tell).
+    prediction_share: float | None = None
 
 
 class Strategy(BaseModel):
@@ -50,6 +53,9 @@ class Strategy(BaseModel):
     name: ClassVar[str]
     # Whether it reads `Candidate.pair_rank`: the live version's quality is read only then.
     uses_pairs: ClassVar[bool] = False
+    # Whether the spread rules (`capture.spread`: no near-twins, a cap per predicted label)
+    # apply to its buffer.
+    spread: ClassVar[bool] = True
 
     def priority(self, c: Candidate, rng: np.random.Generator) -> float | None:
         raise NotImplementedError
@@ -85,6 +91,7 @@ class Random(Strategy):
     (what live-accuracy estimates need)."""
 
     name: ClassVar[str] = "random"
+    spread: ClassVar[bool] = False  # a uniform sample must stay one
     rate: float = Field(0.02, ge=0.0, le=1.0)
 
     def priority(self, c: Candidate, rng: np.random.Generator) -> float | None:
@@ -98,18 +105,28 @@ class Random(Strategy):
 
 
 class RareClass(Strategy):
-    """The predicted label is among the rarest `fraction` of labels (at least one) by annotated
-    samples, and has fewer than the best-covered label (when all are equal, none is rare).
-    Rarer and less certain first."""
+    """The predicted label is rare, by either of two measures: among the rarest `fraction` of
+    labels (at least one) by annotated samples, with fewer than the best-covered label (when
+    all are equal, none is rare by this one); or predicted seldom: its share of recent
+    predictions under `seldom` times an even share (1 / labels), which works from the first
+    invokes of a function whose labels all started with the same few samples. Rarer (fewer
+    samples, a smaller share) and less certain first."""
 
     name: ClassVar[str] = "rare_class"
     fraction: float = Field(0.2, gt=0.0, le=1.0)
+    seldom: float = Field(0.5, ge=0.0, le=1.0)
 
     def priority(self, c: Candidate, rng: np.random.Generator) -> float | None:
         rare = max(1, round(self.fraction * c.label_total))
-        if c.rarity_rank >= rare or c.label_count >= c.top_count:
+        by_samples = c.rarity_rank < rare and c.label_count < c.top_count
+        even = c.prediction_share * c.label_total if c.prediction_share is not None else None
+        by_predictions = even is not None and even < self.seldom
+        if not (by_samples or by_predictions):
             return None
-        return min(max((1.0 - c.margin / 2) / (1.0 + c.label_count), 0.0), 1.0)
+        p = (1.0 - c.margin / 2) / (1.0 + c.label_count)
+        if even is not None:
+            p *= 1.0 - min(even, 1.0) / 2
+        return min(max(p, 0.0), 1.0)
 
 
 class NearThreshold(Strategy):

@@ -16,22 +16,27 @@ Setting = tuple[str, str, int | float | str]  # strategy, key, value
 
 
 def capture(client: Client, function_id: str, *, settings: Iterable[Setting] = (),
-            near_duplicate_cosine: float | None = None) -> None:
+            near_duplicate_cosine: float | None = None, spread_cosine: float | None = None,
+            label_cap: float | None = None) -> None:
     """Print the capture policy, after changing the given settings (the others keep their
     values)."""
     strategies: dict[str, dict] = {}
     for strategy, key, value in settings:
         strategies.setdefault(strategy, {})[key] = value
-    if strategies or near_duplicate_cosine is not None:
+    scalars = {"near_duplicate_cosine": near_duplicate_cosine, "spread_cosine": spread_cosine,
+               "label_cap": label_cap}
+    if strategies or any(v is not None for v in scalars.values()):
         try:
-            policy = client.set_capture_policy(function_id, strategies, near_duplicate_cosine)
+            policy = client.set_capture_policy(function_id, strategies, **scalars)
         except ApiError as err:
             if err.status != 400:
                 raise
             fail(f"{err.status} {err.message}", status=2)  # a bad value: a usage error
     else:
         policy = client.capture_policy(function_id)
-    print(f"near-duplicate cosine: {policy['nearDuplicateCosine']:g}")
+    print(f"near-duplicate cosine: {policy['nearDuplicateCosine']:g}; spread: similar from "
+          f"cosine {policy['spreadCosine']:g}, a label holds at most {policy['labelCap']:g} "
+          "of a strategy's slots")
     rows = [[s["name"], f"{s.get('used', 0)}/{s.get('quota', '?')}",
              " ".join(f"{k}={v}" for k, v in s.items() if k not in ("name", "used", "quota"))]
             for s in policy.get("strategies", [])]
@@ -66,8 +71,14 @@ def add_parser(subparsers: argparse._SubParsersAction, conn: argparse.ArgumentPa
                    help="e.g. uncertainty.quota=50 or random.rate=0.05 (repeatable)")
     p.add_argument("--near-duplicate-cosine", type=float, metavar="X",
                    help="skip invokes this similar to a buffered or trained-on text")
+    p.add_argument("--spread-cosine", type=float, metavar="X",
+                   help="a candidate this similar to a buffered item only replaces it, if "
+                        "more informative (1: off)")
+    p.add_argument("--label-cap", type=float, metavar="SHARE",
+                   help="the share of a strategy's slots one predicted label may hold (1: off)")
     p.set_defaults(func=guarded(lambda a, client: capture(
-        client, a.function_id, settings=a.set, near_duplicate_cosine=a.near_duplicate_cosine)))
+        client, a.function_id, settings=a.set, near_duplicate_cosine=a.near_duplicate_cosine,
+        spread_cosine=a.spread_cosine, label_cap=a.label_cap)))
 
 
 def _setting(text: str) -> Setting:

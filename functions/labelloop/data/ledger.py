@@ -9,11 +9,11 @@ from collections.abc import Iterator
 
 from boto3.dynamodb.conditions import Key
 
-from labelloop.capture.decide import Slot, Take
+from labelloop.capture.decide import Buffered, Slot, Take
 from labelloop.data import keys, slots
 from labelloop.data.codec import Tables, from_ddb, put_op, query, strip, to_ddb, update_if
 from labelloop.data.samples import sample_item, vector
-from labelloop.domain import SampleItem, SampleVector
+from labelloop.domain import SampleItem
 from labelloop.errors import Conflict
 
 
@@ -92,9 +92,13 @@ class CaptureLedger:
         """Every item in one strategy's buffer."""
         return map(SampleItem.model_validate, self._buffered(fid, strategy, None))
 
-    def vectors(self, fid: str, strategy: str) -> Iterator[SampleVector]:
-        """The embeddings of one strategy's buffered items."""
-        return map(vector, self._buffered(fid, strategy, "id, embedding"))
+    def buffered(self, fid: str, strategy: str) -> Iterator[Buffered]:
+        """One strategy's buffered items: slot, predicted label, embedding."""
+        for row in self._buffered(fid, strategy,
+                                  "id, embedding, priority, data_hash, predicted_label_id"):
+            v = vector(row)
+            yield Buffered(Slot(v.id, float(row.get("priority", 0.0)), row["data_hash"]),
+                           row.get("predicted_label_id"), v.embedding)
 
     def rescore(self, sample: SampleItem, priority: float) -> None:
         """A buffered item's priority under a new model (after a retrain); skipped if it left

@@ -42,15 +42,18 @@ def capture(d: Deps, view: View, model: LiveModel, prediction: Prediction, featu
     return strategy
 
 
-def _capture(d: Deps, view: View, model: LiveModel, o: Offer) -> str | None:
+def _capture(d: Deps, view: View, model: LiveModel, o: Offer, observed: bool = False
+             ) -> str | None:
     fid = view.function.id
     cache = d.captures
     st = cache.state(fid, view.function.capture_policy, model)
+    if not observed:
+        cache.observe(st, o.prediction.label_id)
+    row = o.features.embeddings[0]
     take = decide(st.budgets, st.candidate(o.prediction, view.decisions), st.buffers,
-                  cache.draws(o.sample_id))
+                  cache.draws(o.sample_id), _rival(cache, fid, st, o))
     if take is None:
         return None
-    row = o.features.embeddings[0]
     if near_duplicate(row, cache.known_embeddings(fid, st), st.policy.near_duplicate_cosine):
         return None
     sample = _sample(fid, model, o, take)
@@ -62,6 +65,12 @@ def _capture(d: Deps, view: View, model: LiveModel, o: Offer) -> str | None:
         return None
     cache.committed(fid, st, take, sample, row)
     return take.strategy
+
+
+def _rival(cache, fid: str, st, o: Offer):
+    """The spread rules' question to the cached buffer, for `decide` to ask per strategy."""
+    row, label_id = o.features.embeddings[0], o.prediction.label_id
+    return lambda strategy: cache.rival(fid, st, strategy, row, label_id)
 
 
 # Stands for a full strategy's least informative item once the cached state no longer knows
@@ -88,13 +97,17 @@ def capture_many(d: Deps, view: View, model: LiveModel, offers: list[Offer]
     st = cache.state(fid, view.function.capture_policy, model)
     buffers = dict(st.buffers)
     taken: list[tuple[int, Take]] = []
-    known, kept, texts = None, [], set()
+    known, kept, texts, vacated = None, [], set(), set()
     stop = len(offers)
     for n, o in enumerate(offers):
+        cache.observe(st, o.prediction.label_id)
         take = decide(st.budgets, st.candidate(o.prediction, view.decisions), buffers,
-                      cache.draws(o.sample_id))
-        if take is not None and (take.replaces is _UNKNOWN or len(taken) == MANY_PER_WRITE):
-            # From this offer on, `capture` decides one by one (drawing the same numbers).
+                      cache.draws(o.sample_id), _rival(cache, fid, st, o))
+        if take is not None and (take.replaces is _UNKNOWN or len(taken) == MANY_PER_WRITE
+                                 or (take.replaces is not None
+                                     and take.replaces.sample_id in vacated)):
+            # From this offer on, `capture` decides one by one (drawing the same numbers;
+            # this offer is counted in the mix already).
             stop = n
             break
         if take is None:
@@ -106,6 +119,8 @@ def capture_many(d: Deps, view: View, model: LiveModel, offers: list[Offer]
             continue
         texts.add(o.text)
         kept.append(row[None, :].astype(np.float32))
+        if take.replaces is not None:
+            vacated.add(take.replaces.sample_id)
         b = buffers.get(take.strategy, BufferState())
         used = b.used + (take.replaces is None)
         buffers[take.strategy] = BufferState(used, _UNKNOWN if used >= take.quota else None)
@@ -119,7 +134,7 @@ def capture_many(d: Deps, view: View, model: LiveModel, offers: list[Offer]
             cache.invalidate(fid)
             rest = [n for n, _ in taken] + list(range(stop, len(offers)))
             for n in rest:
-                out[n] = _capture(d, view, model, offers[n])
+                out[n] = _capture(d, view, model, offers[n], observed=n <= stop)
             return out
         cache.committed_many(fid, st, [(sample, t, offers[n].features.embeddings[0])
                                        for (n, _), (sample, t) in zip(taken, samples,
@@ -127,7 +142,7 @@ def capture_many(d: Deps, view: View, model: LiveModel, offers: list[Offer]
         for n, t in taken:
             out[n] = t.strategy
     for n in range(stop, len(offers)):
-        out[n] = _capture(d, view, model, offers[n])
+        out[n] = _capture(d, view, model, offers[n], observed=n <= stop)
     return out
 
 

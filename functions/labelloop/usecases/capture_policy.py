@@ -29,17 +29,22 @@ def get_policy(d: Deps, client: str, function_id: str) -> tuple[CapturePolicy,
                     for b in policy.budgets()]
 
 
+# The policy's settings beside the strategies', and their names in the API.
+SCALARS = {"near_duplicate_cosine": "nearDuplicateCosine", "spread_cosine": "spreadCosine",
+           "label_cap": "labelCap"}
+
+
 def set_policy(d: Deps, client: str, function_id: str, strategies: dict[str, dict],
-               near_duplicate_cosine: float | None = None) -> CapturePolicy:
-    """Change some settings; the rest keep their values."""
+               **scalars: float | None) -> CapturePolicy:
+    """Change some settings (`scalars`: of `SCALARS`, None keeps one); the rest keep their
+    values."""
     fn = owned_function(d, client, function_id)
     old = fn.capture_policy
     merged = {name: {**old.strategies.get(name, {}), **settings}
               for name, settings in {**old.strategies, **strategies}.items()}
     try:
-        policy = CapturePolicy(strategies=merged, near_duplicate_cosine=(
-            old.near_duplicate_cosine if near_duplicate_cosine is None
-            else near_duplicate_cosine))
+        policy = CapturePolicy(strategies=merged, **{
+            k: getattr(old, k) if scalars.get(k) is None else scalars[k] for k in SCALARS})
     except ValidationError as err:
         raise BadRequest("; ".join(_problem(e) for e in err.errors())) from err
     d.functions.update(fn.id, capture=policy.model_dump())
@@ -49,5 +54,5 @@ def set_policy(d: Deps, client: str, function_id: str, strategies: dict[str, dic
 
 
 def _problem(e: dict) -> str:
-    field = "nearDuplicateCosine" if "near_duplicate_cosine" in e.get("loc", ()) else "strategies"
+    field = next((SCALARS[k] for k in SCALARS if k in e.get("loc", ())), "strategies")
     return f"{field}: {e.get('msg', 'invalid').removeprefix('Value error, ')}"

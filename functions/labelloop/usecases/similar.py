@@ -28,7 +28,7 @@ def similar_samples(d: Deps, client: str, function_id: str, sample_id: str, limi
     target = d.samples.get(fn.id, bare(sample_id, "sample"))
     rows: Iterable[SampleVector]
     if in_review_queue:
-        rows = (r for name in STRATEGIES for r in d.ledger.vectors(fn.id, name))
+        rows = (r for name in STRATEGIES for r in d.ledger.buffered(fn.id, name))
     else:
         rows = d.samples.vectors(fn.id)
     ids, vectors = [], []
