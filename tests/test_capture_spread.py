@@ -122,3 +122,44 @@ def test_the_merged_queue_interleaves_strategies_by_quota_in_their_own_order():
     assert sorted(x[0] for x in out[:10]) == ["c"] + ["r"] + ["u"] * 8
     # A strategy whose quota is 0 now still shows its leftovers; a short queue ends early.
     assert interleave({"a": ["a0"], "b": ["b0", "b1"]}, {"a": 0, "b": 5}, 9) == ["b0", "b1", "a0"]
+
+
+# -- the cached buffered items ----------------------------------------------------------------
+
+def test_an_item_leaving_the_buffer_leaves_the_cached_view_without_a_full_read():
+    import hashlib
+
+    from fakes import MemoryLedger, MemorySamples
+
+    from labelloop.capture.policy import CapturePolicy
+    from labelloop.capture.state import CaptureCache
+    from labelloop.domain import SampleItem
+
+    class CountingLedger(MemoryLedger):
+        reads = 0
+
+        def buffered(self, fid, strategy):
+            CountingLedger.reads += 1
+            return super().buffered(fid, strategy)
+
+    samples = MemorySamples()
+    ledger = CountingLedger(samples)
+    for sid, vec in (("s1", [1, 0, 0, 0]), ("s2", [0, 1, 0, 0])):
+        ledger.capture(SampleItem(
+            id=sid, function_id="f", data=sid, created_at=1.0,
+            data_hash=hashlib.sha256(sid.encode()).hexdigest(), embedding=unit(vec).tobytes(),
+            tokens=b"", buffer="uncertainty", capture_reason="uncertainty", priority=0.5,
+            predicted_label_id="a"), 10, None)
+    cache = CaptureCache(samples, ledger, None, ttl=60)
+    st = cache.state("f", CapturePolicy(), None)
+    twin = unit([1, 0.05, 0, 0])
+    assert cache.rival("f", st, "uncertainty", twin, "a").sample_id == "s1"
+    reads = CountingLedger.reads
+    cache.invalidate("f", left="s1")  # annotated: only it leaves the view
+    st = cache.state("f", CapturePolicy(), None)
+    assert cache.rival("f", st, "uncertainty", twin, "a") is None
+    assert cache.rival("f", st, "uncertainty", unit([0, 1, 0.05, 0]), "a").sample_id == "s2"
+    assert CountingLedger.reads == reads
+    cache.invalidate("f")  # a lost race: everything is read again
+    cache.rival("f", st, "uncertainty", twin, "a")
+    assert CountingLedger.reads > reads

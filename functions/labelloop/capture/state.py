@@ -134,9 +134,19 @@ class CaptureCache:
         return self._refresh.get(fid, usable,
                                  lambda st: time.monotonic() - st.loaded_at <= self._ttl, load)
 
-    def invalidate(self, fid: str) -> None:
+    def invalidate(self, fid: str, left: str | None = None) -> None:
+        """Re-read the function's buffer state at the next offer; its buffered items too,
+        unless the change was only that the item `left` left the buffer (annotated, deleted,
+        dismissed: a full read per annotation would cost more than the rest of capture)."""
         self._states.pop(fid, None)
-        self._buffered.pop(fid, None)
+        with self._lock:
+            view = self._buffered.get(fid) if left is not None else None
+            if view is None:
+                self._buffered.pop(fid, None)
+                return
+            for rows in view.items.values():
+                rows.pop(left, None)
+            view.stacked.clear()
 
     def observe(self, st: CaptureState, label_id: str) -> None:
         """An offer's predicted label joins the function's mix of recent predictions."""

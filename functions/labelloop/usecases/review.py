@@ -52,4 +52,4 @@ def dismiss(d: Deps, client: str, function_id: str, sample_id: str) -> None:
     if sample.buffer is None:
         raise Conflict(f"sample {sample_id!r} is not in the capture buffer")
     d.samples.delete(sample, keep_claim=True)
-    d.captures.invalidate(fn.id)
+    d.captures.invalidate(fn.id, left=sample.id)

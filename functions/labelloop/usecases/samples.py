@@ -213,7 +213,7 @@ def delete_sample(d: Deps, client: str, function_id: str, sample_id: str) -> Non
     sample = d.samples.get(fn.id, bare(sample_id, "sample"))
     d.samples.delete(sample)
     if sample.buffer is not None:
-        d.captures.invalidate(fn.id)
+        d.captures.invalidate(fn.id, left=sample.id)
     if sample.annotation:
         request_training(d, fn.id, "annotated sample deleted")
 
@@ -246,7 +246,7 @@ def _annotate_stored(d: Deps, fn: FunctionItem, sid: str, label_id: str) -> Samp
     except Conflict:
         d.samples.set_annotation(fid, sid, label_id, views=views)
     if sample.buffer is not None:
-        d.captures.invalidate(fid)
+        d.captures.invalidate(fid, left=sid)
     return d.samples.get(fid, sid)
 
 
