@@ -14,6 +14,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from infra.stage import StageSettings
+from labelloop.observability import NAMESPACE, service_name
 
 
 def app_routes() -> list[tuple[str, str]]:
@@ -50,6 +51,23 @@ class HttpApi(Construct):
                                 integration=integration)
         if settings.error_rate_alarm_percent is not None:
             self._error_rate_alarm(settings, alarm_topic)
+        self._drift_alarm(settings, alarm_topic)
+
+    def _drift_alarm(self, settings: StageSettings, alarm_topic: sns.ITopic) -> None:
+        # Any function's drift score at or over its threshold: the API publishes DriftFlagged
+        # (0 or 1) at every scoring under its service dimension alone (usecases/drift.py);
+        # which function, the per-function DriftScore and GET …/drift say.
+        metric = cw.Metric(namespace=NAMESPACE, metric_name="DriftFlagged",
+                           dimensions_map={"service": service_name("api")},
+                           statistic="Maximum", period=cdk.Duration.hours(1))
+        self.drift_alarm = cw.Alarm(
+            self, "DriftAlarm",
+            alarm_description=f"labelloop {settings.stage}: a function's traffic drifted from "
+                              "its live version's first invokes (GET …/drift)",
+            metric=metric, threshold=1, evaluation_periods=1,
+            comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cw.TreatMissingData.NOT_BREACHING)
+        self.drift_alarm.add_alarm_action(cw_actions.SnsAction(alarm_topic))
 
     def _error_rate_alarm(self, settings: StageSettings, alarm_topic: sns.ITopic) -> None:
         # Server errors (5xx: the function failed, timed out or was throttled by Lambda) as a

@@ -103,7 +103,7 @@ def measure_retrain(enc, specs, features, y, idx, added: int, test, test_y):
     n = len(idx)
     fresh = np.zeros(n, dtype=bool)
     fresh[-added:] = True
-    carried = list(zip(live.cv_predictions, live.cv_confidences, strict=True))
+    carried = list(zip(live.cv_predictions, live.cv_confidences, live.cv_own, strict=True))
     warm = WarmStart(live.head, live.C, live.n_folds, carried + [None] * added)
     start = time.perf_counter()
     ours = build_model(enc, specs, features.take(idx), y[idx], fresh=fresh, warm=warm)

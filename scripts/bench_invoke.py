@@ -26,8 +26,9 @@ more variant, "handler (cache hit)", repeats it with the cache on.
 Steady state (issue 20): a function of realistic size (BANKING77's 77 labels, 10 training
 texts each, imported and trained through the API), invoked with --steady distinct BANKING77
 test texts back to back (none repeated: the invoke cache never helps), records and capture
-on, each invoke's deferred work (record, capture decision, any capture write) run before the
-next begins, as on a busy container; per text, the raw encoder on the same text just before.
+on, each invoke's deferred work (record, capture decision, any capture write, drift count and
+every 100th invoke its flush) run before the next begins, as on a busy container; per text,
+the raw encoder on the same text just before.
 Target: p50 of the invoke with its deferred work <= 1.5x the raw encoder's p50. The local
 stack's own CPU over that run (moto answering the writes, which AWS does not cost the
 container) is reported per invoke.
@@ -70,10 +71,10 @@ from labelloop.local import LambdaContext, datadir
 from labelloop.local.example import EXAMPLES, run_example
 from labelloop.resources import create_all
 
-# What an invoke leaves for after its response: the invoke record and the capture check
-# (and, for an image, its bytes to S3 first).
-DEFERRED = 2
-DEFERRED_IMAGE = 3
+# What an invoke leaves for after its response: the invoke record, the capture check and the
+# drift count (and, for an image, its bytes to S3 first).
+DEFERRED = 3
+DEFERRED_IMAGE = 4
 MAX_PREPROCESS_SHARE = 0.30
 TEXT = "I was charged twice for the same order on my credit card last week, please refund me"
 

@@ -239,6 +239,12 @@ class MemorySamples:
         else:
             self._claims.pop((fid, sample.data_hash), None)
 
+    def keep(self, fid: str, sid: str, label_id: str) -> None:
+        stored = self._items.get((fid, sid))
+        if stored is None or stored.annotation != label_id:
+            raise Conflict(f"sample {sid!r} is no longer annotated with that label; reload it")
+        self._items[(fid, sid)] = stored.model_copy(update={"kept": label_id})
+
     def set_annotation(self, fid: str, sid: str, label_id: str | None,
                        only_if_label: str | None = None, buffer: str | None = None,
                        views: bytes | None = None) -> None:

@@ -220,8 +220,9 @@ def test_policy_defaults_merging_and_errors_that_name_the_field(api):
         status, err, _ = api.call("PUT", f"/v1/functions/{fid}/capture",
                                   {"strategies": strategies})
         assert status == 400 and field in err["message"], err
-    for field in ("nearDuplicateCosine", "spreadCosine", "labelCap"):
-        status, err, _ = api.call("PUT", f"/v1/functions/{fid}/capture", {field: 1.5})
+    for field, bad in (("nearDuplicateCosine", 1.5), ("spreadCosine", 1.5), ("labelCap", 1.5),
+                       ("driftRandomFactor", 0.5)):
+        status, err, _ = api.call("PUT", f"/v1/functions/{fid}/capture", {field: bad})
         assert status == 400 and field in err["message"], err
     status, body, _ = api.call("PUT", f"/v1/functions/{fid}/capture", {"labelCap": 0.25})
     assert status == 200 and (body["labelCap"], body["spreadCosine"]) == (0.25, 0.9), body

@@ -1,6 +1,7 @@
 """Quotas under concurrency: 16 threads invoke the real local stack at once (one container's
-threads deciding from the same cached, soon stale, buffer state; moto applies each conditional
-write atomically, as DynamoDB does), then 16 reviewers annotate the same items at once."""
+threads deciding from the same cached, soon stale, buffer state, with the spread rules and
+rare_class by prediction share on; moto applies each conditional write atomically, as DynamoDB
+does), then 16 reviewers annotate the same items at once."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from test_api import LABELS, SAMPLES
 from labelloop.client import Client
 
 THREADS = 16
-QUOTAS = {"uncertainty": 5, "random": 4}
+QUOTAS = {"uncertainty": 5, "random": 4, "rare_class": 3}
 SUBJECTS = ["invoice", "refund", "crash", "login", "export", "receipt", "password", "upload"]
 PROBLEMS = ["is wrong", "never arrived", "fails on mobile", "shows an error",
             "takes forever", "was charged twice", "is missing", "looks broken"]
@@ -81,7 +82,9 @@ def test_sixteen_threads_never_overfill_a_quota_nor_free_a_slot_twice(local_stac
     client.set_capture_policy(fid, {
         "uncertainty": {"threshold": 0.0, "quota": QUOTAS["uncertainty"]},
         "random": {"rate": 0.5, "quota": QUOTAS["random"]},
-        "rare_class": {"quota": 0}}, near_duplicate_cosine=1.0)
+        # Rare by its share of predictions: the less predicted of the two labels.
+        "rare_class": {"quota": QUOTAS["rare_class"], "seldom": 1.0}},
+        near_duplicate_cosine=1.0, spread_cosine=0.9, label_cap=0.1)
 
     texts = [f"my {s} {p} (ticket {n})" for n, (s, p) in enumerate(
         (s, p) for s in SUBJECTS for p in PROBLEMS)]  # 64 distinct texts
@@ -111,6 +114,7 @@ def test_sixteen_threads_never_overfill_a_quota_nor_free_a_slot_twice(local_stac
 
     assert run_threads(review) == []
     counters, buffered, samples = buffer_state(fid)
-    assert counters == {"uncertainty": 0, "random": QUOTAS["random"]}
-    assert buffered == {"random": QUOTAS["random"]}
+    assert counters == {"uncertainty": 0, "random": QUOTAS["random"],
+                        "rare_class": QUOTAS["rare_class"]}
+    assert buffered == {"random": QUOTAS["random"], "rare_class": QUOTAS["rare_class"]}
     assert all(s.get("annotation") for s in samples if s["id"] in targets)

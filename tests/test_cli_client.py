@@ -318,8 +318,8 @@ def test_review_keys_are_interpreted():
     assert interpret("0", names) == Action("label", "l10")
     assert interpret("12", names) == Action("label", "Spam")
     assert interpret("spam", names) == Action("label", "Spam")
-    assert [interpret(k, names).kind for k in "sduqS"] == [
-        "skip", "dismiss", "undo", "quit", "skip"]
+    assert [interpret(k, names).kind for k in "sdkuqS"] == [
+        "skip", "dismiss", "keep", "undo", "quit", "skip"]
     assert interpret("13", names) == "no label 13 (1-12)"
     assert interpret("x", names).startswith("unknown key")
 
@@ -337,10 +337,12 @@ def test_capture_policy_set_and_show(cli, state):
     status, out, _ = cli("capture", fid, "--set", "uncertainty.threshold=0",
                          "--set", "uncertainty.quota=5", "--set", "random.quota=0",
                          "--set", "rare_class.quota=0", "--near-duplicate-cosine", "0.99",
-                         "--spread-cosine", "0.85", "--label-cap", "0.2")
+                         "--spread-cosine", "0.85", "--label-cap", "0.2",
+                         "--drift-random-factor", "3")
     assert status == 0, out
     assert out.startswith("near-duplicate cosine: 0.99; spread: similar from cosine 0.85, a "
-                          "label holds at most 0.2 of a strategy's slots\n"), out
+                          "label holds at most 0.2 of a strategy's slots; under drift, random "
+                          "samples 3 times as often\n"), out
     assert re.search(r"^uncertainty\s+0/5\s+threshold=0\.0 measure=margin$", out, flags=re.M)
     assert re.search(r"^random\s+0/0\s+rate=", out, flags=re.M)
 
@@ -395,6 +397,38 @@ def test_review_annotate_skip_dismiss_undo(cli, state, api, monkeypatch):
     assert status == 0 and set(shown) == {first, second} and len(shown) == 2
     assert "the review queue is empty" in out
     assert out.endswith("review: 0 annotated, 0 dismissed, 2 skipped\n")
+
+
+def test_review_suspects_keep_relabel_undo_delete(cli, api, monkeypatch):
+    from test_suspects import FLIPPED, LABELS, TEXTS
+
+    fid = api.create_function("suspects")["id"]
+    for name, description in LABELS.items():
+        api.create_label(fid, name, description)
+    results = api.create_samples(fid, [
+        {"data": t, "annotation": {"labelName": FLIPPED.get(t, label)}}
+        for label, texts in TEXTS.items() for t in texts], train=False)
+    assert all(r["status"] == 200 for r in results), results
+    assert cli("train", fid, "--wait", "--timeout", "60")[0] == 0
+
+    # k keeps the first; 1 relabels the second, u puts its old label back and shows it again;
+    # d deletes it; u cannot bring a deleted sample back.
+    status, out, _, shown = _review(cli, monkeypatch, "k\n1\nu\nd\nu\nq\n", fid,
+                                    "--strategy", "suspect")
+    assert status == 0, out
+    kept, second, third, *again = shown
+    assert again == [second, third] and len({kept, second, third}) == 3
+    assert re.search(r"^  annotated (billing|bug|account) \(0\.\d\d\), model says "
+                     r"(billing|bug|account) \(0\.\d\d\)$", out, flags=re.M), out
+    assert "k: keep  d: delete" in out and "cannot undo: " in out
+    assert out.endswith("review: 0 relabelled, 1 kept, 1 deleted, 0 skipped\n")
+    assert _sample(api, fid, kept)["kept"] is True
+    assert {_sample(api, fid, kept)["data"]} <= set(FLIPPED)
+    with pytest.raises(ApiError) as gone:
+        _sample(api, fid, second)
+    assert gone.value.status == 404
+    left = [i["id"] for i in api.review_queue(fid, "suspect")]
+    assert third in left and not {kept, second} & set(left)
 
 
 def test_accuracy_from_annotated_random_captures(cli, state, api, monkeypatch):

@@ -1,7 +1,8 @@
 """The web console in a real browser (Debian's Chromium through Playwright) against the real
 local stack: sign-in, the review queue by keyboard (with undo, deferred dismiss and "select
-similar"), the retrain that follows, the samples browser and its try-it box, and the error and
-expired-session states. Every effect is checked through the API, not only on screen.
+similar"), the suspected mislabels' tab, the retrain that follows, the samples browser and its
+try-it box, and the error and expired-session states. Every effect is checked through the API,
+not only on screen.
 
 Screenshots go to artifacts/console/ (git-ignored)."""
 
@@ -12,8 +13,10 @@ import time
 
 import pytest
 from conftest import ROOT, isolate_stack_env, trained_function
+from test_suspects import FLIPPED, TEXTS
+from test_suspects import LABELS as SUSPECT_LABELS
 
-from labelloop.client import Client
+from labelloop.client import ApiError, Client
 
 SHOTS = ROOT / "artifacts" / "console"
 
@@ -359,6 +362,105 @@ def test_label_keys_can_be_remapped_per_function_and_sleep_while_typing(stack, p
     assert stack.wait_idle(timeout=60)
 
 
+# -- suspected mislabels -----------------------------------------------------------------
+
+def with_flipped_labels(stack, name: str) -> str:
+    """A function trained once on TEXTS with the FLIPPED ones mislabelled."""
+    client = stack.client
+    fid = client.create_function(name)["id"]
+    for label, description in SUSPECT_LABELS.items():
+        client.create_label(fid, label, description)
+    results = client.create_samples(fid, [
+        {"data": text, "annotation": {"labelName": FLIPPED.get(text, label)}}
+        for label, texts in TEXTS.items() for text in texts], train=False)
+    assert all(r["status"] == 200 for r in results), results
+    client.train(fid)
+    wait_for(lambda: client.get_function(fid).get("liveModelVersion") is not None, timeout=90,
+             what="the first model")
+    assert stack.wait_idle(timeout=90)
+    return fid
+
+
+def test_suspected_mislabels_tab_keeps_relabels_undoes_and_deletes(stack, page):
+    fid = with_flipped_labels(stack, "suspects")
+    client = stack.client
+    ids = label_ids(stack, fid)
+    key = {name: str(i + 1) for i, name in enumerate(sorted(SUSPECT_LABELS))}
+    truth = {text: label for label, texts in TEXTS.items() for text in texts}
+    queue = client.review_queue(fid, "suspect")
+    assert {q["data"] for q in queue[:3]} == set(FLIPPED)
+
+    sign_in(page, stack)
+    page.goto(f"{stack.url}/console/#/functions/{fid}/review")
+    tab = page.get_by_test_id("strategy-tab-suspect")
+    assert tab.inner_text().startswith("Suspected mislabels")
+    tab.click()
+    page.get_by_test_id("suspect-line").wait_for()
+    page.wait_for_selector(f'[data-testid=review-left][data-count="{len(queue)}"]')
+    assert tab.get_by_text(str(len(queue))).is_visible()
+    shot(page, "suspects")
+
+    def shown() -> tuple[str, str]:
+        return current_id(page), page.get_by_test_id("review-text").inner_text()
+
+    # The most doubtful first, with what it is annotated and what the model says instead.
+    first, text = shown()
+    assert first == queue[0]["id"] and text in FLIPPED
+    kept_label = FLIPPED[text]
+    line = page.get_by_test_id("suspect-line").inner_text()
+    assert re.fullmatch(rf"annotated {FLIPPED[text]} \(0\.\d\d\) · model says {truth[text]} "
+                        r"\(0\.\d\d\)", line), line
+    assert "Delete" in page.get_by_test_id("dismiss").inner_text()
+    assert page.get_by_test_id("similar-button").count() == 0
+
+    page.keyboard.press("k")  # its label is right after all
+    second = wait_moved_on(page, first)
+    page.wait_for_selector(f'[data-testid=review-left][data-count="{len(queue) - 1}"]')
+    wait_for(lambda: client.get_sample(fid, first).get("kept") is True, what="kept")
+
+    # Relabelled to what the model says.
+    _, text = shown()
+    assert text in FLIPPED
+    relabelled = truth[text]
+    page.keyboard.press(key[relabelled])
+    third = wait_moved_on(page, second)
+    wait_for(lambda: annotation(stack, fid, second) == ids[relabelled], what="relabelled")
+
+    # A relabel undone puts the old label back (it does not clear it); then deleted.
+    _, text = shown()
+    assert text in FLIPPED
+    page.keyboard.press(key[truth[text]])
+    wait_moved_on(page, third)
+    wait_for(lambda: annotation(stack, fid, third) == ids[truth[text]], what="third relabelled")
+    page.keyboard.press("u")
+    page.locator(f'[data-testid=review-item][data-sample-id="{third}"]').wait_for()
+    wait_for(lambda: annotation(stack, fid, third) == ids[FLIPPED[text]],
+             what="the old label back")
+    page.keyboard.press("d")
+    assert "Deleted" in page.get_by_test_id("toast").inner_text()
+
+    def deleted() -> bool:
+        try:
+            client.get_sample(fid, third)
+        except ApiError as err:
+            return err.status == 404
+        return False
+
+    wait_for(deleted, what="the delete (sent after a few seconds)")
+    kept = client.get_sample(fid, first)
+    assert kept["kept"] is True and kept["annotation"]["labelId"] == ids[kept_label]
+    assert client.get_sample(fid, second)["annotation"]["labelId"] == ids[relabelled]
+    assert not {first, second, third} & {q["id"] for q in client.review_queue(fid, "suspect")}
+    assert stack.wait_idle(timeout=90)  # the retrain the relabels queued
+
+    # Nothing trained, nothing suspected.
+    untrained = client.create_function("no suspects yet")["id"]
+    page.goto(f"{stack.url}/console/#/functions/{untrained}/review")
+    page.get_by_test_id("strategy-tab-suspect").click()
+    assert "No suspected mislabels" in page.get_by_test_id("review-empty").inner_text()
+    assert page.get_by_test_id("review-left").get_attribute("data-count") == "0"
+
+
 # -- samples and try-it ------------------------------------------------------------------
 
 def test_samples_browser_filters_pages_and_try_it_does_not_capture(stack, page):
@@ -599,3 +701,74 @@ def test_threshold_page_drags_the_threshold_and_saves_it_as_the_policy(stack, pa
     page.get_by_test_id("clear-policy").click()
     summary.get_by_text("No policy").wait_for()
     assert client.request("GET", f"/v1/functions/{fid}/thresholds")["policy"] is None
+
+
+# -- drift -------------------------------------------------------------------------------
+
+def drift_body(version: int, label_id: str, *, flagged: bool) -> dict:
+    """A `GET .../drift` answer as the API shapes it: a scored version, flagged or not."""
+    def counts(invokes: int, novel: float) -> dict:
+        return {"invokes": invokes, "novelShare": novel, "confidenceBins": [0] * 9 + [invokes],
+                "labels": [{"labelId": label_id, "count": invokes}]}
+    signals = ({"labels": 0.3, "confidence": 0.8, "novelty": 0.9} if flagged
+               else {"labels": 0.01, "confidence": 0.0, "novelty": 0.031})
+    return {"modelVersion": version, "score": max(signals.values()), "flagged": flagged,
+            "signals": signals, "reference": counts(1000, 0.004),
+            "recent": counts(500, 0.12 if flagged else 0.006),
+            "settings": {"threshold": 0.25, "referenceInvokes": 1000, "windowInvokes": 500,
+                         "novelCosine": 0.5, "flushInvokes": 100, "flushSeconds": 60},
+            "days": [{"date": "2026-12-05", **counts(1100, 0.004)},
+                     {"date": "2026-12-06", **counts(400, 0.12)}]}
+
+
+def test_overview_drift_card_waits_for_traffic_then_shows_the_report(stack, page):
+    client = stack.client
+    fid = trained_function(stack, client, "drift", LABELS, SAMPLES)
+    live = client.get_function(fid)["liveModelVersion"]
+    report = client.request("GET", f"/v1/functions/{fid}/drift")
+    assert (report["modelVersion"], report["score"], report["days"]) == (live, None, [])
+    sign_in(page, stack)
+
+    # No invokes yet: the card says what it waits for.
+    page.goto(f"{stack.url}/console/#/functions/{fid}")
+    card = page.get_by_test_id("drift")
+    status = card.get_by_test_id("drift-status")
+    status.wait_for()
+    assert status.get_attribute("data-state") == "waiting"
+    assert status.inner_text() == (
+        "Not enough traffic yet: the reference is the first 1,000 invokes of the live version "
+        f"(v{live}), then 500 more.")
+    assert card.get_by_test_id("drift-progress").inner_text().startswith(
+        "No invokes counted yet.")
+    assert card.get_by_test_id("drift-days").count() == 0
+    assert page.get_by_test_id("drift-pill").count() == 0
+
+    # Flagged and settled reports, without thousands of invokes: the module's stack is shared
+    # (its drift settings fixed), so the page gets its answer from the route instead (the
+    # endpoint itself is the API tests' business).
+    label = label_ids(stack, fid)["billing"]
+    served = {"body": drift_body(live, label, flagged=True)}
+    page.route("**/v1/functions/*/drift", lambda route: route.fulfill(json=served["body"]))
+    page.reload()
+    page.wait_for_selector("[data-testid=drift-status][data-state=flagged]")
+    assert status.inner_text() == (
+        f"Drift: the traffic no longer looks like the first 1,000 invokes of model v{live} "
+        "(score 0.9 ≥ 0.25): labels 0.3, confidence 0.8, novel inputs 0.9. "
+        "Random capture samples twice as often until it settles.")
+    assert page.get_by_test_id("drift-pill").inner_text() == f"Drift on v{live}"
+    assert card.get_by_test_id("drift-novel").inner_text() == (
+        "Novel inputs (no training sample within cosine 0.5): 12.0% recently vs 0.4% "
+        "in the reference")
+    days = card.get_by_test_id("drift-day")
+    assert [d.get_attribute("data-date") for d in days.all()] == ["2026-12-05", "2026-12-06"]
+    assert [d.locator("td").nth(1).inner_text() for d in days.all()] == ["1,100", "400"]
+    assert days.nth(1).locator("td").last.inner_text() == "12.0%"
+    shot(page, "overview-drift")
+
+    served["body"] = drift_body(live, label, flagged=False)
+    page.reload()
+    page.wait_for_selector("[data-testid=drift-status][data-state=ok]")
+    assert status.inner_text() == "No drift (score 0.03, threshold 0.25)"
+    assert page.get_by_test_id("drift-pill").count() == 0
+    assert card.get_by_test_id("drift-signals").inner_text() == (
+        "labels 0.01 · confidence 0 · novel inputs 0.03")

@@ -24,7 +24,8 @@ DRIVE = """async ({ events, threshold }) => {
     hidden: ids(s.hidden),
     skipped: ids(s.skipped),
     history: s.history.map((e) => (e.kind === 'annotate'
-      ? { kind: e.kind, id: e.item.id, ids: e.ids, labelId: e.labelId }
+      ? { kind: e.kind, id: e.item.id, ids: e.ids, labelId: e.labelId,
+          ...(e.restore ? { restore: e.restore } : {}) }
       : { kind: e.kind, id: e.item.id })),
     pending: s.pending?.id ?? null,
     writes: s.writes.map((w) => ({ kind: w.kind, ids: w.ids })),
@@ -51,10 +52,10 @@ DRIVE = """async ({ events, threshold }) => {
   });
 }"""
 
-KEYS = """async ({ keys, similarOpen }) => {
+KEYS = """async ({ keys, similarOpen, queue = [] }) => {
   const m = await import('/console/review_state.js');
   const similar = similarOpen ? { for: 'a', loading: true, items: [] } : null;
-  const s = { ...m.initialState(0.8), similar };
+  const s = { ...m.initialState(0.8), similar, queue };
   return Object.fromEntries(keys.map((k) => [k, m.keyCommand(s, k, ['L1', '', 'L3'])]));
 }"""
 
@@ -65,10 +66,22 @@ START, SKIP, DISMISS, UNDO = ({"type": t} for t in ("start", "skip", "dismiss", 
 COMMIT, SIMILAR, FAILED = ({"type": t} for t in ("commitDismiss", "toggleSimilar", "writeFailed"))
 COUNTS, START_TIMER, STOP_TIMER = {"type": "counts"}, {"type": "startTimer"}, {"type": "stopTimer"}
 HIDE_TOAST, UNDO_TOAST = {"type": "hideToast"}, {"type": "undoToast"}
+KEEP, SUSPECT = {"type": "keep"}, {"type": "strategy", "name": "suspect"}
 
 
 def loaded(*ids: str) -> dict:
     return {"type": "loaded", "items": [{"id": i, "data": f"text of {i}"} for i in ids]}
+
+
+def suspect(i: str, old: str = "OLD", model: str = "NEW") -> dict:
+    """An item of the suspect queue: annotated `old`, the model says `model`."""
+    return {"id": i, "data": f"text of {i}", "annotation": {"labelId": old},
+            "suspect": {"annotatedLabelId": old, "annotatedConfidence": 0.1, "labelId": model,
+                        "confidence": 0.9, "margin": 0.8, "modelVersion": 1}}
+
+
+def suspects(*ids: str) -> dict:
+    return {"type": "loaded", "items": [suspect(i) for i in ids]}
 
 
 def annotate(label: str = "L1") -> dict:
@@ -312,6 +325,13 @@ def test_the_skipped_ones_again(run):
     assert again["state"]["history"] == [] and again["effects"] == []  # no refill: a is there
 
 
+def test_a_batch_for_the_strategy_left_meanwhile_is_dropped(run):
+    *_, late, own = run(START, {"type": "strategy", "name": "suspect"},
+                        {**loaded("a"), "strategy": ""}, {**suspects("s"), "strategy": "suspect"})
+    assert late["changed"] == [] and not late["state"]["loaded"]
+    assert own["state"]["queue"] == ["s"] and own["state"]["current"] == "s"
+
+
 def test_another_strategy_sends_the_held_dismiss_and_fetches_its_own_queue(run):
     *_, switched, same = run(loaded("a", "b"), DISMISS, {"type": "strategy", "name": "random"},
                              {"type": "strategy", "name": "random"})
@@ -368,3 +388,94 @@ def test_keys_stand_for_events(run):
                       "f": {"type": "toggleSimilar"}, "escape": None, "x": None, "0": None}
     opened = run.page.evaluate(KEYS, {"keys": ["escape"], "similarOpen": True})
     assert opened == {"escape": {"type": "closeSimilar"}}
+
+
+# -- suspected mislabels -------------------------------------------------------------------
+
+def test_a_relabelled_suspect_is_undone_by_putting_its_old_label_back(run):
+    tab, _, relabelled, posted, undo, restored = run(
+        SUSPECT, suspects("a", "b"), annotate("NEW"), written("a"), UNDO, written("a"))
+    assert tab["effects"] == [fetch(50, "suspect")]
+    assert relabelled["state"]["current"] == "b"
+    assert relabelled["effects"] == [toast("relabelled", count=1, labelId="NEW"),
+                                     {"type": "annotate", "ids": ["a"], "labelId": "NEW"}]
+    assert relabelled["state"]["history"] == [{"kind": "annotate", "id": "a", "ids": ["a"],
+                                               "labelId": "NEW", "restore": "OLD"}]
+    assert posted["effects"] == [COUNTS]
+    # Not cleared: the old label is written again.
+    assert undo["state"]["current"] == "a" and undo["state"]["history"] == []
+    assert undo["effects"] == [toast("labelRestored", count=1, labelId="OLD"),
+                               {"type": "annotate", "ids": ["a"], "labelId": "OLD"}]
+    assert undo["state"]["writes"] == [{"kind": "restore", "ids": ["a"]}]
+    assert restored["effects"] == [COUNTS] and not restored["state"]["busy"]
+
+
+def test_a_relabel_undone_before_its_post_answered_restores_after_it(run):
+    *_, undo, posted, restored = run(suspects("a", "b"), annotate("NEW"), UNDO, written("a"),
+                                     written("a"))
+    assert undo["effects"] == [toast("labelRestored", count=1, labelId="OLD")]
+    assert posted["effects"] == [COUNTS, {"type": "annotate", "ids": ["a"], "labelId": "OLD"}]
+    assert restored["effects"] == [COUNTS]
+
+
+def test_a_relabel_the_server_refused_is_not_restored(run):
+    *_, refused = run(suspects("a", "b"), annotate("NEW"), UNDO, written(failed={"a": "gone"}))
+    # The restore waiting behind it has nothing left to write.
+    assert refused["effects"] == [{"type": "notLabelled", "count": 1, "message": "gone"}, COUNTS]
+    assert refused["state"]["writes"] == [] and refused["state"]["current"] == "a"
+    *_, failed = run(suspects("a"), annotate("NEW"), written("a"), UNDO,
+                     written(failed={"a": "deleted meanwhile"}))
+    assert failed["effects"] == [{"type": "notRestored", "count": 1,
+                                  "message": "deleted meanwhile"}, COUNTS]
+
+
+def test_keep_hides_the_suspect_and_its_undo_only_shows_it_again(run):
+    *_, kept, done, undo, relabelled = run(suspects("a", "b"), KEEP, written(), UNDO,
+                                           annotate("NEW"))
+    assert kept["state"]["current"] == "b" and kept["state"]["hidden"] == ["a"]
+    assert kept["effects"] == [toast("kept", labelId="OLD"), {"type": "keep", "id": "a"}]
+    assert kept["state"]["history"] == [{"kind": "keep", "id": "a"}]
+    assert kept["state"]["writes"] == [{"kind": "keep", "ids": ["a"]}]
+    assert done["effects"] == [COUNTS] and not done["state"]["busy"]
+    # Nothing unkeeps on the server: the item is back, to be relabelled if need be.
+    assert undo["state"]["current"] == "a" and undo["state"]["hidden"] == []
+    assert undo["effects"] == [toast("keepUndone")] and undo["state"]["history"] == []
+    assert relabelled["effects"][-1] == {"type": "annotate", "ids": ["a"], "labelId": "NEW"}
+
+
+def test_a_keep_that_fails_shows_the_suspect_again_and_keep_is_for_suspects_only(run):
+    *_, failed = run(suspects("a", "b"), KEEP, FAILED)
+    assert failed["state"]["current"] == "a" and failed["state"]["history"] == []
+    assert failed["effects"] == [COUNTS]
+    *_, captured, similar = run(loaded("a"), KEEP, SIMILAR)
+    assert captured["effects"] == [] and captured["changed"] == []
+    assert similar["effects"] == [{"type": "similar", "id": "a"}]
+    *_, on_suspect = run(suspects("a"), SIMILAR)
+    assert on_suspect["effects"] == [] and on_suspect["changed"] == []
+
+
+def test_delete_is_held_back_like_a_dismiss_and_deletes_the_sample(run):
+    *_, held, undone, again, sent, refused = run(suspects("a", "b"), {"type": "dismiss"}, UNDO,
+                                                 DISMISS, COMMIT, UNDO)
+    assert held["state"]["current"] == "b" and held["state"]["pending"] == "a"
+    assert held["effects"] == [START_TIMER, {"type": "undoToast", "say": "deleted"}]
+    assert undone["state"]["current"] == "a"
+    assert undone["effects"] == [STOP_TIMER, toast("deleteUndone")]
+    assert again["state"]["pending"] == "a"
+    assert sent["effects"] == [STOP_TIMER, HIDE_TOAST, {"type": "delete", "id": "a"}]
+    assert refused["effects"] == [toast("deleteSent")]
+    assert refused["state"]["current"] == "b"
+
+
+def test_a_pending_delete_goes_when_the_tab_changes_and_the_next_action_is_not_a_delete(run):
+    *_, switched = run(SUSPECT, suspects("a", "b"), DISMISS, {"type": "strategy", "name": ""})
+    assert switched["effects"] == [STOP_TIMER, HIDE_TOAST, {"type": "delete", "id": "a"},
+                                   fetch(51)]
+
+
+def test_k_keeps_a_suspect_and_f_is_for_captured_items(run):
+    args = {"keys": ["k", "f", "d"], "similarOpen": False}
+    on_suspect = run.page.evaluate(KEYS, {**args, "queue": [suspect("a")]})
+    assert on_suspect == {"k": {"type": "keep"}, "f": None, "d": {"type": "dismiss"}}
+    on_captured = run.page.evaluate(KEYS, {**args, "queue": [{"id": "a", "data": "x"}]})
+    assert on_captured == {"k": None, "f": {"type": "toggleSimilar"}, "d": {"type": "dismiss"}}

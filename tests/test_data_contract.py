@@ -162,6 +162,12 @@ def test_samples(repos):
     s.set_annotation("f1", "s1", "l1")
     s.set_annotation("f1", "s2", "l2")
     assert s.get("f1", "s1").annotation == "l1" and s.get("f1", "s1").annotated_at
+    s.keep("f1", "s1", "l1")
+    assert s.get("f1", "s1").kept == "l1"
+    with pytest.raises(Conflict, match="no longer annotated"):
+        s.keep("f1", "s2", "l1")  # annotated l2 meanwhile
+    with pytest.raises(Conflict):
+        s.keep("f1", "x", "l1")
     s.set_annotation("f1", "s2", None, only_if_label="l1")  # re-annotated since: kept
     assert s.get("f1", "s2").annotation == "l2"
     s.set_annotation("f1", "s2", None, only_if_label="l2")

@@ -265,7 +265,7 @@ def test_every_dlq_has_an_alarm(template):
     from labelloop.resources import RESOURCES, dlq_name
 
     alarms = [a for a in resources(template, "AWS::CloudWatch::Alarm").values()
-              if "MetricName" in a]  # the error-rate alarm is metric math
+              if a.get("Namespace") == "AWS/SQS"]
     watched = set()
     for a in alarms:
         assert a["Threshold"] == 1 and a["MetricName"] == "ApproximateNumberOfMessagesVisible"
@@ -286,6 +286,17 @@ def test_the_api_error_rate_has_an_alarm(template):
     assert by_id["requests"]["MetricStat"]["Metric"]["MetricName"] == "Count"
     (rate,) = [m for m in alarm["Metrics"] if "Expression" in m]
     assert rate["Expression"] == "100 * errors / MAX([requests, 1])" and rate["ReturnData"]
+
+
+def test_drift_has_an_alarm_on_what_the_api_publishes(template):
+    from labelloop.observability import NAMESPACE, service_name
+
+    (alarm,) = [a for a in resources(template, "AWS::CloudWatch::Alarm").values()
+                if a.get("MetricName") == "DriftFlagged"]
+    assert alarm["Namespace"] == NAMESPACE and alarm["Statistic"] == "Maximum"
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": service_name("api")}]
+    assert alarm["Threshold"] == 1 and alarm["AlarmActions"]
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
 
 
 def _role_actions(template: dict, function_name: str) -> dict[str, list]:

@@ -58,6 +58,29 @@ def test_captures_are_counted_per_function_and_strategy(api, capsys, monkeypatch
         fid.removeprefix("function_"), "random", [1.0])
 
 
+def test_drift_scores_go_out_per_function_and_the_flag_service_wide(api, capsys, monkeypatch):
+    """The flag under the service dimension alone is what the stack's alarm watches."""
+    from labelloop.container import deps
+
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED")
+    fid = make_function(api)
+    d = deps()
+    d.__dict__["settings"] = d.settings.model_copy(update={
+        "drift_flush_invokes": 5, "drift_reference_invokes": 10, "drift_window_invokes": 10})
+    capsys.readouterr()
+    for i in range(20):  # flushes at 5, 10 (the reference), 15 and 20 (a window: scored)
+        assert api.call("POST", f"/v1/functions/{fid}/invoke",
+                        {"data": f"question {i} about my last invoice"},
+                        query="capture=false")[0] == 200
+    docs = emitted(capsys.readouterr().out)
+    (score,) = [x for x in docs if "DriftScore" in x]
+    (flag,) = [x for x in docs if "DriftFlagged" in x]
+    assert score["function"] == fid.removeprefix("function_") and score["DriftScore"][0] >= 0
+    assert "function" not in flag and flag["service"] == "labelloop-api"
+    assert flag["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]
+    assert flag["DriftFlagged"] in ([0.0], [1.0])
+
+
 TRACED = """
 import os, sys
 os.environ.update(LABELLOOP_TABLE="t", LABELLOOP_INVOKES_TABLE="i", LABELLOOP_BUCKET="b",

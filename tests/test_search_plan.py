@@ -38,7 +38,8 @@ def test_a_few_new_annotations_retrain_warm_from_the_live_settings():
     assert p.warm is not None and p.warm.C == 30.0 and p.warm.n_folds == 3
     assert p.warm.head is HEAD
     # Carried predictions for what the live version had, none for the fresh samples.
-    assert p.warm.cv[:95] == [("a", 0.9)] * 95 and p.warm.cv[95:] == [None] * 5
+    # (stored before own-label probabilities: known where the prediction was the label)
+    assert p.warm.cv[:95] == [("a", 0.9, 0.9)] * 95 and p.warm.cv[95:] == [None] * 5
     assert p.changed == 5 and "5 of 100" in p.reason
     # The new version keeps the search record with the changes counted.
     assert record(p, 99.0, 5, 100) == Search(30.0, 3, 100, 5)

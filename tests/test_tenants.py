@@ -75,6 +75,8 @@ MATRIX: dict[str, Op] = {
     f"POST {FN}/review/annotations": Op(
         body={"annotations": [{"sampleId": "{sample}", "labelId": "{label}"}]}),
     f"POST {FN}/review/{{sample_id}}/dismiss": Op(),
+    f"POST {FN}/review/{{sample_id}}/keep": Op(),
+    f"GET {FN}/drift": Op(),
     f"GET {FN}/capture": Op(),
     f"PUT {FN}/capture": Op(body={"strategies": {}, "nearDuplicateCosine": 0.99}),
     f"GET {FN}/live-accuracy": Op(),

@@ -176,7 +176,8 @@ def _warm_case():
     old = ~new
     live = HeadTrainer(lexical_weights=(0.3,)).fit(
         X[old], y[old], [t for t, k in zip(tokens, old, strict=True) if k])
-    carried = iter(zip(live.cv_.predictions, live.cv_.confidences.tolist(), strict=True))
+    carried = iter(zip(live.cv_.predictions, live.cv_.confidences.tolist(),
+                      live.cv_.own.tolist(), strict=True))
     cv = [None if n else next(carried) for n in new]
     return X, y, tokens, new, live, WarmStart(live.head_, live.C_, live.cv_.n_folds, cv)
 

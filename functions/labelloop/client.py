@@ -217,14 +217,19 @@ class Client:
         """Stored invokes, newest first."""
         return self.paged(f"/v1/functions/{_p(function_id)}/invokes", {"batchSize": batch_size})
 
-    def annotate(self, function_id: str, sample_id: str, label_name: str) -> dict:
+    def annotate(self, function_id: str, sample_id: str, label_name: str | None = None,
+                 label_id: str | None = None) -> dict:
+        """By label name or by label id."""
         return self.request(
             "PUT", f"/v1/functions/{_p(function_id)}/samples/{_p(sample_id)}/annotation",
-            {"labelName": label_name})
+            {"labelName": label_name} if label_id is None else {"labelId": label_id})
 
     def clear_annotation(self, function_id: str, sample_id: str) -> None:
         self.request(
             "DELETE", f"/v1/functions/{_p(function_id)}/samples/{_p(sample_id)}/annotation")
+
+    def delete_sample(self, function_id: str, sample_id: str) -> None:
+        self.request("DELETE", f"/v1/functions/{_p(function_id)}/samples/{_p(sample_id)}")
 
     # -- invoke, training, model versions -------------------------------------------------
 
@@ -286,16 +291,23 @@ class Client:
         self.request("POST",
                      f"/v1/functions/{_p(function_id)}/review/{_p(sample_id)}/dismiss")
 
+    def keep(self, function_id: str, sample_id: str) -> dict:
+        """A suspected mislabel's label is right: it leaves the suspect queue."""
+        return self.request("POST",
+                            f"/v1/functions/{_p(function_id)}/review/{_p(sample_id)}/keep")
+
     def capture_policy(self, function_id: str) -> dict:
         return self.request("GET", f"/v1/functions/{_p(function_id)}/capture")
 
     def set_capture_policy(self, function_id: str, strategies: dict[str, dict] | None = None,
                            near_duplicate_cosine: float | None = None,
                            spread_cosine: float | None = None,
-                           label_cap: float | None = None) -> dict:
+                           label_cap: float | None = None,
+                           drift_random_factor: float | None = None) -> dict:
         body: dict[str, Any] = {"strategies": strategies or {}}
         for key, value in (("nearDuplicateCosine", near_duplicate_cosine),
-                           ("spreadCosine", spread_cosine), ("labelCap", label_cap)):
+                           ("spreadCosine", spread_cosine), ("labelCap", label_cap),
+                           ("driftRandomFactor", drift_random_factor)):
             if value is not None:
                 body[key] = value
         return self.request("PUT", f"/v1/functions/{_p(function_id)}/capture", body)

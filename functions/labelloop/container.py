@@ -111,6 +111,19 @@ class Deps:
         return Invokes(self.tables)
 
     @cached_property
+    def drift(self) -> ports.DriftLogPort:
+        from labelloop.data.drift import DriftLog
+
+        return DriftLog(self.tables)
+
+    @cached_property
+    def drift_tracker(self):
+        """This container's invoke counts and last drift status (labelloop/drift/tracker.py)."""
+        from labelloop.drift.tracker import DriftTracker
+
+        return DriftTracker()
+
+    @cached_property
     def jobs(self) -> ports.BatchJobsPort:
         from labelloop.data.jobs import BatchJobs
 

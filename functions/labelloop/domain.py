@@ -124,6 +124,9 @@ class SampleItem(Item):
     priority: float | None = None
     # An annotated image's training views (`encode_views`), kept from its first annotation.
     views: bytes | None = None
+    # A suspected mislabel a reviewer kept: the label they confirmed (bare id). While the
+    # annotation still names it, the sample is not suspected again.
+    kept: str | None = None
 
     @property
     def corrected(self) -> bool | None:

@@ -32,7 +32,8 @@ NAMESPACE = "labelloop"
 # Requests that count nothing (most of the API's) are no news.
 warnings.filterwarnings("ignore", message="No application metrics to publish")
 
-__all__ = ["NAMESPACE", "MetricUnit", "Observability", "of", "per_function", "write_logs_to"]
+__all__ = ["NAMESPACE", "MetricUnit", "Observability", "of", "per_function", "service_name",
+           "service_wide", "write_logs_to"]
 
 
 class _StdoutHandler(logging.StreamHandler):
@@ -94,8 +95,18 @@ def per_function(function: str, function_id: str, values: dict[str, tuple[Metric
     """One EMF line of `values` ({name: (unit, value)}) under the dimensions service, the
     labelloop function's id and `dimensions`: written at once, apart from the handler's own
     set (which has no function dimension and is flushed when the handler returns)."""
+    _emit(function, values, {"function": function_id, **dimensions})
+
+
+def service_wide(function: str, values: dict[str, tuple[MetricUnit, float]]) -> None:
+    """One EMF line of `values` under the service dimension alone: what one alarm over every
+    labelloop function watches (CloudWatch matches dimensions exactly)."""
+    _emit(function, values, {})
+
+
+def _emit(function: str, values: dict[str, tuple[MetricUnit, float]],
+          dimensions: dict[str, str]) -> None:
     metrics = EphemeralMetrics(namespace=NAMESPACE, service=of(function).service)
-    metrics.add_dimension(name="function", value=function_id)
     for name, value in dimensions.items():
         metrics.add_dimension(name=name, value=value)
     for name, (unit, value) in values.items():
@@ -103,10 +114,16 @@ def per_function(function: str, function_id: str, values: dict[str, tuple[Metric
     metrics.flush_metrics()
 
 
+def service_name(function: str) -> str:
+    """The `service` dimension and log field of a labelloop function (the stack's alarms
+    name it)."""
+    return f"labelloop-{function}"
+
+
 @functools.cache
 def of(function: str) -> Observability:
     """The one Observability of a function (by its name in `resources.py`)."""
-    service = f"labelloop-{function}"
+    service = service_name(function)
     logger = Logger(service=service, logger_handler=_StdoutHandler())
     # The package's module loggers (`logging.getLogger(__name__)`, children of "labelloop")
     # write through this JSON handler, tagged with this service: a function's log stream has

@@ -84,6 +84,8 @@ ROUTES: dict[tuple[str, str], tuple[Any, tuple[int, ...]]] = {
     ("GET", FN + "/review"): (list[R.Sample], (404,)),
     ("POST", FN + "/review/annotations"): (R.BulkResults, (404,)),
     ("POST", FN + "/review/<sample_id>/dismiss"): (R.Empty, (404, 409)),
+    ("POST", FN + "/review/<sample_id>/keep"): (R.Sample, (404, 409)),
+    ("GET", FN + "/drift"): (R.Drift, (404,)),
     ("GET", FN + "/capture"): (R.CapturePolicy, (404,)),
     ("PUT", FN + "/capture"): (R.CapturePolicy, (404,)),
     ("GET", FN + "/live-accuracy"): (list[R.LiveAccuracy], (404,)),

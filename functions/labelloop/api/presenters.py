@@ -10,11 +10,14 @@ from aws_lambda_powertools.event_handler import Response, content_types
 
 from labelloop.api.routing import ImageLink
 from labelloop.domain import FunctionItem, InvokeItem, LabelItem, ModelVersionItem
+from labelloop.drift.counts import DriftCounts
 from labelloop.ids import full
 from labelloop.usecases.capture_policy import SCALARS
+from labelloop.usecases.drift import DriftReport
 from labelloop.usecases.inputs import image_digest, is_image
 from labelloop.usecases.invoke import InvokeResult
 from labelloop.usecases.samples import SampleView
+from labelloop.usecases.suspects import SuspectView
 
 
 def respond(status: int, body, headers: dict | None = None) -> Response:
@@ -76,7 +79,22 @@ def sample_json(sv: SampleView, link: ImageLink) -> dict:
                              "margin": round(s.predicted_margin or 0.0, 6),
                              "modelVersion": s.model_version}
         if s.predicted_label_id else None,
-        "corrected": s.corrected})
+        "corrected": s.corrected,
+        "kept": True if s.kept and s.kept == s.annotation else None})
+
+
+def suspect_json(v: SuspectView, link: ImageLink) -> dict:
+    """A suspected mislabel: the sample (its `prediction` is the cross-validated one) and
+    why it is suspected."""
+    x = v.suspect
+    return {**sample_json(SampleView(v.sample, None), link),
+            "prediction": {"labelId": full(x.predicted, "label"),
+                           "confidence": round(x.confidence, 6)},
+            "suspect": {"annotatedLabelId": full(x.annotated, "label"),
+                        "annotatedConfidence": round(x.own, 6),
+                        "labelId": full(x.predicted, "label"),
+                        "confidence": round(x.confidence, 6),
+                        "margin": round(x.margin, 6), "modelVersion": v.model_version}}
 
 
 def invoke_json(r: InvokeResult, label_count: int | None, include_metadata: bool) -> dict:
@@ -118,6 +136,36 @@ def model_version_json(mv: ModelVersionItem, live: int | None) -> dict:
 def capture_policy_json(policy, usage) -> dict:
     return {**{camel: getattr(policy, k) for k, camel in SCALARS.items()},
             "strategies": [{"name": u.strategy, "used": u.used, **u.settings} for u in usage]}
+
+
+def drift_counts_json(c: DriftCounts) -> dict:
+    return {"invokes": c.invokes,
+            "novelShare": None if c.novel_share is None else round(c.novel_share, 4),
+            "confidenceBins": c.confidence,
+            "labels": [{"labelId": full(lid, "label"), "count": n}
+                       for lid, n in c.labels.most_common()]}
+
+
+def drift_json(r: DriftReport, settings) -> dict:
+    reading = r.reading
+    signals = reading.signals if reading else None
+    return {
+        "modelVersion": reading.version if reading else None,
+        "score": round(signals.score, 4) if signals else None,
+        "flagged": bool(reading and reading.flagged),
+        "signals": {"labels": round(signals.labels, 4),
+                    "confidence": round(signals.confidence, 4),
+                    "novelty": round(signals.novelty, 4)} if signals else None,
+        "reference": drift_counts_json(reading.reference) if reading and reading.reference
+        else None,
+        "recent": drift_counts_json(reading.recent) if reading and reading.recent else None,
+        "settings": {"threshold": settings.drift_threshold,
+                     "referenceInvokes": settings.drift_reference_invokes,
+                     "windowInvokes": settings.drift_window_invokes,
+                     "novelCosine": settings.drift_novel_cosine,
+                     "flushInvokes": settings.drift_flush_invokes,
+                     "flushSeconds": settings.drift_flush_seconds},
+        "days": [{"date": day, **drift_counts_json(c)} for day, c in r.days]}
 
 
 def live_accuracy_json(rows) -> list[dict]:

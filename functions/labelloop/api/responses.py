@@ -81,6 +81,18 @@ class InvokePrediction(Prediction):
     modelVersion: int | None = None
 
 
+class Suspect(Out):
+    """Why a sample is a suspected mislabel: annotated X (annotatedConfidence, the
+    cross-validated probability of its own label), model says Y (confidence)."""
+
+    annotatedLabelId: str
+    annotatedConfidence: float
+    labelId: str
+    confidence: float
+    margin: float
+    modelVersion: int
+
+
 class Sample(Out):
     id: str = Field(description="sample_<id>")
     data: str
@@ -94,6 +106,9 @@ class Sample(Out):
     priority: float | None = None
     invokePrediction: InvokePrediction | None = None
     corrected: bool | None = None
+    kept: bool | None = Field(None, description="a suspected mislabel whose label a reviewer "
+                                                "kept (while it keeps that label)")
+    suspect: Suspect | None = Field(None, description="GET …/review?strategy=suspect only")
 
 
 class SimilarSample(Sample):
@@ -193,7 +208,31 @@ class CapturePolicy(Out):
     nearDuplicateCosine: float | None = None
     spreadCosine: float | None = None
     labelCap: float | None = None
+    driftRandomFactor: float | None = None
     strategies: list[CaptureStrategy]
+
+
+class DriftCountsOut(Out):
+    invokes: int
+    novelShare: float | None = None
+    confidenceBins: list[int]
+    labels: list[dict[str, Any]]
+
+
+class DriftDay(DriftCountsOut):
+    date: str
+
+
+class Drift(Out):
+    modelVersion: int | None = None
+    score: float | None = Field(None, description="PSI, sampling noise taken off; null until "
+                                                  "the reference and a recent window exist")
+    flagged: bool
+    signals: dict[str, float] | None = None
+    reference: DriftCountsOut | None = None
+    recent: DriftCountsOut | None = None
+    settings: dict[str, float]
+    days: list[DriftDay]
 
 
 class LiveAccuracy(Out):

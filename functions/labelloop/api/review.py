@@ -1,5 +1,6 @@
 """Routes of the review side: the capture buffer as a queue, bulk annotation, dismissal, the
-capture policy, and live accuracy. Captured items are also ordinary samples
+suspected-mislabel queue (`?strategy=suspect`) and keeping a suspect's label, the capture
+policy, live accuracy and drift. Captured items are also ordinary samples
 (`GET .../samples?origin=InvokeCapture`), annotated with the ordinary `PUT .../annotation`."""
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from labelloop.api.schemas import AnnotationIn, Body
 from labelloop.container import deps
 from labelloop.errors import DomainError
 from labelloop.usecases import capture_policy as CP
+from labelloop.usecases import drift as D
 from labelloop.usecases import functions as F
 from labelloop.usecases import live_accuracy as LA
 from labelloop.usecases import review as R
 from labelloop.usecases import samples as S
+from labelloop.usecases.suspects import SUSPECT, keep, suspect_queue
 
 router = APIGatewayHttpRouter()
 MAX_BULK = 500
@@ -40,6 +43,7 @@ class CapturePolicyIn(Body):
     nearDuplicateCosine: float | None = None
     spreadCosine: float | None = None
     labelCap: float | None = None
+    driftRandomFactor: float | None = None
 
 
 @router.get(FN + "/review")
@@ -49,6 +53,9 @@ def review_queue(
     batchSize: Annotated[int, Query(ge=1, le=S.MAX_PAGE)] = 50,
 ):
     d = deps()
+    if strategy == SUSPECT:
+        return P.respond(200, [P.suspect_json(v, image_links(router)) for v in
+                               suspect_queue(d, client(router), function_id, batchSize)])
     items = R.review_queue(d, client(router), function_id, strategy, batchSize)
     view = d.serving.view(items[0].function_id) if items else None
     link = image_links(router)
@@ -80,6 +87,13 @@ def dismiss(function_id: str, sample_id: str):
     return P.respond(200, {})
 
 
+@router.post(FN + "/review/<sample_id>/keep")
+def keep_label(function_id: str, sample_id: str):
+    """A suspected mislabel's label is right: it leaves the suspect queue."""
+    sample = keep(deps(), client(router), function_id, sample_id)
+    return P.respond(200, P.sample_json(S.SampleView(sample, None), image_links(router)))
+
+
 @router.get(FN + "/capture")
 def get_capture(function_id: str):
     return P.respond(200, P.capture_policy_json(*CP.get_policy(deps(), client(router),
@@ -92,6 +106,12 @@ def set_capture(function_id: str, body: CapturePolicyIn):
     CP.set_policy(d, client(router), function_id, body.strategies,
                   **{k: getattr(body, camel) for k, camel in CP.SCALARS.items()})
     return P.respond(200, P.capture_policy_json(*CP.get_policy(d, client(router), function_id)))
+
+
+@router.get(FN + "/drift")
+def drift(function_id: str):
+    d = deps()
+    return P.respond(200, P.drift_json(D.report(d, client(router), function_id), d.settings))
 
 
 @router.get(FN + "/live-accuracy")

@@ -67,6 +67,9 @@ class CapturePolicy(BaseModel):
     # label may hold (1: off).
     spread_cosine: float = Field(0.9, gt=0.0, le=1.0)
     label_cap: float = Field(0.1, gt=0.0, le=1.0)
+    # While drift is flagged (`usecases.drift`), `random`'s rate is multiplied by this (at most
+    # 1): more unbiased samples of the new traffic. 1: off.
+    drift_random_factor: float = Field(2.0, ge=1.0, le=100.0)
 
     @field_validator("strategies")
     @classmethod
@@ -85,6 +88,16 @@ class CapturePolicy(BaseModel):
             if problems:
                 raise ValueError("; ".join(problems))
         return v
+
+    def drifted(self) -> CapturePolicy:
+        """The policy while drift is flagged: `random`'s rate times `drift_random_factor`."""
+        if self.drift_random_factor == 1.0:
+            return self
+        random = dict(self.strategies.get("random", {}))
+        rate = STRATEGIES["random"].model_validate(
+            {k: v for k, v in random.items() if k != "quota"}).rate
+        random["rate"] = min(1.0, rate * self.drift_random_factor)
+        return self.model_copy(update={"strategies": {**self.strategies, "random": random}})
 
     def budgets(self) -> list[Budget]:
         """Every registered strategy, configured, with its quota, in registry order."""

@@ -164,6 +164,11 @@ class CaptureCache:
                 self._buffered[fid] = view
         return view
 
+    def trained_embeddings(self, fid: str, model) -> np.ndarray:
+        """The live version's training samples' embeddings (read once per version; shared
+        with drift's novelty). Unlocked as in `_load`: a race reads a version twice."""
+        return self._trained_of(fid, model)[0]
+
     def known_embeddings(self, fid: str, st: CaptureState) -> list[np.ndarray]:
         """Buffered and trained-on embeddings: what a new capture must not near-duplicate."""
         view = self._view(fid, st)

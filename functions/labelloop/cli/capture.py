@@ -17,14 +17,14 @@ Setting = tuple[str, str, int | float | str]  # strategy, key, value
 
 def capture(client: Client, function_id: str, *, settings: Iterable[Setting] = (),
             near_duplicate_cosine: float | None = None, spread_cosine: float | None = None,
-            label_cap: float | None = None) -> None:
+            label_cap: float | None = None, drift_random_factor: float | None = None) -> None:
     """Print the capture policy, after changing the given settings (the others keep their
     values)."""
     strategies: dict[str, dict] = {}
     for strategy, key, value in settings:
         strategies.setdefault(strategy, {})[key] = value
     scalars = {"near_duplicate_cosine": near_duplicate_cosine, "spread_cosine": spread_cosine,
-               "label_cap": label_cap}
+               "label_cap": label_cap, "drift_random_factor": drift_random_factor}
     if strategies or any(v is not None for v in scalars.values()):
         try:
             policy = client.set_capture_policy(function_id, strategies, **scalars)
@@ -36,7 +36,8 @@ def capture(client: Client, function_id: str, *, settings: Iterable[Setting] = (
         policy = client.capture_policy(function_id)
     print(f"near-duplicate cosine: {policy['nearDuplicateCosine']:g}; spread: similar from "
           f"cosine {policy['spreadCosine']:g}, a label holds at most {policy['labelCap']:g} "
-          "of a strategy's slots")
+          f"of a strategy's slots; under drift, random samples "
+          f"{policy['driftRandomFactor']:g} times as often")
     rows = [[s["name"], f"{s.get('used', 0)}/{s.get('quota', '?')}",
              " ".join(f"{k}={v}" for k, v in s.items() if k not in ("name", "used", "quota"))]
             for s in policy.get("strategies", [])]
@@ -76,9 +77,12 @@ def add_parser(subparsers: argparse._SubParsersAction, conn: argparse.ArgumentPa
                         "more informative (1: off)")
     p.add_argument("--label-cap", type=float, metavar="SHARE",
                    help="the share of a strategy's slots one predicted label may hold (1: off)")
+    p.add_argument("--drift-random-factor", type=float, metavar="F",
+                   help="while drift is flagged, random's rate is multiplied by this (1: off)")
     p.set_defaults(func=guarded(lambda a, client: capture(
         client, a.function_id, settings=a.set, near_duplicate_cosine=a.near_duplicate_cosine,
-        spread_cosine=a.spread_cosine, label_cap=a.label_cap)))
+        spread_cosine=a.spread_cosine, label_cap=a.label_cap,
+        drift_random_factor=a.drift_random_factor)))
 
 
 def _setting(text: str) -> Setting:

@@ -1,4 +1,5 @@
-"""`labelloop review`: the capture buffer, one item at a time, from the keyboard.
+"""`labelloop review`: the capture buffer, or the suspected mislabels (`--strategy suspect`),
+one item at a time, from the keyboard.
 
 `Review.run` is the loop: it reads *entries* from any iterator (a key, or a typed line) and
 calls the API client, so it runs the same on a terminal and on piped input. Where entries come
@@ -8,7 +9,8 @@ entry (pipes, files, tests).
 
 Entries: a label number (1-9, 0 for the 10th, or any number typed and ended with Enter), or a
 label name; `s` skip, `d` dismiss, `u` undo the last action, `q` quit (as does the end of the
-input).
+input). Reviewing suspects, a label relabels, `k` keeps the label, `d` deletes the sample, and
+undoing a relabel puts the old label back.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from labelloop.cli.connection import guarded
 from labelloop.cli.errors import CliError
 from labelloop.client import ApiError, Client
 
-COMMANDS = {"s": "skip", "d": "dismiss", "u": "undo", "q": "quit"}
+COMMANDS = {"s": "skip", "d": "dismiss", "k": "keep", "u": "undo", "q": "quit"}
+SUSPECT = "suspect"  # the queue of suspected mislabels (`usecases.suspects`)
 KEYED_LABELS = 10  # labels 1-9 and 0 have a key of their own
 MAX_BATCH = 1000  # the API's page limit
 
@@ -52,7 +55,7 @@ class Action:
 
 def interpret(entry: str, labels: list[str]) -> Action | str:
     """An entry as an action, or a message saying why it is none. Commands come first: a label
-    named like one (`s`, `d`, `u`, `q`) is picked by its number."""
+    named like one (`s`, `d`, `k`, `u`, `q`) is picked by its number."""
     entry = entry.strip()
     if entry.lower() in COMMANDS:
         return Action(COMMANDS[entry.lower()])
@@ -74,8 +77,13 @@ class Summary:
     annotated: int = 0
     dismissed: int = 0
     skipped: int = 0
+    kept: int = 0
+    suspects: bool = False  # annotated means relabelled, dismissed means deleted
 
     def __str__(self) -> str:
+        if self.suspects:
+            return (f"{self.annotated} relabelled, {self.kept} kept, {self.dismissed} deleted, "
+                    f"{self.skipped} skipped")
         return (f"{self.annotated} annotated, {self.dismissed} dismissed, "
                 f"{self.skipped} skipped")
 
@@ -93,9 +101,16 @@ class Review:
     _seen: set[str] = field(default_factory=set)  # items acted on (skipped too) this session
     _done: list[tuple[str, dict]] = field(default_factory=list)  # (action, item), for undo
 
+    def __post_init__(self) -> None:
+        self.summary.suspects = self.suspects
+
     @property
     def names(self) -> list[str]:
         return [lb["name"] for lb in self.labels]
+
+    @property
+    def suspects(self) -> bool:
+        return self.strategy == SUSPECT
 
     def run(self, entries: Iterable[str]) -> Summary:
         """Show items and act on entries until the queue is empty, `q`, or the entries end."""
@@ -145,11 +160,25 @@ class Review:
             self._finish(item, "skipped")
             self.summary.skipped += 1
             self.out("  skipped")
+        elif action.kind == "dismiss" and self.suspects:
+            self.client.delete_sample(self.function_id, sid)
+            self._finish(item, "deleted")
+            self.summary.dismissed += 1
+            self.out("  deleted")
         elif action.kind == "dismiss":
             self.client.dismiss(self.function_id, sid)
             self._finish(item, "dismissed")
             self.summary.dismissed += 1
             self.out("  dismissed")
+        elif action.kind == "keep":
+            if not self.suspects:
+                self.out(f"  k keeps a suspected mislabel's label (--strategy {SUSPECT}); "
+                         f"{self._keys_help()}")
+                return False
+            self.client.keep(self.function_id, sid)
+            self._finish(item, "kept")
+            self.summary.kept += 1
+            self.out("  kept")
         else:
             return self._undo()
         return True
@@ -165,6 +194,8 @@ class Review:
             return False
         how, item = self._done.pop()
         sid = item["id"]
+        if self.suspects:
+            return self._undo_suspect(how, item)
         if how == "dismissed":
             # Dismissing deleted the item (its text is not captured again): nothing to restore.
             self.out(f"  cannot undo: {sid} was dismissed, and a dismissed item is deleted. "
@@ -180,6 +211,29 @@ class Review:
                 ". Its strategy's slots filled meanwhile, so it is not back in the review "
                 "queue: label it again now, or skip it to leave it unannotated"))
             item = {**item, "inReviewQueue": back}
+        else:
+            self.summary.skipped -= 1
+            self.out(f"  undone: skip of {sid}")
+        self._seen.discard(sid)
+        self._pending.insert(0, item)
+        return True
+
+    def _undo_suspect(self, how: str, item: dict) -> bool:
+        sid = item["id"]
+        if how == "deleted":
+            self.out(f"  cannot undo: {sid} was deleted. Press u again to undo the action "
+                     "before it.")
+            return False
+        if how == "annotated":
+            old = item["annotation"]["labelId"]
+            self.client.annotate(self.function_id, sid, label_id=old)
+            self.summary.annotated -= 1
+            self.out(f"  undone: {sid} has its old label back")
+        elif how == "kept":
+            # Kept stays recorded; the item is shown again so that it can be relabelled.
+            self.summary.kept -= 1
+            self.out(f"  undone: {sid} is shown again (its label stays kept unless you "
+                     "relabel it)")
         else:
             self.summary.skipped -= 1
             self.out(f"  undone: skip of {sid}")
@@ -212,6 +266,9 @@ class Review:
         names = {lb["id"]: lb["name"] for lb in self.labels}
         out = self.out
         out("")
+        if self.suspects:
+            self._show_suspect(item, names)
+            return
         reason = item.get("captureReason") or item.get("origin") or "?"
         priority = item.get("priority")
         out(f"{item['id']}  [{reason}" + (f", priority {priority:.2f}]" if priority is not None
@@ -230,10 +287,23 @@ class Review:
         out("  " + "  ".join(f"{_key(n)} {name}" for n, name in enumerate(self.names, 1)))
         out(f"  {self._keys_help()}")
 
+    def _show_suspect(self, item: dict, names: dict[str, str]) -> None:
+        x = item["suspect"]
+        self.out(f"{item['id']}  [suspected mislabel, v{x['modelVersion']}]")
+        for line in (item.get("data") or "").splitlines() or [""]:
+            self.out(f"  | {line}")
+        self.out(f"  annotated {names.get(x['annotatedLabelId'], '?')} "
+                 f"({x['annotatedConfidence']:.2f}), model says "
+                 f"{names.get(x['labelId'], '?')} ({x['confidence']:.2f})")
+        self.out("  " + "  ".join(f"{_key(n)} {name}" for n, name in enumerate(self.names, 1)))
+        self.out(f"  {self._keys_help()}")
+
     def _keys_help(self) -> str:
         n = len(self.names)
         pick = ("1-9, 0" if n == KEYED_LABELS else f"1-{n}" if n < KEYED_LABELS else
                 "a label number or name, then Enter")
+        if self.suspects:
+            return f"{pick}: relabel  k: keep  d: delete  s: skip  u: undo  q: quit"
         return f"{pick}: label  s: skip  d: dismiss  u: undo  q: quit"
 
 
@@ -259,7 +329,8 @@ def line_entries(stream: TextIO) -> Iterator[str]:
 def key_entries(stream: TextIO, typed: bool) -> Iterator[str]:
     """Single keypresses from a terminal, in cbreak mode (restored on exit; Ctrl-C still
     interrupts). With `typed` (more than ten labels), a number or label name is typed and ended
-    with Enter, with echo and Backspace; `s`, `d`, `u`, `q` still act at once on an empty line."""
+    with Enter, with echo and Backspace; `s`, `d`, `k`, `u`, `q` still act at once on an empty
+    line."""
     import termios
     import tty
 
@@ -303,13 +374,17 @@ def _echo(text: str) -> None:
 
 def add_parser(subparsers: argparse._SubParsersAction, conn: argparse.ArgumentParser) -> None:
     p = subparsers.add_parser(
-        "review", parents=[conn], help="review captured invokes from the keyboard",
+        "review", parents=[conn],
+        help="review captured invokes (or suspected mislabels) from the keyboard",
         description="Show the review queue one item at a time. Keys: a label's number (1-9, "
                     "0 for the 10th; with more labels, a number or name and Enter), s skip, "
-                    "d dismiss, u undo, q quit. Piped input: one key or label per line.")
+                    "d dismiss, u undo, q quit. Piped input: one key or label per line. With "
+                    f"--strategy {SUSPECT}: the annotated samples the last training run "
+                    "doubts; a label relabels, k keeps the label, d deletes the sample.")
     p.add_argument("function_id")
     p.add_argument("--strategy", metavar="NAME",
-                   help="only items captured by this strategy (e.g. uncertainty, random)")
+                   help="only items captured by this strategy (e.g. uncertainty, random), or "
+                        f"{SUSPECT}: suspected mislabels")
     p.add_argument("--batch-size", type=_batch_size, default=50, metavar="N",
                    help="items fetched at a time (default 50)")
     p.set_defaults(func=guarded(lambda a, client: review(

@@ -1,7 +1,7 @@
 // A function at a glance: model versions (with accuracy and the live pointer), the live
-// version's quality per label, labels, the capture buffer and recent invoke confidence.
+// version's quality per label, labels, drift, the capture buffer and recent invoke confidence.
 // Metrics are polled, quickly while a training run is pending or running, and the versions
-// reload when one ends.
+// (and drift, which is per live version) reload when one ends.
 
 import * as api from './api.js';
 import {
@@ -22,6 +22,7 @@ export function overviewPage(ctx, fid) {
   const labels = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
   const capture = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
   const invokes = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
+  const drift = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
   const rollback = h('button', {
     type: 'button', 'data-testid': 'rollback',
     title: 'Move the live pointer back to the version live before this one',
@@ -37,13 +38,15 @@ export function overviewPage(ctx, fid) {
     card('Model versions', 'models-card', h('div', { class: 'actions' }, retrain, rollback), models),
     card('Label quality', 'quality-card',
       h('a', { href: `#/functions/${fid}/thresholds`, class: 'button-link' }, 'Thresholds →'), quality),
-    card('Labels', 'labels-card', null, labels),
+    h('div', { class: 'column' },
+      card('Labels', 'labels-card', null, labels),
+      card('Drift', 'drift', null, drift)),
     h('div', { class: 'column' },
       card('Capture buffer', 'capture-card',
         h('a', { href: `#/functions/${fid}/review`, class: 'button-link' }, 'Review →'), capture),
       card('Recent invoke confidence', 'invokes-card', null, invokes))));
 
-  const state = { labels: [], metrics: null };
+  const state = { labels: [], metrics: null, drift: null, capture: null };
   let timer = null;
   let lastMetrics = null;
   ctx.onCleanup(() => clearTimeout(timer));
@@ -125,6 +128,8 @@ export function overviewPage(ctx, fid) {
 
   async function loadCapture() {
     const policy = await api.get(api.fn(fid, '/capture'));
+    state.capture = policy;
+    renderDrift();
     const left = policy.strategies.reduce((n, st) => n + st.used, 0);
     clear(capture,
       h('p', { 'data-testid': 'capture-left' }, h('strong', {}, plural(left, 'item')), ' to review'),
@@ -159,6 +164,22 @@ export function overviewPage(ctx, fid) {
         + `${low} below 50%`));
   }
 
+  async function loadDrift() {
+    try {
+      state.drift = await api.get(api.fn(fid, '/drift'));
+    } catch (err) {
+      if (err.sessionEnded) throw err;
+      clear(drift, h('p', { class: 'muted' }, `Drift is not available: ${err.message}`));
+      return;
+    }
+    renderDrift();
+    renderStatus();
+  }
+
+  function renderDrift() {
+    if (state.drift) clear(drift, driftView(state.drift, state.capture));
+  }
+
   function renderStatus() {
     const m = state.metrics;
     if (!m) return;
@@ -174,6 +195,10 @@ export function overviewPage(ctx, fid) {
         m.liveModelVersion ? `v${m.liveModelVersion}` : 'none')),
       h('span', { class: 'stat' }, h('strong', {}, m.sampleCount), ' samples'),
       h('span', { class: 'stat' }, h('strong', {}, m.labelCount), ' labels'),
+      state.drift && state.drift.flagged ? h('span', {
+        class: 'pill drift', 'data-testid': 'drift-pill',
+        title: 'Recent traffic differs from the reference: see the Drift card',
+      }, `Drift on v${state.drift.modelVersion}`) : null,
       m.lastTrainingError ? h('span', { class: 'pill error', 'data-testid': 'training-error' },
         `Last training failed: ${m.lastTrainingError}`) : null);
   }
@@ -225,13 +250,14 @@ export function overviewPage(ctx, fid) {
     // A run ended (or the pointer moved): new versions, live accuracy and re-scored buffer.
     if (before && now && ((before.isTraining && !now.isTraining)
         || before.liveModelVersion !== now.liveModelVersion)) {
-      await Promise.all([attempt(loadModels), attempt(loadCapture), attempt(loadInvokes)]);
+      await Promise.all([attempt(loadModels), attempt(loadCapture), attempt(loadInvokes),
+        attempt(loadDrift)]);
     }
     schedule();
   }
 
   Promise.all([attempt(loadLabels), attempt(loadModels), attempt(loadCapture),
-    attempt(loadInvokes)]).then(() => {
+    attempt(loadInvokes), attempt(loadDrift)]).then(() => {
     lastMetrics = state.metrics;
     schedule();
   });
@@ -244,4 +270,81 @@ function settingsText(st) {
   if (st.name === 'near_threshold') return `band ${st.band} below accept`;
   if (st.name === 'confused_pair') return `top ${st.pairs} pairs · uncertainty ≥ ${st.threshold}`;
   return '';
+}
+
+// -- drift -----------------------------------------------------------------------------------
+
+const count = (n) => Number(n).toLocaleString('en-US');
+/** A PSI value as text: two decimals, trailing zeros dropped (0.3, 0.84, 0). */
+const psi = (x) => String(Number(x.toFixed(2)));
+
+/** The drift report (GET .../drift): a status line, the novel share then and now, and the
+ * last days' invokes. `capture` (the capture policy, once loaded) gives the random boost. */
+function driftView(d, capture) {
+  const st = d.settings;
+  const ref = count(st.referenceInvokes);
+  const more = count(st.windowInvokes);
+  let status;
+  let state;
+  if (d.modelVersion === null || d.modelVersion === undefined) {
+    state = 'none';
+    status = 'No live model: drift is measured on the live version\'s invokes.';
+  } else if (d.score === null || d.score === undefined) {
+    state = 'waiting';
+    status = `Not enough traffic yet: the reference is the first ${ref} invokes of the live `
+      + `version (v${d.modelVersion}), then ${more} more.`;
+  } else if (d.flagged) {
+    state = 'flagged';
+    const s = d.signals;
+    const factor = capture ? capture.driftRandomFactor : 2;
+    const boost = factor === 1 ? 'Random capture is not boosted (drift factor 1).'
+      : `Random capture samples ${factor === 2 ? 'twice' : `${factor}×`} as often until it settles.`;
+    status = `Drift: the traffic no longer looks like the first ${ref} invokes of model `
+      + `v${d.modelVersion} (score ${psi(d.score)} ≥ ${psi(st.threshold)}): labels `
+      + `${psi(s.labels)}, confidence ${psi(s.confidence)}, novel inputs ${psi(s.novelty)}. `
+      + boost;
+  } else {
+    state = 'ok';
+    // Never show a score that rounds up to the threshold it stays under.
+    const shown = Number(psi(d.score)) >= st.threshold ? d.score.toFixed(3) : psi(d.score);
+    status = `No drift (score ${shown}, threshold ${psi(st.threshold)})`;
+  }
+  const head = h('p', {
+    class: state === 'flagged' ? 'notice drift-status' : 'drift-status',
+    'data-testid': 'drift-status', 'data-state': state,
+  }, status);
+
+  const detail = [];
+  if (state === 'ok' && d.signals) {
+    detail.push(h('p', { class: 'muted small', 'data-testid': 'drift-signals' },
+      `labels ${psi(d.signals.labels)} · confidence ${psi(d.signals.confidence)} · `
+      + `novel inputs ${psi(d.signals.novelty)}`));
+  }
+  if (state === 'waiting') {
+    const counted = d.days.reduce((n, day) => n + day.invokes, 0);
+    detail.push(h('p', { class: 'muted small', 'data-testid': 'drift-progress' }, d.reference
+      ? `Reference complete (${count(d.reference.invokes)} invokes); waiting for ${more} more.`
+      : (counted ? `${count(counted)} invokes counted in the last 14 days (all versions).`
+        : 'No invokes counted yet.'),
+    ' Counts are written every ', count(st.flushInvokes), ' invokes or ', st.flushSeconds,
+    ' s.'));
+  }
+  if (d.reference) {
+    detail.push(h('p', { class: 'small', 'data-testid': 'drift-novel' },
+      'Novel inputs (no training sample within cosine ', String(st.novelCosine), '): ',
+      h('strong', {}, pct(d.recent ? d.recent.novelShare : null, 1)), ' recently vs ',
+      h('strong', {}, pct(d.reference.novelShare, 1)), ' in the reference'));
+  }
+  if (d.days.length) {
+    const top = Math.max(1, ...d.days.map((day) => day.invokes));
+    detail.push(h('table', { class: 'table compact drift-days', 'data-testid': 'drift-days' },
+      h('thead', {}, h('tr', {}, h('th', {}, 'Day (UTC)'), h('th', { class: 'num' }, 'Invokes'),
+        h('th', {}), h('th', { class: 'num' }, 'Novel'))),
+      h('tbody', {}, d.days.map((day) => h('tr', { 'data-testid': 'drift-day', 'data-date': day.date },
+        h('td', { class: 'nowrap' }, day.date),
+        h('td', { class: 'num' }, count(day.invokes)),
+        h('td', { class: 'drift-bar' }, fillBar(day.invokes, top)),
+        h('td', { class: 'num' }, pct(day.novelShare, 1)))))));
+  }
+  return [head, ...detail];
 }

@@ -1,6 +1,8 @@
 // The review queue's page: one captured invoke at a time, labelled from the keyboard. The
 // queue and its undo are review_state.js; this draws its state, turns keys and buttons into its
 // events, and carries out the effects it asks for (requests through api.js, timers, toasts).
+// Its last tab is the suspected mislabels: annotated samples the last training run doubts,
+// relabelled, kept or deleted the same way.
 
 import * as api from './api.js';
 import {
@@ -13,11 +15,12 @@ import {
 } from './keys.js';
 import { similarPanel, savedThreshold } from './similar.js';
 import {
-  initialState, step, current, busy, keyCommand,
+  initialState, step, current, busy, keyCommand, suspected, SUSPECT,
 } from './review_state.js';
 
 const DISMISS_DELAY_MS = 5000;
 const SIMILAR = 20;
+const SUSPECT_PEEK = 50; // suspects fetched on opening, for the tab's count
 // The state fields the page draws from: an event that changes none of them redraws nothing.
 const DRAWN = ['queue', 'hidden', 'skipped', 'loaded', 'strategy', 'similar', 'threshold'];
 
@@ -28,6 +31,8 @@ export function reviewPage(ctx, fid) {
   let keys = []; // keys[i]: the label id for key i + 1, or ''
   let strategies = [];
   let nameOf = labelNamer([]);
+  // The suspect queue has no count: the items last seen of it, `more` when a batch came full.
+  let suspects = null; // {n, more}
   let toastTimer = null;
   let dismissTimer = null;
 
@@ -57,10 +62,14 @@ export function reviewPage(ctx, fid) {
   function perform(fx) {
     switch (fx.type) {
       case 'fetch':
-        attempt(async () => send({
-          type: 'loaded',
-          items: await api.get(api.fn(fid, '/review'), { strategy: fx.strategy, batchSize: fx.batchSize }),
-        }));
+        attempt(async () => {
+          const items = await api.get(api.fn(fid, '/review'),
+            { strategy: fx.strategy, batchSize: fx.batchSize });
+          if (fx.strategy === SUSPECT && st.strategy === SUSPECT) {
+            suspects = { n: items.length, more: items.length >= fx.batchSize };
+          }
+          send({ type: 'loaded', items, strategy: fx.strategy });
+        });
         break;
       case 'annotate':
         settle(api.post(api.fn(fid, '/review/annotations'), {
@@ -72,11 +81,22 @@ export function reviewPage(ctx, fid) {
           api.fn(fid, `/samples/${encodeURIComponent(id)}/annotation`))))
           .then(() => ({ type: 'written' })));
         break;
+      case 'keep':
+        settle(api.post(api.fn(fid, `/review/${encodeURIComponent(fx.id)}/keep`))
+          .then(() => ({ type: 'written' })));
+        break;
       case 'dismiss':
         // Not queued behind the writes: on pagehide it has to leave now.
         api.request('POST', api.fn(fid, `/review/${encodeURIComponent(fx.id)}/dismiss`), { keepalive: true })
           .then(() => send({ type: 'dismissSent' }), (err) => {
             showError(err, 'Dismiss');
+            send({ type: 'dismissFailed', id: fx.id });
+          });
+        break;
+      case 'delete':
+        api.request('DELETE', api.fn(fid, `/samples/${encodeURIComponent(fx.id)}`), { keepalive: true })
+          .then(() => send({ type: 'dismissSent' }), (err) => {
+            showError(err, 'Delete');
             send({ type: 'dismissFailed', id: fx.id });
           });
         break;
@@ -100,13 +120,16 @@ export function reviewPage(ctx, fid) {
         flash(toastText(fx));
         break;
       case 'undoToast':
-        showToast('Dismissed · u to undo', true);
+        showToast(`${fx.say === 'deleted' ? 'Deleted' : 'Dismissed'} · u to undo`, true);
         break;
       case 'hideToast':
         hideToast();
         break;
       case 'notLabelled':
         showError(`${plural(fx.count, 'item')} not labelled: ${fx.message}`);
+        break;
+      case 'notRestored':
+        showError(`Old label not put back on ${plural(fx.count, 'item')}: ${fx.message}`);
         break;
       default:
         throw new Error(`unknown review effect ${fx.type}`);
@@ -125,9 +148,15 @@ export function reviewPage(ctx, fid) {
     switch (fx.say) {
       case 'labelled':
         return `${fx.count > 1 ? plural(fx.count, 'item') : 'Labelled'} → ${nameOf(fx.labelId)} · u to undo`;
+      case 'relabelled': return `Relabelled → ${nameOf(fx.labelId)} · u to undo`;
+      case 'kept': return `Kept ${nameOf(fx.labelId)} · u to undo`;
       case 'labelRemoved': return `Label removed from ${plural(fx.count, 'item')}`;
+      case 'labelRestored': return `Label ${nameOf(fx.labelId)} put back`;
+      case 'keepUndone': return 'Shown again: its label stays kept unless you relabel it';
       case 'dismissUndone': return 'Dismiss undone';
+      case 'deleteUndone': return 'Delete undone';
       case 'dismissSent': return 'A dismissed item cannot be brought back once it is sent';
+      case 'deleteSent': return 'A deleted sample cannot be brought back once it is sent';
       case 'nothingToUndo': return 'Nothing to undo';
       default: throw new Error(`unknown review toast ${fx.say}`);
     }
@@ -136,6 +165,12 @@ export function reviewPage(ctx, fid) {
   async function loadCapture() {
     const policy = await api.get(api.fn(fid, '/capture'));
     strategies = policy.strategies;
+    renderTabs();
+  }
+
+  async function peekSuspects() {
+    const items = await api.get(api.fn(fid, '/review'), { strategy: SUSPECT, batchSize: SUSPECT_PEEK });
+    if (!suspects) suspects = { n: items.length, more: items.length >= SUSPECT_PEEK };
     renderTabs();
   }
 
@@ -177,20 +212,57 @@ export function reviewPage(ctx, fid) {
   }
 
   function renderTabs() {
-    const count = (name) => strategies.filter((x) => !name || x.name === name)
-      .reduce((n, x) => n + x.used, 0);
+    if (st.strategy === SUSPECT && st.loaded) {
+      // What is left of the loaded ones.
+      suspects = { ...suspects, n: st.queue.filter((i) => !st.hidden.has(i.id)).length };
+    }
+    const count = (name) => {
+      if (name === SUSPECT) return suspects ? suspects.n : null;
+      return strategies.filter((x) => !name || x.name === name).reduce((n, x) => n + x.used, 0);
+    };
+    const counted = (name) => {
+      const n = count(name);
+      return n === null ? '…' : `${n}${name === SUSPECT && suspects.more ? '+' : ''}`;
+    };
     const tab = (name, text) => h('button', {
       type: 'button', class: name === st.strategy ? 'tab active' : 'tab', role: 'tab',
       'aria-selected': name === st.strategy ? 'true' : 'false',
       'data-testid': `strategy-tab-${name || 'all'}`, onclick: () => send({ type: 'strategy', name }),
-    }, text, ' ', h('span', { class: 'count' }, count(name)));
-    clear(tabs, tab('', 'All'), strategies.map((x) => tab(x.name, strategyName(x.name))));
+    }, text, ' ', h('span', { class: 'count' }, counted(name)));
+    clear(tabs, tab('', 'All'), strategies.map((x) => tab(x.name, strategyName(x.name))),
+      tab(SUSPECT, 'Suspected mislabels'));
     const n = count(st.strategy);
-    left.textContent = `${plural(n, 'item')} left`;
-    left.dataset.count = String(n);
+    left.textContent = n === null ? '' : `${counted(st.strategy)} ${n === 1 ? 'item' : 'items'} left`;
+    left.dataset.count = n === null ? '' : String(n);
+  }
+
+  function renderSuspect(item) {
+    const x = item.suspect;
+    return h('article', { class: 'review-item card', 'data-testid': 'review-item', 'data-sample-id': item.id },
+      h('div', { class: 'item-meta' },
+        h('span', { class: 'badge suspect', 'data-testid': 'suspect-badge' }, 'suspected mislabel'),
+        h('span', { class: 'muted small' }, `margin ${x.margin.toFixed(2)} · model v${x.modelVersion}`),
+        h('span', { class: 'muted small' }, when(item.createdAt)),
+        item.externalId ? h('span', { class: 'muted small mono' }, item.externalId) : null),
+      h('div', { class: 'item-suspect', 'data-testid': 'suspect-line' },
+        'annotated ', h('strong', { 'data-testid': 'suspect-annotated' }, nameOf(x.annotatedLabelId)),
+        ` (${x.annotatedConfidence.toFixed(2)})`, h('span', { class: 'muted' }, ' · '),
+        'model says ', h('strong', { 'data-testid': 'suspect-model' }, nameOf(x.labelId)),
+        ` (${x.confidence.toFixed(2)})`),
+      h('div', { class: 'item-text', 'data-testid': 'review-text' }, shown(item.data, 'large')),
+      h('div', { class: 'item-actions' },
+        h('button', { type: 'button', onclick: () => send({ type: 'keep' }), 'data-testid': 'keep' },
+          h('kbd', {}, 'k'), ` Keep ${nameOf(x.annotatedLabelId)}`),
+        h('button', { type: 'button', onclick: () => send({ type: 'skip' }), 'data-testid': 'skip' },
+          h('kbd', {}, 's'), ' Skip'),
+        h('button', { type: 'button', onclick: () => send({ type: 'dismiss' }), 'data-testid': 'dismiss' },
+          h('kbd', {}, 'd'), ' Delete'),
+        h('button', { type: 'button', onclick: () => send({ type: 'undo' }), 'data-testid': 'undo' },
+          h('kbd', {}, 'u'), ' Undo')));
   }
 
   function renderItem(item) {
+    if (suspected(item)) return renderSuspect(item);
     const p = item.invokePrediction;
     const now = item.prediction;
     const changed = p && now && now.labelId !== p.labelId;
@@ -234,12 +306,18 @@ export function reviewPage(ctx, fid) {
     const byKey = keys.map((id, i) => [i + 1, id]).filter(([, id]) => id);
     const keyed = new Set(byKey.map(([, id]) => id));
     const item = current(st);
-    const predicted = item && item.invokePrediction && item.invokePrediction.labelId;
+    const suspect = suspected(item) || (!item && st.strategy === SUSPECT);
+    const predicted = item && (suspected(item) ? item.suspect.labelId
+      : item.invokePrediction && item.invokePrediction.labelId);
+    const annotated = suspected(item) && item.suspect.annotatedLabelId;
     const button = (key, l) => h('button', {
-      type: 'button', class: l.id === predicted ? 'label-button predicted' : 'label-button',
+      type: 'button',
+      class: ['label-button', l.id === predicted && 'predicted', l.id === annotated && 'annotated']
+        .filter(Boolean).join(' '),
       'data-testid': 'label-button', 'data-label-id': l.id, disabled: !item,
       onclick: () => send({ type: 'annotate', labelId: l.id }),
-    }, key ? h('kbd', {}, String(key)) : h('kbd', { class: 'blank' }, '·'), ` ${l.name}`);
+    }, key ? h('kbd', {}, String(key)) : h('kbd', { class: 'blank' }, '·'), ` ${l.name}`,
+    l.id === annotated ? h('span', { class: 'muted small' }, 'annotated') : null);
     const labelsById = new Map(labels.map((l) => [l.id, l]));
     const details = side.querySelector('details');
     const settings = keySettings({
@@ -258,18 +336,21 @@ export function reviewPage(ctx, fid) {
       },
     });
     clear(side,
-      h('h2', {}, 'Label'),
+      h('h2', {}, suspect ? 'Relabel' : 'Label'),
       h('div', { class: 'label-buttons', 'data-testid': 'label-buttons' },
         byKey.map(([k, id]) => labelsById.get(id) && button(k, labelsById.get(id))),
         labels.filter((l) => !keyed.has(l.id)).map((l) => button(null, l))),
-      h('p', { class: 'muted small keys-help' },
-        h('kbd', {}, '1'), '–', h('kbd', {}, '9'), ' label · ', h('kbd', {}, 's'), ' skip · ',
-        h('kbd', {}, 'd'), ' dismiss · ', h('kbd', {}, 'u'), ' undo · ', h('kbd', {}, 'f'), ' similar'),
+      h('p', { class: 'muted small keys-help' }, suspect
+        ? [h('kbd', {}, '1'), '–', h('kbd', {}, '9'), ' relabel · ', h('kbd', {}, 'k'), ' keep · ',
+          h('kbd', {}, 's'), ' skip · ', h('kbd', {}, 'd'), ' delete · ', h('kbd', {}, 'u'), ' undo']
+        : [h('kbd', {}, '1'), '–', h('kbd', {}, '9'), ' label · ', h('kbd', {}, 's'), ' skip · ',
+          h('kbd', {}, 'd'), ' dismiss · ', h('kbd', {}, 'u'), ' undo · ', h('kbd', {}, 'f'), ' similar']),
       settings);
   }
 
   function render() {
     renderSide();
+    if (st.strategy === SUSPECT) renderTabs(); // its count is what is left on the page
     const item = current(st);
     if (item) {
       clear(stage, renderItem(item));
@@ -281,11 +362,15 @@ export function reviewPage(ctx, fid) {
     }
     const skipped = st.skipped.size;
     const where = st.strategy ? ` for ${strategyName(st.strategy)}` : '';
+    const suspect = st.strategy === SUSPECT;
     clear(stage, h('div', { class: 'card', 'data-testid': 'review-empty' },
-      empty(`Nothing to review${where}`, skipped
+      empty(suspect ? 'No suspected mislabels' : `Nothing to review${where}`, skipped
         ? `You skipped ${plural(skipped, 'item')} in this session.`
-        : 'Captured invokes land here. Invoke the function, or raise a capture strategy’s '
-          + 'rate or quota (PUT …/capture).'),
+        : suspect
+          ? 'Every annotated sample agrees with the model trained without it, or nothing is '
+            + 'trained yet. Each training run looks again.'
+          : 'Captured invokes land here. Invoke the function, or raise a capture strategy’s '
+            + 'rate or quota (PUT …/capture).'),
       skipped ? h('button', {
         type: 'button', 'data-testid': 'review-skipped-again',
         onclick: () => send({ type: 'reviewSkipped' }),
@@ -301,4 +386,5 @@ export function reviewPage(ctx, fid) {
     }),
     attempt(loadCapture),
   ]).then(() => send({ type: 'start' }));
+  attempt(peekSuspects);
 }

@@ -11,13 +11,22 @@
 // Dismissing cannot be undone on the server (the item is deleted), so a dismiss is held back:
 // it is sent with the next action, after a few seconds, or when the page goes away.
 //
+// The suspect queue (strategy `suspect`: annotated samples the cross-validated model doubts;
+// each item has a `suspect` field) runs on the same moves, told apart by the item: a label
+// relabels it, and its undo puts the old label back rather than clearing it; keep confirms the
+// label (no request undoes that: its undo only shows the item again, to be relabelled); and
+// dismiss deletes the sample, held back like a dismiss. "Select similar" is for captured items.
+//
 // A state is never changed in place, and a field an event leaves alone keeps its identity:
 // the page compares fields to know what to redraw, so that a redraw nobody needs does not take
 // the focus from a field the reviewer is typing in.
 //
 // Events (each `{type, …}`):
-//   start, loaded {items}                      the first batch is wanted; a batch arrived
+//   start, loaded {items, strategy?}           the first batch is wanted; a batch arrived
+//                                              (one for another strategy than the shown one
+//                                              is dropped: the tab changed meanwhile)
 //   annotate {labelId}, skip, dismiss, undo    the reviewer's moves on the current item
+//   keep                                       the same, on a suspected mislabel only
 //   commitDismiss                              the dismiss timer fired, or the page is leaving
 //   strategy {name}, reviewSkipped             another strategy's queue; the skipped ones again
 //   toggleSimilar, closeSimilar                the "select similar" panel
@@ -28,17 +37,29 @@
 // Effects (each `{type, …}`):
 //   fetch {strategy, batchSize}                GET …/review; answer with loaded
 //   annotate {ids, labelId}                    POST …/review/annotations; written/writeFailed
+//                                              (an undone relabel's too: the old label)
 //   clear {ids}                                DELETE each …/annotation; written/writeFailed
+//   keep {id}                                  POST …/review/{id}/keep; written/writeFailed
 //   dismiss {id}                               POST …/dismiss at once (keepalive);
 //                                              dismissSent/dismissFailed
+//   delete {id}                                a suspect's dismiss: DELETE …/samples/{id}, the
+//                                              same way
 //   similar {id}                               GET …/similar; similarFound/similarFailed
 //   counts                                     reload the per-strategy counts
 //   startTimer, stopTimer                      the held-back dismiss's timer
-//   toast {say, count?, labelId?}, undoToast, hideToast, notLabelled {count, message}
+//   toast {say, count?, labelId?}, undoToast {say?}, hideToast
+//   notLabelled {count, message}, notRestored {count, message}   a write's items that failed
 
 const PAGE = 50;
 const MAX_BATCH = 1000;
 const NONE = new Set();
+export const SUSPECT = 'suspect';
+
+/** A suspected mislabel (from the suspect queue), not a captured invoke. */
+export const suspected = (item) => !!(item && item.suspect);
+
+/** A suspect's label as it was loaded: what undoing a relabel puts back. */
+const oldLabel = (item) => (item.annotation && item.annotation.labelId) || item.suspect.annotatedLabelId;
 
 export function initialState(threshold) {
   return {
@@ -47,11 +68,13 @@ export function initialState(threshold) {
     loaded: false,
     hidden: NONE,
     skipped: NONE,
-    // {kind: 'annotate', seq, item, ids, labelId} | {kind: 'skip', item} | {kind: 'dismissed', item}
+    // {kind: 'annotate', seq, item, ids, labelId, restore?} (restore: a relabelled suspect's
+    // old label) | {kind: 'keep', seq, item, ids} | {kind: 'skip', item} | {kind: 'dismissed', item}
     history: [],
     pending: null, // the held-back dismiss's item
-    writes: [], // {kind: 'annotate' | 'clear', seq, ids, labelId?}; the first one is in flight
-    seq: 0, // ties an annotation to the clear that undoes it
+    // {kind: 'annotate' | 'clear' | 'restore' | 'keep', seq, ids, labelId?}; the first is in flight
+    writes: [],
+    seq: 0, // ties an annotation to the clear (or restore) that undoes it
     similar: null, // {for: sampleId, loading, items}
     checked: NONE, // ids ticked in the similar panel (it shows its own boxes: not a redraw)
     threshold,
@@ -66,6 +89,9 @@ export const busy = (s) => s.writes.length > 0;
  * `labelKeys[i]` is the label id on key i + 1. */
 export function keyCommand(s, key, labelKeys) {
   if (/^[1-9]$/.test(key)) return { type: 'annotate', labelId: labelKeys[Number(key) - 1] };
+  const item = current(s);
+  if (key === 'k') return suspected(item) ? { type: 'keep' } : null;
+  if (key === 'f' && suspected(item)) return null;
   const simple = { s: 'skip', d: 'dismiss', u: 'undo', f: 'toggleSimilar' }[key];
   if (simple) return { type: simple };
   // Escape with nothing to close stays the browser's.
@@ -114,14 +140,16 @@ function write(s, fx, w) {
 }
 
 function send(w) {
-  return w.kind === 'annotate'
-    ? { type: 'annotate', ids: w.ids, labelId: w.labelId }
-    : { type: 'clear', ids: w.ids };
+  if (w.kind === 'clear') return { type: 'clear', ids: w.ids };
+  if (w.kind === 'keep') return { type: 'keep', id: w.ids[0] };
+  return { type: 'annotate', ids: w.ids, labelId: w.labelId }; // annotate, restore
 }
 
 /** The write in flight is done: the next one goes. */
 function nextWrite(s, fx) {
   s.writes = s.writes.slice(1);
+  // An undo whose items all failed to be labelled has nothing left to undo.
+  while (s.writes.length && !s.writes[0].ids.length) s.writes = s.writes.slice(1);
   fx.push({ type: 'counts' });
   if (s.writes.length) fx.push(send(s.writes[0]));
 }
@@ -132,7 +160,8 @@ function commitDismiss(s, fx) {
   if (!item) return;
   s.pending = null;
   s.history = [...s.history, { kind: 'dismissed', item }];
-  fx.push({ type: 'stopTimer' }, { type: 'hideToast' }, { type: 'dismiss', id: item.id });
+  fx.push({ type: 'stopTimer' }, { type: 'hideToast' },
+    { type: suspected(item) ? 'delete' : 'dismiss', id: item.id });
 }
 
 const HANDLERS = {
@@ -140,7 +169,8 @@ const HANDLERS = {
     fetchBatch(s, fx);
   },
 
-  loaded(s, fx, { items }) {
+  loaded(s, fx, { items, strategy }) {
+    if (strategy !== undefined && strategy !== s.strategy) return;
     const ids = new Set(items.map((i) => i.id));
     // An undone annotation may not be back in the server's buffer (its DELETE may still be on
     // its way, and a strategy whose slots filled meanwhile does not take it back), so keep such
@@ -159,11 +189,25 @@ const HANDLERS = {
     const ids = [item.id, ...along];
     s.hidden = plus(s.hidden, ids);
     s.seq += 1;
-    s.history = [...s.history, { kind: 'annotate', seq: s.seq, item, ids, labelId }];
+    const entry = { kind: 'annotate', seq: s.seq, item, ids, labelId };
+    if (suspected(item)) entry.restore = oldLabel(item);
+    s.history = [...s.history, entry];
     closeSimilar(s);
-    fx.push({ type: 'toast', say: 'labelled', count: ids.length, labelId });
+    fx.push({ type: 'toast', say: suspected(item) ? 'relabelled' : 'labelled', count: ids.length, labelId });
     refillIfEmpty(s, fx);
     write(s, fx, { kind: 'annotate', seq: s.seq, ids, labelId });
+  },
+
+  keep(s, fx) {
+    const item = current(s);
+    if (!suspected(item)) return;
+    commitDismiss(s, fx);
+    s.hidden = plus(s.hidden, [item.id]);
+    s.seq += 1;
+    s.history = [...s.history, { kind: 'keep', seq: s.seq, item, ids: [item.id] }];
+    fx.push({ type: 'toast', say: 'kept', labelId: oldLabel(item) });
+    refillIfEmpty(s, fx);
+    write(s, fx, { kind: 'keep', seq: s.seq, ids: [item.id] });
   },
 
   skip(s, fx) {
@@ -184,7 +228,8 @@ const HANDLERS = {
     s.hidden = plus(s.hidden, [item.id]);
     closeSimilar(s);
     s.pending = item;
-    fx.push({ type: 'startTimer' }, { type: 'undoToast' });
+    fx.push({ type: 'startTimer' },
+      suspected(item) ? { type: 'undoToast', say: 'deleted' } : { type: 'undoToast' });
     refillIfEmpty(s, fx);
   },
 
@@ -196,7 +241,8 @@ const HANDLERS = {
       s.pending = null;
       s.hidden = minus(s.hidden, [item.id]);
       toFront(s, item);
-      fx.push({ type: 'stopTimer' }, { type: 'toast', say: 'dismissUndone' });
+      fx.push({ type: 'stopTimer' },
+        { type: 'toast', say: suspected(item) ? 'deleteUndone' : 'dismissUndone' });
       return;
     }
     const entry = s.history[s.history.length - 1];
@@ -207,7 +253,7 @@ const HANDLERS = {
     // A sent dismiss is popped too: the next undo reaches the action before it.
     s.history = s.history.slice(0, -1);
     if (entry.kind === 'dismissed') {
-      fx.push({ type: 'toast', say: 'dismissSent' });
+      fx.push({ type: 'toast', say: suspected(entry.item) ? 'deleteSent' : 'dismissSent' });
       return;
     }
     closeSimilar(s);
@@ -219,20 +265,34 @@ const HANDLERS = {
     }
     s.hidden = minus(s.hidden, entry.ids);
     toFront(s, entry.item);
+    if (entry.kind === 'keep') {
+      // The keep stays on the server (nothing unkeeps); the item is back to be relabelled.
+      fx.push({ type: 'toast', say: 'keepUndone' });
+      return;
+    }
+    if (entry.restore) {
+      fx.push({ type: 'toast', say: 'labelRestored', count: entry.ids.length, labelId: entry.restore });
+      write(s, fx, { kind: 'restore', seq: entry.seq, ids: entry.ids, labelId: entry.restore });
+      return;
+    }
     fx.push({ type: 'toast', say: 'labelRemoved', count: entry.ids.length });
     write(s, fx, { kind: 'clear', seq: entry.seq, ids: entry.ids });
   },
 
   written(s, fx, { results }) {
     const done = s.writes[0];
-    const failed = done.kind === 'annotate' ? results.filter((r) => r.status !== 200) : [];
-    if (failed.length) {
+    const posted = done.kind === 'annotate' || done.kind === 'restore';
+    const failed = posted ? results.filter((r) => r.status !== 200) : [];
+    if (failed.length && done.kind === 'restore') {
+      fx.push({ type: 'notRestored', count: failed.length, message: failed[0].message });
+    } else if (failed.length) {
       const bad = new Set(failed.map((r) => r.sampleId));
       const labelled = (ids) => ids.filter((id) => !bad.has(id));
       s.hidden = minus(s.hidden, bad);
-      // Undoing it later, or an undo already waiting behind it, clears only what was labelled.
+      // Undoing it later, or an undo already waiting behind it, clears (or restores) only what
+      // was labelled.
       s.history = s.history.map((e) => (e.seq === done.seq ? { ...e, ids: labelled(e.ids) } : e));
-      s.writes = s.writes.map((w) => (w.kind === 'clear' && w.seq === done.seq
+      s.writes = s.writes.map((w) => ((w.kind === 'clear' || w.kind === 'restore') && w.seq === done.seq
         ? { ...w, ids: labelled(w.ids) } : w));
       fx.push({ type: 'notLabelled', count: failed.length, message: failed[0].message });
     }
@@ -241,7 +301,7 @@ const HANDLERS = {
 
   writeFailed(s, fx) {
     const done = s.writes[0];
-    if (done.kind === 'annotate') {
+    if (done.kind === 'annotate' || done.kind === 'keep') {
       s.hidden = minus(s.hidden, done.ids);
       s.history = s.history.filter((e) => e.seq !== done.seq);
     }
@@ -258,7 +318,7 @@ const HANDLERS = {
 
   toggleSimilar(s, fx) {
     const item = current(s);
-    if (!item) return;
+    if (!item || suspected(item)) return;
     if (s.similar && s.similar.for === item.id) {
       closeSimilar(s);
       return;

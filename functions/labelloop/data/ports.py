@@ -21,6 +21,7 @@ from labelloop.domain import (
     SampleVector,
     TrainingRow,
 )
+from labelloop.drift.counts import DriftCounts
 from labelloop.errors import Conflict
 
 
@@ -73,6 +74,7 @@ class SamplesPort(Protocol):
     def set_annotation(self, fid: str, sid: str, label_id: str | None,
                        only_if_label: str | None = None, buffer: str | None = None,
                        views: bytes | None = None) -> None: ...
+    def keep(self, fid: str, sid: str, label_id: str) -> None: ...
 
 
 class CaptureLedgerPort(Protocol):
@@ -94,6 +96,19 @@ class InvokesPort(Protocol):
     def get(self, fid: str, sid: str, now: float) -> InvokeItem | None: ...
     def page(self, fid: str, limit: int, after: str | None, now: float
              ) -> tuple[list[InvokeItem], str | None]: ...
+
+
+class DriftLogPort(Protocol):
+    def append(self, fid: str, version: int, counts: DriftCounts, now: float) -> str: ...
+    def first(self, fid: str, version: int, invokes: int
+              ) -> tuple[DriftCounts, str] | None: ...
+    def recent(self, fid: str, version: int, invokes: int, after: str
+               ) -> DriftCounts | None: ...
+    def reference(self, fid: str, version: int) -> tuple[DriftCounts, str] | None: ...
+    def put_reference(self, fid: str, version: int, counts: DriftCounts, until: str,
+                      now: float) -> tuple[DriftCounts, str]: ...
+    def days(self, fid: str, n: int, now: float | None = None
+             ) -> list[tuple[str, DriftCounts]]: ...
 
 
 class BatchJobsPort(Protocol):

@@ -211,6 +211,20 @@ class Samples:
             claim, slots.release(self._t, fk, sample.buffer)],
             on_condition=lambda: NotFound(f"sample {sample.id!r} changed meanwhile; retry"))
 
+    def keep(self, fid: str, sid: str, label_id: str) -> None:
+        """Mark the annotation `label_id` as confirmed by a reviewer; a Conflict if the sample
+        no longer has that annotation."""
+        try:
+            self._t.update_item(Key={"pk": keys.fn(fid), "sk": f"SAMPLE#{sid}"},
+                                UpdateExpression="SET kept = :l",
+                                ConditionExpression="annotation = :l",
+                                ExpressionAttributeValues={":l": label_id})
+        except ClientError as err:
+            if not failed_condition(err):
+                raise
+            raise Conflict(f"sample {sid!r} is no longer annotated with that label; "
+                           "reload it") from err
+
     def set_annotation(self, fid: str, sid: str, label_id: str | None,
                        only_if_label: str | None = None, buffer: str | None = None,
                        views: bytes | None = None) -> None:

@@ -51,6 +51,8 @@ class TrainedModel:
     C: float | None
     sample_count: int
     warm: bool = False  # retrained from the live version (no search)
+    # Per annotated sample, the cross-validated probability of its own label (NaN: unknown).
+    cv_own: list[float] | None = None
 
     @property
     def zero_shot(self) -> bool:
@@ -153,4 +155,5 @@ def _trained(trainer, sample_count: int) -> TrainedModel:
         C=float(trainer.C_),
         sample_count=sample_count,
         warm=trainer.warm_,
+        cv_own=cv.own.tolist(),
     )

@@ -72,16 +72,21 @@ class CrossValidation:
     n_folds: int
     predictions: list[str]  # each sample's cross-validated label
     confidences: np.ndarray  # and its confidence in it
+    # The cross-validated probability of the sample's own label (what finds mislabels:
+    # `labelloop.ml.suspects`); NaN where unknown (carried from a version without it).
+    own: np.ndarray
     accuracy: float
     per_label_accuracy: dict[str, float]
     ece: float
 
     @classmethod
-    def of(cls, n_folds: int, y: np.ndarray, predictions, confidences) -> CrossValidation:
+    def of(cls, n_folds: int, y: np.ndarray, predictions, confidences,
+           own) -> CrossValidation:
         predictions, confidences = list(predictions), np.asarray(confidences, dtype=float)
         correct = np.asarray(predictions) == y
-        return cls(n_folds, predictions, confidences, float(correct.mean()),
-                   per_label_accuracy(y, predictions), calibration_error(confidences, correct))
+        return cls(n_folds, predictions, confidences, np.asarray(own, dtype=float),
+                   float(correct.mean()), per_label_accuracy(y, predictions),
+                   calibration_error(confidences, correct))
 
 
 class HeadTrainer(ClassifierMixin, BaseEstimator):
@@ -144,11 +149,11 @@ class HeadTrainer(ClassifierMixin, BaseEstimator):
         start = self._search(data, rng) if warm is None else self._adopt(warm, tokens is not None)
         self.head_ = self._final_head(data, *start)
         live_params = start if warm is not None else self._final_params()
-        self.fresh_predictions_, fresh_conf = (
+        self.fresh_predictions_, fresh_proba = (
             self._fresh_predictions(data, fresh, rng, *live_params, warm=warm is not None)
             if fresh is not None and fresh.any() else ({}, {}))
         if warm is not None:
-            self.cv_ = self._carried_cv(warm, y, self.fresh_predictions_, fresh_conf)
+            self.cv_ = self._carried_cv(warm, y, self.fresh_predictions_, fresh_proba)
         return self
 
     def predict_proba(self, X: np.ndarray, tokens: Sequence[np.ndarray] | None = None):
@@ -195,7 +200,7 @@ class HeadTrainer(ClassifierMixin, BaseEstimator):
         (self.C_, self.lexical_weight_), self.temperature_, _ = best
         proba = softmax(mixes[self.C_, self.lexical_weight_] / self.temperature_)
         self.cv_ = CrossValidation.of(n_folds, y, self.classes_[proba.argmax(1)],
-                                      proba.max(axis=1))
+                                      proba.max(axis=1), self._own(proba, y))
         return emb_end[self.C_], lex_end if self.lexical_weight_ > 0 else None
 
     def _adopt(self, warm: WarmStart, text: bool):
@@ -213,19 +218,24 @@ class HeadTrainer(ClassifierMixin, BaseEstimator):
             lex = Params(np.asarray(head.classes), coef, head.lexical_intercept)
         return emb, lex
 
+    def _own(self, proba: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return proba[np.arange(len(y)), np.searchsorted(self.classes_, y)].astype(float)
+
     def _carried_cv(self, warm: WarmStart, y: np.ndarray, fresh_pred: dict[int, str],
-                    fresh_conf: dict[int, float]) -> CrossValidation:
-        pred, conf = [], []
+                    fresh_proba: dict[int, tuple[float, float]]) -> CrossValidation:
+        pred, conf, own = [], [], []
         for i, carried in enumerate(warm.cv):
             if i in fresh_pred:
                 pred.append(fresh_pred[i])
-                conf.append(fresh_conf[i])
+                conf.append(fresh_proba[i][0])
+                own.append(fresh_proba[i][1])
             elif carried is None:
                 raise ValueError(f"sample {i} is neither fresh nor carries a prediction")
             else:
                 pred.append(carried[0])
                 conf.append(carried[1])
-        return CrossValidation.of(warm.n_folds, y, pred, conf)
+                own.append(carried[2])
+        return CrossValidation.of(warm.n_folds, y, pred, conf, own)
 
     # -- fits --------------------------------------------------------------------------------
 
@@ -267,8 +277,9 @@ class HeadTrainer(ClassifierMixin, BaseEstimator):
 
     def _fresh_predictions(self, data: _Data, fresh: np.ndarray, rng: np.random.Generator,
                            emb_init: Params, lex_init: Params | None, warm: bool):
-        """Per fresh sample, the label (and confidence) from a model trained at the chosen
-        settings on everything but its fold's fresh samples; each fit starts at `*_init`.
+        """Per fresh sample, the label (and its confidence and the sample's own label's
+        probability) from a model trained at the chosen settings on everything but its fold's
+        fresh samples; each fit starts at `*_init`.
         `warm`: `lex_init` is the live version's lexical model, trained on none of the fresh
         samples, so it serves every fold as it is (the lexical part of a warm retrain was
         three-quarters of its time)."""
@@ -276,7 +287,7 @@ class HeadTrainer(ClassifierMixin, BaseEstimator):
         n_folds = min(FRESH_FOLDS, len(idx))
         folds = rng.permutation(len(idx)) % n_folds
         labels: dict[int, str] = {}
-        confidences: dict[int, float] = {}
+        probabilities: dict[int, tuple[float, float]] = {}
         lex = None
         if self.lexical_weight_ > 0 and warm:
             lex = SoftmaxRegression.fitted(lex_init, self.lexical_C)
@@ -289,8 +300,10 @@ class HeadTrainer(ClassifierMixin, BaseEstimator):
             proba = softmax(self._mixed(emb, lex, data, held) / self.temperature_)
             at = np.flatnonzero(held).tolist()
             labels.update(zip(at, self.classes_[proba.argmax(1)].tolist(), strict=True))
-            confidences.update(zip(at, proba.max(axis=1).tolist(), strict=True))
-        return labels, confidences
+            probabilities.update(zip(at, zip(proba.max(axis=1).tolist(),
+                                             self._own(proba, data.y[held]).tolist(),
+                                             strict=True), strict=True))
+        return labels, probabilities
 
     def _final_head(self, data: _Data, emb_init: Params | None,
                     lex_init: Params | None) -> Head:

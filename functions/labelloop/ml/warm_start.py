@@ -12,9 +12,10 @@ from labelloop.ml.head import Head
 class WarmStart:
     """The live version's head (its weights, temperature and lexical weight), the C its
     search chose, how many folds that search used, and per sample the cross-validated
-    (label, confidence) it carries over: None for the fresh samples, which get new ones."""
+    (label, confidence, own label's probability) it carries over: None for the fresh samples,
+    which get new ones."""
 
     head: Head
     C: float
     n_folds: int
-    cv: Sequence[tuple[str, float] | None]
+    cv: Sequence[tuple[str, float, float] | None]

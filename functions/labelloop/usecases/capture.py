@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from labelloop.capture.decide import BufferState, Slot, Take, decide, near_duplicate
+from labelloop.capture.policy import CapturePolicy
 from labelloop.container import Deps
 from labelloop.domain import Origin, SampleItem, predicted
 from labelloop.encoder import Features
@@ -46,7 +47,7 @@ def _capture(d: Deps, view: View, model: LiveModel, o: Offer, observed: bool = F
              ) -> str | None:
     fid = view.function.id
     cache = d.captures
-    st = cache.state(fid, view.function.capture_policy, model)
+    st = cache.state(fid, _policy(d, view, model), model)
     if not observed:
         cache.observe(st, o.prediction.label_id)
     row = o.features.embeddings[0]
@@ -65,6 +66,14 @@ def _capture(d: Deps, view: View, model: LiveModel, o: Offer, observed: bool = F
         return None
     cache.committed(fid, st, take, sample, row)
     return take.strategy
+
+
+def _policy(d: Deps, view: View, model: LiveModel) -> CapturePolicy:
+    """The function's policy, or while this container last read drift for the live version,
+    the policy under drift (`random` sampling more)."""
+    policy = view.function.capture_policy
+    return policy.drifted() if d.drift_tracker.flagged(view.function.id, model.version) \
+        else policy
 
 
 def _rival(cache, fid: str, st, o: Offer):
@@ -94,7 +103,7 @@ def capture_many(d: Deps, view: View, model: LiveModel, offers: list[Offer]
     fails (stale state, a data-hash claim), the offers left go through `capture`."""
     fid = view.function.id
     cache = d.captures
-    st = cache.state(fid, view.function.capture_policy, model)
+    st = cache.state(fid, _policy(d, view, model), model)
     buffers = dict(st.buffers)
     taken: list[tuple[int, Take]] = []
     known, kept, texts, vacated = None, [], set(), set()

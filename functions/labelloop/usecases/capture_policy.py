@@ -31,7 +31,7 @@ def get_policy(d: Deps, client: str, function_id: str) -> tuple[CapturePolicy,
 
 # The policy's settings beside the strategies', and their names in the API.
 SCALARS = {"near_duplicate_cosine": "nearDuplicateCosine", "spread_cosine": "spreadCosine",
-           "label_cap": "labelCap"}
+           "label_cap": "labelCap", "drift_random_factor": "driftRandomFactor"}
 
 
 def set_policy(d: Deps, client: str, function_id: str, strategies: dict[str, dict],

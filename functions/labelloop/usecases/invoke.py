@@ -2,7 +2,8 @@
 
 The invoke record (full data, model version, prediction, expiry) is written after the response
 has gone out (`afterwork`), so storing adds no latency and the record can hold the prediction.
-The capture decision runs there too; it writes only when a strategy takes the invoke.
+The capture decision runs there too; it writes only when a strategy takes the invoke. So does
+the drift count (`usecases.drift`), which writes once per flush, not per invoke.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from labelloop.ids import bare, new_bare
 from labelloop.ml.build import MIN_LABELS_TO_TRAIN, MIN_SAMPLES_PER_LABEL
 from labelloop.serving import LiveModel, Prediction, View, predict
 from labelloop.thresholds import Decisions
-from labelloop.usecases import inputs
+from labelloop.usecases import drift, inputs
 from labelloop.usecases.capture import capture as capture_invoke
 from labelloop.usecases.common import function_not_found, owned_function
 from labelloop.usecases.samples import MAX_EXTERNAL_ID, MAX_PAGE
@@ -89,6 +90,9 @@ def invoke(d: Deps, client: str, function_id: str, data, external_id: str | None
         # Invokes of a version chosen by modelId are experiments, not traffic: not captured.
         if capture and model is view.model:
             later(capture_invoke, d, view, model, best, features, sid, text, external_id)
+    if model is view.model and not model.head.zero_shot:
+        # Traffic of the live version, whatever is stored or captured (counts hold no text).
+        later(drift.observe, d, view, model, best, features.embeddings[0])
     decisions = (view.decisions if model is view.model else
                  d.serving.decisions(fid, view.function.thresholds, model, view.labels))
     return InvokeResult(best, model.version, sid, view, decisions, inp.cache_hit)

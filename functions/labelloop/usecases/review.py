@@ -17,7 +17,8 @@ def review_queue(d: Deps, client: str, function_id: str, strategy: str | None,
     (`interleave`)."""
     fn = owned_function(d, client, function_id)
     if strategy is not None and strategy not in STRATEGIES:
-        raise BadRequest(f"strategy: unknown {strategy!r} (known: {', '.join(STRATEGIES)})")
+        raise BadRequest(f"strategy: unknown {strategy!r} (known: "
+                         f"{', '.join([*STRATEGIES, 'suspect'])})")
     if strategy is not None:
         return d.ledger.page(fn.id, strategy, limit)
     budgets = fn.capture_policy.budgets()

@@ -59,10 +59,19 @@ def plan(live: LiveModel | None, label_ids: set[str], ids: Sequence[str],
         carried = live.meta.cv.get(sid)
         if not new and carried is None:
             return Plan(None, "live version lacks a cross-validated prediction")
-        cv.append(None if new else (carried[0], float(carried[1])))
+        cv.append(None if new else (carried[0], float(carried[1]),
+                                    own_probability(carried, live.meta.trained.get(sid))))
     return Plan(WarmStart(live.head, search.C, search.folds, cv),
                 f"{changed} of {search.samples} samples changed since the search", search,
                 changed)
+
+
+def own_probability(cv: list, annotation: str | None) -> float:
+    """A stored cross-validated entry's probability of the sample's own label: stored third
+    since suspects were found; before, known only where the prediction was that label."""
+    if len(cv) > 2:
+        return float("nan") if cv[2] is None else float(cv[2])
+    return float(cv[1]) if cv[0] == annotation else float("nan")
 
 
 def record(p: Plan, C: float, folds: int, samples: int) -> Search:

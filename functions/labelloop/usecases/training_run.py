@@ -168,7 +168,10 @@ def _search_json(model: TrainedModel, how: Plan) -> dict | None:
 
 
 def _cv(model: TrainedModel, ids: list[str]) -> dict[str, list]:
+    """Per sample: [cross-validated label, its confidence, the own label's probability (None:
+    unknown)]."""
     if model.cv_predictions is None:
         return {}
-    return {sid: [label, round(float(conf), 6)] for sid, label, conf in
-            zip(ids, model.cv_predictions, model.cv_confidences, strict=True)}
+    return {sid: [label, round(float(conf), 6), None if own != own else round(float(own), 6)]
+            for sid, label, conf, own in zip(ids, model.cv_predictions, model.cv_confidences,
+                                             model.cv_own, strict=True)}
