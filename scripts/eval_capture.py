@@ -29,7 +29,9 @@ Policies: `random` (random only, rate 1), `margin` (uncertainty only, threshold 
 (60/20/20: uncertainty 300 threshold 0, random 100 rate 0.2, rare_class 100), `default`
 (`CapturePolicy()` with no overrides), `no_near` (the default without near_threshold) and
 `pair` (the default plus confused_pair, quota 50), `before` (the default as it was before issue
-21: no spread rules, rare_class by annotated samples only) and `no_spread`; more with
+21: no spread rules, rare_class by annotated samples only, random rate 0.02, uncertainty
+threshold 0.5), `rules_only` (issue 21's rules at those rates) and `no_spread` (those rules
+but the spread rules, at those rates); more with
 `--policy name=JSON` (the strategies dict given to `usecases.capture_policy.set_policy`, unset
 quotas are NOT zeroed: give them; the keys `near_duplicate_cosine`, `spread_cosine` and
 `label_cap` set the policy's own settings). `--thresholds JSON` sets that decision policy on
@@ -83,6 +85,8 @@ def only(**settings: dict) -> dict:
     return {name: settings.get(name, OFF) for name in STRATEGIES}
 
 
+# The random rate and uncertainty threshold of the defaults before issue 21's last change.
+OLD_RATES = {"random": {"rate": 0.02}, "uncertainty": {"threshold": 0.5}}
 POLICIES: dict[str, dict | None] = {
     "default": None,  # CapturePolicy() as shipped: no overrides
     "random": only(random={"quota": 500, "rate": 1.0}),
@@ -92,10 +96,13 @@ POLICIES: dict[str, dict | None] = {
     # The strategies that know the decision policy (run with --thresholds to give them one).
     "no_near": {"near_threshold": OFF},
     "pair": {"confused_pair": {"quota": 50}},
-    # Issue 21's parts: the default before it (no spread rules, rare_class by annotated
-    # samples only), and the default without the spread rules.
-    "before": {"spread_cosine": 1.0, "label_cap": 1.0, "rare_class": {"seldom": 0.0}},
-    "no_spread": {"spread_cosine": 1.0, "label_cap": 1.0},
+    # Issue 21's parts, all at the rates of before it: the default before it (no spread rules,
+    # rare_class by annotated samples only), its rules (its first default), and its rules
+    # without the spread rules.
+    "before": {**OLD_RATES, "spread_cosine": 1.0, "label_cap": 1.0,
+               "rare_class": {"seldom": 0.0}},
+    "rules_only": OLD_RATES,
+    "no_spread": {**OLD_RATES, "spread_cosine": 1.0, "label_cap": 1.0},
 }
 # The issue's measurements on the same encoder: accuracy after 500 labels.
 ANCHOR = {"banking77": {"random": 0.809, "margin": 0.854, "mix": 0.840},

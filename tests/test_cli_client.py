@@ -400,15 +400,9 @@ def test_review_annotate_skip_dismiss_undo(cli, state, api, monkeypatch):
 
 
 def test_review_suspects_keep_relabel_undo_delete(cli, api, monkeypatch):
-    from test_suspects import FLIPPED, LABELS, TEXTS
+    from test_suspects import FLIPPED, flipped_function
 
-    fid = api.create_function("suspects")["id"]
-    for name, description in LABELS.items():
-        api.create_label(fid, name, description)
-    results = api.create_samples(fid, [
-        {"data": t, "annotation": {"labelName": FLIPPED.get(t, label)}}
-        for label, texts in TEXTS.items() for t in texts], train=False)
-    assert all(r["status"] == 200 for r in results), results
+    fid = flipped_function(api, "suspects")
     assert cli("train", fid, "--wait", "--timeout", "60")[0] == 0
 
     # k keeps the first; 1 relabels the second, u puts its old label back and shows it again;

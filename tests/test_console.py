@@ -13,7 +13,7 @@ import time
 
 import pytest
 from conftest import ROOT, isolate_stack_env, trained_function
-from test_suspects import FLIPPED, TEXTS
+from test_suspects import FLIPPED, TEXTS, flipped_function
 from test_suspects import LABELS as SUSPECT_LABELS
 
 from labelloop.client import ApiError, Client
@@ -367,13 +367,7 @@ def test_label_keys_can_be_remapped_per_function_and_sleep_while_typing(stack, p
 def with_flipped_labels(stack, name: str) -> str:
     """A function trained once on TEXTS with the FLIPPED ones mislabelled."""
     client = stack.client
-    fid = client.create_function(name)["id"]
-    for label, description in SUSPECT_LABELS.items():
-        client.create_label(fid, label, description)
-    results = client.create_samples(fid, [
-        {"data": text, "annotation": {"labelName": FLIPPED.get(text, label)}}
-        for label, texts in TEXTS.items() for text in texts], train=False)
-    assert all(r["status"] == 200 for r in results), results
+    fid = flipped_function(client, name)
     client.train(fid)
     wait_for(lambda: client.get_function(fid).get("liveModelVersion") is not None, timeout=90,
              what="the first model")

@@ -74,7 +74,7 @@ def test_the_tracker_flushes_by_count_or_age_and_flags_one_version():
 
 def test_under_drift_random_samples_more_within_its_bounds():
     default = CapturePolicy()
-    assert default.drifted().budgets()[0].strategy.rate == pytest.approx(0.04)
+    assert default.drifted().budgets()[0].strategy.rate == pytest.approx(0.1)
     busy = CapturePolicy(strategies={"random": {"rate": 0.7, "quota": 9}})
     assert busy.drifted().strategies["random"] == {"rate": 1.0, "quota": 9}
     off = CapturePolicy(drift_random_factor=1.0)
@@ -163,4 +163,4 @@ def test_a_switch_to_another_domain_is_flagged_within_500_invokes_a_steady_strea
     from labelloop.usecases.capture import _policy
 
     view = d.serving.live_view(fn.id)
-    assert _policy(d, view, view.model).budgets()[0].strategy.rate == pytest.approx(0.04)
+    assert _policy(d, view, view.model).budgets()[0].strategy.rate == pytest.approx(0.1)

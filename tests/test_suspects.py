@@ -87,6 +87,19 @@ FLIPPED = {"The invoice total is wrong": "account",
            "How do I reset my password?": "bug"}
 
 
+def flipped_function(client, name: str) -> str:
+    """A function (through `labelloop.client.Client`) with LABELS and TEXTS imported, the
+    FLIPPED ones mislabelled; not trained yet."""
+    fid = client.create_function(name)["id"]
+    for label, description in LABELS.items():
+        client.create_label(fid, label, description)
+    results = client.create_samples(fid, [
+        {"data": text, "annotation": {"labelName": FLIPPED.get(text, label)}}
+        for label, texts in TEXTS.items() for text in texts], train=False)
+    assert all(r["status"] == 200 for r in results), results
+    return fid
+
+
 def test_the_suspect_queue_through_the_api_keep_relabel_delete(api):
     samples = [(t, FLIPPED.get(t, label)) for label, texts in TEXTS.items() for t in texts]
     from test_api import make_function

@@ -194,52 +194,52 @@ class Review:
             return False
         how, item = self._done.pop()
         sid = item["id"]
-        if self.suspects:
-            return self._undo_suspect(how, item)
-        if how == "dismissed":
-            # Dismissing deleted the item (its text is not captured again): nothing to restore.
-            self.out(f"  cannot undo: {sid} was dismissed, and a dismissed item is deleted. "
-                     "Press u again to undo the action before it.")
-            return False
-        if how == "annotated":
-            self.client.clear_annotation(self.function_id, sid)
-            self.summary.annotated -= 1
-            # Clearing returns it to the queue, unless its strategy's slots filled meanwhile.
-            back = self.client.get_sample(self.function_id, sid).get("inReviewQueue", False)
-            self.out(f"  undone: annotation of {sid} cleared" + (
-                "; it is back in the review queue" if back else
-                ". Its strategy's slots filled meanwhile, so it is not back in the review "
-                "queue: label it again now, or skip it to leave it unannotated"))
-            item = {**item, "inReviewQueue": back}
-        else:
+        if how == "skipped":
             self.summary.skipped -= 1
             self.out(f"  undone: skip of {sid}")
+        else:
+            back = (self._undo_suspect if self.suspects else self._undo_capture)(how, item)
+            if back is None:
+                return False
+            item = back
         self._seen.discard(sid)
         self._pending.insert(0, item)
         return True
 
-    def _undo_suspect(self, how: str, item: dict) -> bool:
+    def _undo_capture(self, how: str, item: dict) -> dict | None:
+        """A dismissal or an annotation undone: the item to show again (None: it cannot)."""
+        sid = item["id"]
+        if how == "dismissed":
+            # Dismissing deleted the item (its text is not captured again): nothing to restore.
+            self.out(f"  cannot undo: {sid} was dismissed, and a dismissed item is deleted. "
+                     "Press u again to undo the action before it.")
+            return None
+        self.client.clear_annotation(self.function_id, sid)
+        self.summary.annotated -= 1
+        # Clearing returns it to the queue, unless its strategy's slots filled meanwhile.
+        back = self.client.get_sample(self.function_id, sid).get("inReviewQueue", False)
+        self.out(f"  undone: annotation of {sid} cleared" + (
+            "; it is back in the review queue" if back else
+            ". Its strategy's slots filled meanwhile, so it is not back in the review "
+            "queue: label it again now, or skip it to leave it unannotated"))
+        return {**item, "inReviewQueue": back}
+
+    def _undo_suspect(self, how: str, item: dict) -> dict | None:
+        """A deletion, relabel or keep of a suspected mislabel undone, as `_undo_capture`."""
         sid = item["id"]
         if how == "deleted":
             self.out(f"  cannot undo: {sid} was deleted. Press u again to undo the action "
                      "before it.")
-            return False
+            return None
         if how == "annotated":
-            old = item["annotation"]["labelId"]
-            self.client.annotate(self.function_id, sid, label_id=old)
+            self.client.annotate(self.function_id, sid, label_id=item["annotation"]["labelId"])
             self.summary.annotated -= 1
             self.out(f"  undone: {sid} has its old label back")
-        elif how == "kept":
-            # Kept stays recorded; the item is shown again so that it can be relabelled.
+        else:  # kept: that stays recorded; shown again, the item can be relabelled
             self.summary.kept -= 1
             self.out(f"  undone: {sid} is shown again (its label stays kept unless you "
                      "relabel it)")
-        else:
-            self.summary.skipped -= 1
-            self.out(f"  undone: skip of {sid}")
-        self._seen.discard(sid)
-        self._pending.insert(0, item)
-        return True
+        return item
 
     # -- the queue ------------------------------------------------------------------------
 

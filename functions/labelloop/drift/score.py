@@ -43,7 +43,7 @@ def psi(expected, actual) -> float:
     p = (p + 0.5) / (m + 0.5 * k)
     q = (q + 0.5) / (n + 0.5 * k)
     raw = float(np.sum((q - p) * np.log(q / p)))
-    return max(0.0, raw - (k - 1) * (1 / n + 1 / m))
+    return max(0.0, raw - float((k - 1) * (1 / n + 1 / m)))
 
 
 def drift_score(reference: DriftCounts, recent: DriftCounts) -> DriftScore:

@@ -71,8 +71,12 @@ class DriftTracker:
         with self._lock:
             self._status[fid] = status
 
+    def status(self, fid: str) -> DriftStatus | None:
+        """The last status this container read for the function."""
+        with self._lock:
+            return self._status.get(fid)
+
     def flagged(self, fid: str, version: int) -> bool:
         """Whether the last status read for the function's live version said drift."""
-        with self._lock:
-            s = self._status.get(fid)
+        s = self.status(fid)
         return s is not None and s.version == version and s.flagged

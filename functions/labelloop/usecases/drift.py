@@ -99,7 +99,8 @@ def read(d: Deps, fid: str, version: int, now: float | None = None) -> DriftRead
     if recent is None:
         return DriftReading(version, ref[0], None, None, False)
     signals = drift_score(ref[0], recent)
-    return DriftReading(version, ref[0], recent, signals, signals.score >= s.drift_threshold)
+    return DriftReading(version, ref[0], recent, signals,
+                        bool(signals.score >= s.drift_threshold))
 
 
 def report(d: Deps, client: str, function_id: str) -> DriftReport:
