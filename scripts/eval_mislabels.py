@@ -22,7 +22,7 @@ Targets: precision of the top `--top` >= 0.6 (`precision_top`); fixing them wins
 half the cost (`recovered_top`), and so does working through the whole queue
 (`recovered_queue`).
 
-    python scripts/eval_mislabels.py [--seeds 3] [--noise 0.05] [--top 100]
+    python scripts/eval_mislabels.py [--seeds 3] [--noise 0.05] [--top 100] [--search]
 """
 
 from __future__ import annotations
@@ -98,8 +98,9 @@ def one_seed(encoder, data, test, seed: int, args, bar) -> Run:
 
         def train(fid: str, step: str) -> bool:
             started = time.perf_counter()
-            result = training_run.run(d, TrainingMessage(functionId=bare(fid, "function"),
-                                                         reason=step))
+            result = training_run.run(d, TrainingMessage(
+                functionId=bare(fid, "function"), reason=step,
+                force=args.search and step in ("top", "queue")))
             run.seconds[step] = round(time.perf_counter() - started, 2)
             bar.update(1)
             return bool(result.decision and result.decision.promote)
@@ -152,6 +153,9 @@ def main() -> None:
     p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--noise", type=float, default=0.05, help="share of labels flipped")
     p.add_argument("--top", type=int, default=100, help="suspects fixed first")
+    p.add_argument("--search", action="store_true",
+                   help="retrain after the fixes with a full search (force), not as the "
+                        "product would (warm, a few samples changed)")
     args = parse_args(p, smoke={"seeds": 1, "top": 10, "noise": 0.1})
 
     speed_up_moto()
@@ -184,7 +188,7 @@ def main() -> None:
                  "top fixed/kept", "queue fixed/kept", "promoted", "training s"], rows)
     figures = {
         "config": {"seeds": args.seeds, "first_seed": args.first_seed, "noise": args.noise,
-                   "top": args.top},
+                   "top": args.top, "search": args.search},
         "samples": mean(r.samples for r in runs), "flipped": mean(r.flipped for r in runs),
         "queue": mean(r.queue for r in runs),
         "precision_top": mean(r.top_precision for r in runs),
