@@ -66,8 +66,11 @@ def test_the_tracker_flushes_by_count_or_age_and_flags_one_version():
     assert t.observe("f", 1, "l", 0.5, False, 100, 60.0, now=10.0) is None
     assert t.observe("f", 1, "l", 0.5, True, 100, 60.0, now=70.0).invokes == 2  # 60 s old
     t.observe("g", 2, "l", 0.5, False, 100, 60.0, now=0.0)
-    assert [(f, v, c.invokes) for f, v, c in t.pending()] == [("g", 2, 1)]
-    assert t.pending() == []
+    mine = t.observe("g", 2, "l", 0.5, False, 2, 60.0, now=1.0)  # g's counts only
+    assert (mine.invokes, mine.novel) == (2, 0)
+    assert t.observe("g", 2, "l", 0.5, False, 2, 60.0, now=2.0) is None  # taken by that flush
+    t.keep_reference("f", 1, (DriftCounts(), "DRIFT#00000001#k"))
+    assert t.reference("f", 1)[1] == "DRIFT#00000001#k" and t.reference("f", 2) is None
     t.scored("f", DriftStatus(1, 0.9, True))
     assert t.flagged("f", 1) and not t.flagged("f", 2) and not t.flagged("g", 2)
 

@@ -1,5 +1,6 @@
 """The container's side of drift: counts of its own invokes per function and live version, held
-until a flush is due (so many of them, or so long after the first), and the last
+until a flush is due (so many of them, or so long after the first), the version's drift
+reference once read (it never changes), and the last
 drift status it read, which the capture decision asks (`flagged`). No write per invoke: one per
 flush, so no key is hot however busy the function.
 
@@ -31,6 +32,8 @@ class DriftTracker:
         self._pending: dict[tuple[str, int], tuple[DriftCounts, float]] = {}
         self._status: dict[str, DriftStatus] = {}
         self._rows: dict[str, tuple[int, np.ndarray]] = {}  # per function: its live version's
+        # Per function, its live version's reference once stored (immutable: read once).
+        self._references: dict[str, tuple[int, tuple[DriftCounts, str]]] = {}
 
     def observe(self, fid: str, version: int, label_id: str, confidence: float, novel: bool,
                 flush_invokes: int, flush_seconds: float, now: float | None = None
@@ -60,12 +63,14 @@ class DriftTracker:
             self._rows[fid] = (version, rows)
         return rows
 
-    def pending(self) -> list[tuple[str, int, DriftCounts]]:
-        """Everything not flushed yet, taken (a container going away, a test's end)."""
+    def reference(self, fid: str, version: int) -> tuple[DriftCounts, str] | None:
         with self._lock:
-            out = [(fid, v, c) for (fid, v), (c, _) in self._pending.items()]
-            self._pending.clear()
-        return out
+            held = self._references.get(fid)
+        return held[1] if held is not None and held[0] == version else None
+
+    def keep_reference(self, fid: str, version: int, ref: tuple[DriftCounts, str]) -> None:
+        with self._lock:
+            self._references[fid] = (version, ref)
 
     def scored(self, fid: str, status: DriftStatus) -> None:
         with self._lock:

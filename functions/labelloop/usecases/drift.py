@@ -88,13 +88,14 @@ def flush(d: Deps, fid: str, version: int, counts: DriftCounts) -> DriftReading:
 def read(d: Deps, fid: str, version: int, now: float | None = None) -> DriftReading:
     s = d.settings
     now = time.time() if now is None else now
-    ref = d.drift.reference(fid, version)
+    ref = d.drift_tracker.reference(fid, version) or d.drift.reference(fid, version)
     if ref is None:
         first = d.drift.first(fid, version, s.drift_reference_invokes)
         if first is not None:
             ref = d.drift.put_reference(fid, version, *first, now)
     if ref is None:
         return DriftReading(version, None, None, None, False)
+    d.drift_tracker.keep_reference(fid, version, ref)
     recent = d.drift.recent(fid, version, s.drift_window_invokes, after=ref[1])
     if recent is None:
         return DriftReading(version, ref[0], None, None, False)

@@ -9,6 +9,7 @@ from labelloop.domain import SampleItem
 from labelloop.errors import BadRequest, Conflict
 from labelloop.ids import bare
 from labelloop.usecases.common import owned_function
+from labelloop.usecases.suspects import SUSPECT
 
 
 def review_queue(d: Deps, client: str, function_id: str, strategy: str | None,
@@ -18,7 +19,7 @@ def review_queue(d: Deps, client: str, function_id: str, strategy: str | None,
     fn = owned_function(d, client, function_id)
     if strategy is not None and strategy not in STRATEGIES:
         raise BadRequest(f"strategy: unknown {strategy!r} (known: "
-                         f"{', '.join([*STRATEGIES, 'suspect'])})")
+                         f"{', '.join([*STRATEGIES, SUSPECT])})")
     if strategy is not None:
         return d.ledger.page(fn.id, strategy, limit)
     budgets = fn.capture_policy.budgets()
