@@ -17,8 +17,9 @@ that machine load hits every variant alike (in a shuffled order per round):
   record's write to moto runs after the response (`afterwork`), untimed here;
 - handler + record write: the same, with that write timed too (what an invoke costs the Lambda
   container, not the caller);
-- HTTP: a POST over a kept-alive loopback connection through the local stack's gateway (its
-  handler shares its process with moto, as `labelloop local` runs).
+- HTTP: a POST over loopback through the local stack's gateway (its handler shares its
+  process with moto, as `labelloop local` runs; the gateway closes the connection after each
+  answer, as werkzeug's server does, so each request pays a new connection).
 
 These repeat one text, so they opt out of the invoke cache (`Cache-Control: no-cache`); one
 more variant, "handler (cache hit)", repeats it with the cache on.

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs
 
-from labelloop.local import wal
+from labelloop.local import keepalive, wal
 
 log = logging.getLogger(__name__)
 
@@ -413,8 +413,8 @@ class MotoServer:
     """moto on 127.0.0.1:<port> (0 picks a free port), durable in `data_dir` if one is given.
 
     With `access_key`, a request signed with any other access key id (or unsigned) gets 403
-    before it reaches moto. moto's state is global to the process: run one server at a time (a
-    restore replaces it).
+    before it reaches moto. moto's state is global to the process: run one server at a time
+    (each starts empty, or with what its data directory holds).
     """
 
     def __init__(self, data_dir: Path | None = None, port: int = 0,
@@ -455,8 +455,13 @@ class MotoServer:
         from labelloop.local.fastdynamo import install
 
         install()  # a request's cost independent of the table's size (same answers)
+        # moto's state is the process's: a server before this one (a test's other stack) left
+        # its tables and queued messages there, which this server's workers would take up.
+        from moto.moto_api._internal.models import moto_api_backend
 
-        class QuietHandler(MotoRequestHandler):
+        moto_api_backend.reset()
+
+        class QuietHandler(keepalive.KeepAliveHandler, MotoRequestHandler):
             def log_request(self, *args, **kwargs) -> None:
                 pass  # a line per AWS call drowns the API's own log
 
@@ -571,6 +576,7 @@ class MotoServer:
         self.snapshot(close=True)
         self._server.shutdown()
         self._server.server_close()
+        keepalive.close_all(self._server)
         for t in self._threads:
             t.join(timeout=5)
         self._server = None

@@ -1,0 +1,134 @@
+"""HTTP/1.1 keep-alive for the local stack's werkzeug servers.
+
+werkzeug's development server answers every request with `Connection: close`, because it
+cannot tell where an unread request body ends. So every AWS call a handler made to the local
+moto opened a TCP connection, and the server started a thread for it: in a steady run of
+invokes, one connection per DynamoDB write on each side. DynamoDB keeps botocore's pooled
+connections open; this handler does too. It reads each request's body whole before the app
+sees it (the socket is then at the next request line), answers with a Content-Length, and
+waits on the same connection for the next request. An idle connection closes after
+IDLE_SECONDS; `close_all` ends every connection when the server stops, so that no pooled
+client connection reaches a stopped server's app.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import socket
+import threading
+
+from werkzeug.serving import WSGIRequestHandler
+
+log = logging.getLogger(__name__)
+
+IDLE_SECONDS = 60.0
+_NO_BODY = (204, 304)
+
+
+class KeepAliveHandler(WSGIRequestHandler):
+    """A werkzeug request handler that keeps connections open (mix in before the handler)."""
+
+    protocol_version = "HTTP/1.1"
+    timeout = IDLE_SECONDS  # socketserver applies it to the connection: idle reads end
+    # Status, headers and body leave in one send: written apart, the body would wait for the
+    # client's delayed ACK of the headers (Nagle), about 40 ms per answer.
+    wbufsize = 64 * 1024
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with _lock:
+            _connections.setdefault(self.server, set()).add(self.connection)
+
+    def finish(self) -> None:
+        with _lock:
+            _connections.get(self.server, set()).discard(self.connection)
+        super().finish()
+
+    def log_error(self, format: str, *args) -> None:
+        # http.server reports an idle connection's end as "Request timed out": here the
+        # normal end of a kept-alive connection, not an error.
+        if format.startswith("Request timed out"):
+            log.debug("closing a connection idle for %.0f s", IDLE_SECONDS)
+        else:
+            super().log_error(format, *args)
+
+    def run_wsgi(self) -> None:
+        if self.headers.get("Expect", "").lower().strip(" \t") == "100-continue":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.wfile.flush()  # the client waits for it before it sends the body
+        self.environ = environ = self.make_environ()
+        body = _read_body(environ)
+        environ.pop("HTTP_TRANSFER_ENCODING", None)
+        environ.update({"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body)),
+                        "wsgi.input_terminated": False})
+        started: list = []
+        self._sent = False
+
+        def start_response(status, headers, exc_info=None):
+            started[:] = [status, headers]
+            return chunks.append
+
+        chunks: list[bytes] = []
+        result = None
+        try:
+            result = self.server.app(environ, start_response)
+            chunks.extend(result)
+            self._send(started[0], started[1], b"".join(chunks))
+        except (TimeoutError, ConnectionError) as e:
+            self.close_connection = True
+            self.connection_dropped(e, environ)
+        except Exception:
+            self.close_connection = True
+            log.exception("error on request %r", self.requestline)
+            if not self._sent:
+                self._send("500 Internal Server Error",
+                           [("Content-Type", "text/plain")], b"internal error")
+        finally:
+            if hasattr(result, "close"):
+                result.close()  # after the body is out: the gateway's deferred work runs here
+
+    def _send(self, status: str, headers: list, body: bytes) -> None:
+        code_text, _, reason = status.partition(" ")
+        code = int(code_text)
+        head = self.command == "HEAD"
+        self.send_response(code, reason)
+        for key, value in headers:
+            lower = key.lower()
+            # A HEAD answer states the length of what a GET would send; anything else, ours.
+            if lower in ("transfer-encoding", "connection") or (
+                    lower == "content-length" and not head):
+                continue
+            self.send_header(key, value)
+        if not head and code not in _NO_BODY and not 100 <= code < 200:
+            self.send_header("Content-Length", str(len(body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if not head and code not in _NO_BODY:
+            self.wfile.write(body)
+        self.wfile.flush()
+        self._sent = True
+
+
+def _read_body(environ: dict) -> bytes:
+    stream = environ["wsgi.input"]
+    if environ.get("wsgi.input_terminated"):  # chunked: werkzeug's reader stops at the end
+        return stream.read()
+    length = environ.get("CONTENT_LENGTH")
+    return stream.read(int(length)) if length else b""
+
+
+_lock = threading.Lock()
+_connections: dict[object, set[socket.socket]] = {}
+
+
+def close_all(server) -> None:
+    """End the server's open connections (their threads see end of input and finish)."""
+    with _lock:
+        open_ = _connections.pop(server, set())
+    for conn in open_:
+        with contextlib.suppress(OSError):  # already gone
+            conn.shutdown(socket.SHUT_RDWR)
