@@ -45,6 +45,15 @@ def test_invokes_and_training_runs_are_counted(api, capsys, monkeypatch):
         assert 0 < d["InvokeConfidence"][0] <= 1
 
 
+def test_disabled_metrics_stay_silent_past_powertools_100_value_limit(api, capsys):
+    fid = make_function(api)  # the api fixture turns metrics off, as the benchmarks do
+    capsys.readouterr()
+    for n in range(105):
+        assert api.call("POST", f"/v1/functions/{fid}/invoke", {"data": f"refund {n}"},
+                        query="capture=false")[0] == 200
+    assert emitted(capsys.readouterr().out) == []
+
+
 def test_captures_are_counted_per_function_and_strategy(api, capsys, monkeypatch):
     monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED")
     fid = make_function(api)
