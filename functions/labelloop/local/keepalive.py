@@ -88,7 +88,7 @@ class KeepAliveHandler(WSGIRequestHandler):
                            [("Content-Type", "text/plain")], b"internal error")
         finally:
             if hasattr(result, "close"):
-                result.close()  # after the body is out: the gateway's deferred work runs here
+                result.close()  # WSGI's close(), once the answer is out
 
     def _send(self, status: str, headers: list, body: bytes) -> None:
         code_text, _, reason = status.partition(" ")
