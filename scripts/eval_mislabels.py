@@ -22,7 +22,13 @@ Targets: precision of the top `--top` >= 0.6 (`precision_top`); fixing them wins
 half the cost (`recovered_top`), and so does working through the whole queue
 (`recovered_queue`).
 
+Baseline (unless `--no-baseline`): a second noisy function, the same flips, with `--top` of
+them chosen at random relabelled (an oracle that knows the flips and does not rank them), then
+an ordinary retrain: `recovered_random_flips` says what fixing that many flips wins back
+without any ranking.
+
     python scripts/eval_mislabels.py [--seeds 3] [--noise 0.05] [--top 100] [--search]
+        [--no-baseline]
 """
 
 from __future__ import annotations
@@ -139,6 +145,16 @@ def one_seed(encoder, data, test, seed: int, args, bar) -> Run:
 
         review(queue[:args.top], "top")
         review(suspects.suspect_queue(d, CLIENT, fid, len(rows)), "queue")
+        if args.baseline:
+            # The same noisy function again, with `--top` flips chosen at random fixed (an
+            # oracle no reviewer has): what fixing that many flips gives without any ranking.
+            other, other_rows = function("noisy again", noisy)
+            flips = sorted(sid for sid, i in other_rows.items() if noisy[i] != data.ytrain[i])
+            for sid in rng.permutation(flips)[:args.top]:
+                samples.annotate(d, CLIENT, other, str(sid),
+                                 samples.LabelRef(label_name=data.ytrain[other_rows[sid]]))
+            run.promoted["random"] = train(other, "random")
+            run.accuracy["random"] = accuracy(other)
     return run
 
 
@@ -153,6 +169,9 @@ def main() -> None:
     p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--noise", type=float, default=0.05, help="share of labels flipped")
     p.add_argument("--top", type=int, default=100, help="suspects fixed first")
+    p.add_argument("--no-baseline", dest="baseline", action="store_false",
+                   help="skip the baseline: --top flips chosen at random fixed (an oracle) on "
+                        "a second noisy function")
     p.add_argument("--search", action="store_true",
                    help="retrain after the fixes with a full search (force), not as the "
                         "product would (warm, a few samples changed)")
@@ -165,7 +184,8 @@ def main() -> None:
     test = featurize_cached(enc, data.test, "banking77-test")
     encoder = CachedEncoder(enc, data.train, features)
     seeds = range(args.first_seed, args.first_seed + args.seeds)
-    bar = tqdm(total=len(seeds) * 4, unit="training run", file=sys.stderr, desc="eval_mislabels")
+    bar = tqdm(total=len(seeds) * (6 if args.baseline else 4), unit="training run",
+               file=sys.stderr, desc="eval_mislabels")
     runs = [one_seed(encoder, data, test, seed, args, bar) for seed in seeds]
     bar.close()
 
@@ -179,28 +199,34 @@ def main() -> None:
                      r.queue_recall, r.accuracy["clean"], r.accuracy["noisy"],
                      r.accuracy["top"], r.accuracy["queue"], recovered(r.accuracy, "top"),
                      recovered(r.accuracy, "queue"),
+                     *([r.accuracy["random"], recovered(r.accuracy, "random")]
+                       if args.baseline else []),
                      f"{r.fixed['top']}/{r.kept['top']}", f"{r.fixed['queue']}/{r.kept['queue']}",
-                     f"{int(r.promoted['top'])}{int(r.promoted['queue'])}",
+                     "".join(str(int(v)) for v in r.promoted.values()),
                      " ".join(f"{k}:{v}" for k, v in r.seconds.items())])
     print_table(["seed", "samples", "flipped", "queue", f"P@{args.top}", "queue P",
                  "queue R", "acc clean", "acc noisy", f"acc top{args.top}", "acc queue",
                  "won back top", "won back queue",
+                 *(["acc random", "won back random"] if args.baseline else []),
                  "top fixed/kept", "queue fixed/kept", "promoted", "training s"], rows)
     figures = {
         "config": {"seeds": args.seeds, "first_seed": args.first_seed, "noise": args.noise,
-                   "top": args.top, "search": args.search},
+                   "top": args.top, "search": args.search,
+                   "baseline": args.baseline},
         "samples": mean(r.samples for r in runs), "flipped": mean(r.flipped for r in runs),
         "queue": mean(r.queue for r in runs),
         "precision_top": mean(r.top_precision for r in runs),
         "queue_precision": mean(r.queue_precision for r in runs),
         "queue_recall": mean(r.queue_recall for r in runs),
-        **{f"accuracy_{k}": mean(r.accuracy[k] for r in runs)
-           for k in ("clean", "noisy", "top", "queue")},
+        **{f"accuracy_{k}": mean(r.accuracy.get(k) for r in runs)
+           for k in ("clean", "noisy", "top", "queue", *(("random",) if args.baseline else ()))},
     }
     means = {k.removeprefix("accuracy_"): v for k, v in figures.items()
              if k.startswith("accuracy_")}
     figures |= {"recovered_top": recovered(means, "top"),
                 "recovered_queue": recovered(means, "queue")}
+    if args.baseline:
+        figures["recovered_random_flips"] = recovered(means, "random")
     figures["targets"] = {
         "precision_top": {"target": TARGET_PRECISION, "measured": figures["precision_top"],
                           "met": figures["precision_top"] >= TARGET_PRECISION},
@@ -211,7 +237,9 @@ def main() -> None:
     print(f"\nP@{args.top}: the first {args.top} suspects that were flipped; queue P / R: the "
           "whole queue's precision and recall of the flips; top / queue fixed/kept: flips "
           "relabelled / others kept at each step; won back: (fixed - noisy) / (clean - noisy); "
-          "promoted: whether each retrain went live")
+          + (f"random: {args.top} flips chosen at random fixed instead (the baseline); "
+             if args.baseline else "")
+          + "promoted: whether each retrain went live (top, queue, random)")
     emit_json("eval_mislabels", figures)
 
 
