@@ -196,10 +196,7 @@ def call_wsgi(app, environ) -> tuple[str, list, bytes]:
 
 def _buffered(environ) -> dict:
     """The request with its body read into memory (and de-chunked), so it can be logged."""
-    stream = environ["wsgi.input"]
-    length = environ.get("CONTENT_LENGTH")
-    body = stream.read(int(length)) if length else (
-        stream.read() if environ.get("wsgi.input_terminated") else b"")
+    body = keepalive.read_body(environ)
     out = {k: v for k, v in environ.items() if k != "HTTP_TRANSFER_ENCODING"}
     out.update({"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body)),
                 _BODY: body})

@@ -60,7 +60,7 @@ class KeepAliveHandler(WSGIRequestHandler):
             self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             self.wfile.flush()  # the client waits for it before it sends the body
         self.environ = environ = self.make_environ()
-        body = _read_body(environ)
+        body = read_body(environ)
         environ.pop("HTTP_TRANSFER_ENCODING", None)
         environ.update({"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body)),
                         "wsgi.input_terminated": False})
@@ -113,7 +113,8 @@ class KeepAliveHandler(WSGIRequestHandler):
         self._sent = True
 
 
-def _read_body(environ: dict) -> bytes:
+def read_body(environ: dict) -> bytes:
+    """A WSGI request's whole body, de-chunked."""
     stream = environ["wsgi.input"]
     if environ.get("wsgi.input_terminated"):  # chunked: werkzeug's reader stops at the end
         return stream.read()
