@@ -425,6 +425,10 @@ def stack_api_handler(event, context):
     from labelloop import afterwork
 
     with afterwork.collect(context.aws_request_id):  # as every API handler must
+        if event["rawPath"] == "/hold":  # what a container holds until its shutdown
+            afterwork.at_shutdown(lambda: _client("dynamodb").put_item(
+                TableName=os.environ["LABELLOOP_TABLE"],
+                Item={"pk": {"S": "held"}, "sk": {"S": "x"}}))
         return {"statusCode": 200, "body": json.dumps({"path": event["rawPath"],
                                                        "table": os.environ["LABELLOOP_TABLE"]})}
 
@@ -481,13 +485,15 @@ def test_local_stack_wires_everything_and_keeps_its_state(tmp_path, monkeypatch)
         _client("dynamodb").put_item(TableName="labelloop-t-main",
                                      Item={"pk": {"S": "kept"}, "sk": {"S": "x"}})
         first = (s.client_id, s.client_secret)
+        _request(s.url, "GET", "/hold")
     assert "AWS_ENDPOINT_URL" not in os.environ and "LABELLOOP_TABLE" not in os.environ
 
     with stack() as s:
         assert (s.client_id, s.client_secret) == first
-        item = _client("dynamodb").get_item(TableName="labelloop-t-main",
-                                            Key={"pk": {"S": "kept"}, "sk": {"S": "x"}})
-        assert "Item" in item
+        for key in ("kept", "held"):  # held: written at the stop, through moto, then saved
+            item = _client("dynamodb").get_item(TableName="labelloop-t-main",
+                                                Key={"pk": {"S": key}, "sk": {"S": "x"}})
+            assert "Item" in item, key
 
 
 def test_client_credentials_can_come_from_the_environment(tmp_path, monkeypatch):

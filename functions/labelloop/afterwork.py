@@ -21,6 +21,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
+import sys
 import threading
 import time
 import urllib.request
@@ -195,11 +197,39 @@ class LambdaExtension:
 
 
 def start_in_lambda() -> LambdaExtension | None:
-    """In a Lambda environment, register the extension and install its runner."""
+    """In a Lambda environment, register the extension, install its runner, and run the
+    shutdown work on SIGTERM (which Lambda sends the runtime before it shuts an environment
+    down, because an extension is registered)."""
     runtime_api = os.environ.get("AWS_LAMBDA_RUNTIME_API")
     if not runtime_api or _runner is not None:
         return None
     runner = Runner()
     extension = LambdaExtension(runtime_api, runner).start()
     install(runner)
+    signal.signal(signal.SIGTERM, _on_sigterm)
     return extension
+
+
+def _on_sigterm(signum, frame) -> None:
+    shutdown()
+    sys.exit(0)
+
+
+_at_shutdown: list[Callable[[], object]] = []
+
+
+def at_shutdown(fn: Callable[[], object]) -> None:
+    """Run `fn()` when the process shuts down (`shutdown`): work a container holds across
+    invokes (labelloop/held_records.py)."""
+    with _pool_lock:
+        _at_shutdown.append(fn)
+
+
+def shutdown() -> None:
+    """Run what `at_shutdown` registered, each once (Lambda's SIGTERM, the local stack's
+    stop); a failure is logged, and the rest still run."""
+    with _pool_lock:
+        hooks = list(_at_shutdown)
+        _at_shutdown.clear()
+    for fn in hooks:
+        _logged(fn, ())

@@ -111,6 +111,18 @@ class Deps:
         return Invokes(self.tables)
 
     @cached_property
+    def held_records(self):
+        """This container's invoke records waiting for a batch write (labelloop/
+        held_records.py), written at its shutdown too."""
+        from labelloop import afterwork
+        from labelloop.held_records import HeldRecords
+
+        held = HeldRecords(self.settings.invoke_record_batch,
+                           self.settings.invoke_record_delay_seconds, self.invokes.put_many)
+        afterwork.at_shutdown(held.flush)
+        return held
+
+    @cached_property
     def drift(self) -> ports.DriftLogPort:
         from labelloop.data.drift import DriftLog
 

@@ -170,12 +170,18 @@ class LocalStack:
 
     def stop(self) -> None:
         """Intake first (the gateway, then the workers, which hand their batches back), then
-        the final snapshot (milliseconds), then the slower shutdowns."""
+        what the API's container holds, then the final snapshot (milliseconds), then the
+        slower shutdowns."""
         if self.gateway is not None:
             self.gateway.close()
             datadir.clear_running(self.data_dir)
         if self.workers is not None:
             self.workers.stop()  # they release their batches through moto: before it stops
+        if self.gateway is not None and self.gateway.runner is not None:
+            # What invokes left held for later (labelloop/held_records.py), once the work
+            # of those still answering has run: through moto, before it stops.
+            self.gateway.runner.wait_idle(10)
+            afterwork.shutdown()
         if self.moto is not None:
             self.moto.stop()
         if self.gateway is not None:

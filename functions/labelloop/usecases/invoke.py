@@ -1,7 +1,8 @@
 """Use case: invoke. The hot path: one cached view, one encoder run, one head, one write.
 
 The invoke record (full data, model version, prediction, expiry) is written after the response
-has gone out (`afterwork`), so storing adds no latency and the record can hold the prediction.
+has gone out (`afterwork`), so storing adds no latency and the record can hold the prediction;
+a container may hold records for one batch write (`labelloop.held_records`, off by default).
 The capture decision runs there too; it writes only when a strategy takes the invoke. So does
 the drift count (`usecases.drift`), which writes once per flush, not per invoke.
 """
@@ -83,7 +84,7 @@ def invoke(d: Deps, client: str, function_id: str, data, external_id: str | None
             later(inputs.keep, d, view.function, inp)  # before the record that names it
         # Beside the capture decision: the record is a write to another table that capture
         # does not read.
-        alongside(d.invokes.put, InvokeItem.answered(
+        alongside(_store, d, InvokeItem.answered(
             fid, sid, text, external_id, model.version, best,
             view.function.invoke_retention_days, now))
         # A function that stores no invokes captures none either (it keeps no invoke text).
@@ -96,6 +97,13 @@ def invoke(d: Deps, client: str, function_id: str, data, external_id: str | None
     decisions = (view.decisions if model is view.model else
                  d.serving.decisions(fid, view.function.thresholds, model, view.labels))
     return InvokeResult(best, model.version, sid, view, decisions, inp.cache_hit)
+
+
+def _store(d: Deps, record: InvokeItem) -> None:
+    if d.settings.invoke_record_batch > 1:
+        d.held_records.add(record, time.time())
+    else:
+        d.invokes.put(record)
 
 
 def recent_invokes(d: Deps, client: str, function_id: str, limit: int, after: str | None
