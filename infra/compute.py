@@ -87,7 +87,7 @@ class Compute(Construct):
         available = {**data.environment(), **queues.environment(),
                      "LABELLOOP_TRAIN_DEBOUNCE_SECONDS": str(settings.train_debounce_seconds),
                      "LABELLOOP_INVOKE_RETENTION_DAYS": str(settings.invoke_retention_days),
-                     "LABELLOOP_INVOKE_RECORD_BATCH": str(settings.invoke_record_batch),
+                     "LABELLOOP_HELD_INVOKES": str(settings.held_invokes),
                      "LABELLOOP_DEFAULT_ENCODER": settings.default_encoder,
                      "LABELLOOP_FARGATE_MIN_SAMPLES": str(settings.fargate_min_samples),
                      # Pictures go to clients straight from the bucket, not through Lambda.

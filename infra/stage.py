@@ -51,9 +51,9 @@ class StageSettings(BaseModel):
     log_retention_days: int = Field(30)
     train_debounce_seconds: int = Field(3, ge=0, le=900)
     invoke_retention_days: int = Field(30, ge=1, le=365)
-    # Invoke records an API container holds for one batch write (1: each invoke writes its
-    # own; README "Invoke records" says what a batch trades).
-    invoke_record_batch: int = Field(1, ge=1, le=25)
+    # Invokes whose work after the response an API container holds to do at once (1: each
+    # invoke does its own; README "Held invokes" says what holding trades).
+    held_invokes: int = Field(1, ge=1, le=25)
     # The encoder of functions created without one: `accurate` is a few points more accurate
     # with few samples per label and costs about 9x the encoder time (README "Encoder").
     default_encoder: str = Field(DEFAULT_ENCODER, pattern=f"^({'|'.join(ENCODERS)})$")

@@ -18,8 +18,8 @@ that machine load hits every variant alike (in a shuffled order per round):
 - handler + record write: the same, with that write timed too (what an invoke costs the Lambda
   container, not the caller);
 - HTTP: a POST over loopback through the local stack's gateway (its handler shares its
-  process with moto, as `labelloop local` runs; the gateway closes the connection after each
-  answer, as werkzeug's server does, so each request pays a new connection).
+  process with moto, as `labelloop local` runs), on one kept-alive connection as an SDK's
+  session keeps it.
 
 These repeat one text, so they opt out of the invoke cache (`Cache-Control: no-cache`); one
 more variant, "handler (cache hit)", repeats it with the cache on.
@@ -30,12 +30,13 @@ test texts back to back (none repeated: the invoke cache never helps), records a
 on, each invoke's deferred work (record, capture decision, any capture write, drift count and
 every 100th invoke its flush) run before the next begins, as on a busy container; per text,
 the raw encoder on the same text just before, then the text through two containers in turns,
-each with a function of its own (the same data): one as deployed by default (each invoke
-writes its record), one holding records for batch writes of 25
-(`LABELLOOP_INVOKE_RECORD_BATCH`, labelloop/held_records.py).
+each with a function of its own (the same data): one as deployed by default (each invoke does
+its own work after the response), one holding invokes to do the work of 25 at once
+(`LABELLOOP_HELD_INVOKES`, labelloop/held_invokes.py: one batch write of their records, one
+transaction for their captures, their drift counts).
 Target: p50 of the invoke with its deferred work <= 1.5x the raw encoder's p50. The local
 stack's own CPU (moto answering the writes, which AWS does not cost the container) is
-reported per invoke, and the mean beside the p50 (a batch write lands on one invoke in 25).
+reported per invoke, and the mean beside the p50 (held work lands on one invoke in 25).
 
 Cold start: a fresh interpreter importing the handler and serving its first invoke, against a
 fresh interpreter importing onnxruntime and creating the same session (medians of --cold runs).
@@ -294,9 +295,9 @@ def run(args: argparse.Namespace, s: dict[str, str]) -> None:
 STEADY_TARGET = 1.5
 STEADY_PER_LABEL = 10
 STEADY_WARMUP = 20  # texts per container before timing (its encoder session's first runs)
-STEADY_BATCH = 25  # the batched container's LABELLOOP_INVOKE_RECORD_BATCH (BatchWriteItem's most)
-STEADY_LABELS = {"own": "each record by its own invoke, the default",
-                 "batched": f"records held for batch writes of {STEADY_BATCH}"}
+STEADY_BATCH = 25  # the held container's LABELLOOP_HELD_INVOKES (BatchWriteItem's most)
+STEADY_LABELS = {"own": "each invoke's work its own, the default",
+                 "held": f"the work of {STEADY_BATCH} held invokes at once"}
 
 
 def banking77_function(client: Client) -> tuple[str, dict]:
@@ -320,8 +321,8 @@ def banking77_function(client: Client) -> tuple[str, dict]:
 def steady(n: int, fids: dict[str, str], token: str, handler, runner, encoder,
            stack_pid: int) -> dict:
     """See the module's docstring: distinct texts back to back, deferred work included; per
-    text the raw encoder, then an invoke on each container (each record written by its own
-    invoke, and records held for a batch write), each of its own function, in turns so that
+    text the raw encoder, then an invoke on each container (each invoke's work its own, and
+    invokes held to do their work 25 at once), each of its own function, in turns so that
     load hits both alike."""
     from labelloop import container
     from labelloop.container import Deps, deps
@@ -330,8 +331,8 @@ def steady(n: int, fids: dict[str, str], token: str, handler, runner, encoder,
     warmup = min(STEADY_WARMUP, n)
     texts = list(dict.fromkeys(test_texts))[:n + warmup]
     own = deps()
-    held = Deps(own.settings.model_copy(update={"invoke_record_batch": STEADY_BATCH}))
-    containers = {"own": own, "batched": held}
+    held = Deps(own.settings.model_copy(update={"held_invokes": STEADY_BATCH}))
+    containers = {"own": own, "held": held}
     ctx = LambdaContext("bench")
     raw, ours = [], {k: [] for k in containers}
     cpu = dict.fromkeys(containers, 0.0)
@@ -340,7 +341,7 @@ def steady(n: int, fids: dict[str, str], token: str, handler, runner, encoder,
         encoder.featurize_one(text)
         if i >= warmup:
             raw.append(time.perf_counter() - t0)
-        for name in (("own", "batched") if i % 2 else ("batched", "own")):
+        for name in (("own", "held") if i % 2 else ("held", "own")):
             container.reset(containers[name])
             cpu0 = _cpu_seconds(stack_pid)
             t1 = time.perf_counter()
@@ -350,7 +351,7 @@ def steady(n: int, fids: dict[str, str], token: str, handler, runner, encoder,
                 ours[name].append(time.perf_counter() - t1)
                 cpu[name] += _cpu_seconds(stack_pid) - cpu0
             assert out["statusCode"] == 200, out
-    held.held_records.flush()
+    held.held_invokes.flush()
     container.reset(own)
     raw50 = float(np.percentile(raw, 50)) * 1e3
     figures: dict = {"texts": len(raw), "raw_encoder_p50_ms": round(raw50, 3)}

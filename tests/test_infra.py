@@ -544,16 +544,15 @@ def test_tracing_is_a_stage_setting(layers, template):
         assert f["Environment"]["Variables"]["LABELLOOP_TRACING"] == "true"
 
 
-def test_batched_invoke_records_are_a_stage_setting_of_the_api_only(layers, template):
+def test_held_invokes_are_a_stage_setting_of_the_api_only(layers, template):
     def batch(t: dict) -> dict[str, str | None]:
-        return {f["FunctionName"]: f["Environment"]["Variables"].get(
-                    "LABELLOOP_INVOKE_RECORD_BATCH")
+        return {f["FunctionName"]: f["Environment"]["Variables"].get("LABELLOOP_HELD_INVOKES")
                 for f in resources(t, "AWS::Lambda::Function").values()
                 if f.get("FunctionName", "").startswith("labelloop-")}
 
     api = f"labelloop-{STAGE}-api"
     assert batch(template)[api] == "1"
-    batched = batch(synth(layers, invoke_record_batch=25)[1].to_json())
+    batched = batch(synth(layers, held_invokes=25)[1].to_json())
     assert batched.pop(api) == "25"
     assert batched and set(batched.values()) == {None}  # no other function reads it
 

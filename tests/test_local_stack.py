@@ -595,6 +595,42 @@ def test_deferred_work_runs_even_when_the_server_skips_close(how):
         afterwork.install(previous)
 
 
+def test_the_gateway_keeps_connections_and_runs_deferred_work_after_the_answer_is_out():
+    """A request's deferred work starts once its answer has reached the client and ends
+    before the next request on that connection is handled (as Lambda gives an environment
+    its next invoke only then); the connection stays open in between."""
+    from labelloop import afterwork
+
+    release, log = threading.Event(), []
+
+    def handler(event, context):
+        log.append(f"handle {event['rawPath']}")
+        with afterwork.collect(context.aws_request_id):
+            afterwork.later(lambda: (release.wait(10), log.append("deferred work done")))
+        return {"statusCode": 200, "body": event["rawPath"]}
+
+    runner = afterwork.Runner()
+    previous = afterwork.install(runner)
+    try:
+        with Gateway(handler, runner=runner) as gw:
+            host, port = gw.url.removeprefix("http://").split(":")
+            conn = http.client.HTTPConnection(host, int(port), timeout=10)
+            conn.request("GET", "/one")
+            first = conn.getresponse()
+            # The whole answer, while the deferred work still waits for `release`.
+            assert first.read() == b"/one" and not first.will_close
+            sock = conn.sock
+            threading.Timer(0.2, release.set).start()
+            conn.request("GET", "/two")
+            assert conn.getresponse().read() == b"/two"
+            assert conn.sock is sock  # the same connection
+            assert log[:3] == ["handle /one", "deferred work done", "handle /two"]
+            assert runner.wait_idle(timeout=10)
+    finally:
+        release.set()
+        afterwork.install(previous)
+
+
 def _token_status(url: str, client_id: str, secret: str) -> int:
     response, _ = _request(url, "POST", "/connect/token",
                          f"client_id={client_id}&client_secret={secret}".encode(),

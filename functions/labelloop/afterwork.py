@@ -220,7 +220,7 @@ _at_shutdown: list[Callable[[], object]] = []
 
 def at_shutdown(fn: Callable[[], object]) -> None:
     """Run `fn()` when the process shuts down (`shutdown`): work a container holds across
-    invokes (labelloop/held_records.py)."""
+    invokes (labelloop/held_invokes.py)."""
     with _pool_lock:
         _at_shutdown.append(fn)
 

@@ -111,16 +111,17 @@ class Deps:
         return Invokes(self.tables)
 
     @cached_property
-    def held_records(self):
-        """This container's invoke records waiting for a batch write (labelloop/
-        held_records.py), written at its shutdown too."""
+    def held_invokes(self):
+        """The invokes whose work after the response this container holds (labelloop/
+        held_invokes.py), done at its shutdown at the latest."""
         from labelloop import afterwork
-        from labelloop.held_records import HeldRecords
+        from labelloop.held_invokes import HeldInvokes
+        from labelloop.usecases import held
 
-        held = HeldRecords(self.settings.invoke_record_batch,
-                           self.settings.invoke_record_delay_seconds, self.invokes.put_many)
-        afterwork.at_shutdown(held.flush)
-        return held
+        holder = HeldInvokes(self.settings.held_invokes, self.settings.held_invokes_delay_seconds,
+                             lambda invokes: held.write(self, invokes))
+        afterwork.at_shutdown(holder.flush)
+        return holder
 
     @cached_property
     def drift(self) -> ports.DriftLogPort:

@@ -112,12 +112,13 @@ class ApiSettings(_Trains, _Encodes):
     # pictures 21 MB.
     invoke_cache_entries: int = Field(4096, ge=0, le=1_000_000,
                                       alias="LABELLOOP_INVOKE_CACHE_ENTRIES")
-    # Invoke records a container holds for one BatchWriteItem (labelloop/held_records.py;
-    # 1: each invoke writes its own), written at the latest by the first invoke this many
-    # seconds after the oldest was held (feedback on a sampleId waits 3 s for its record).
-    invoke_record_batch: int = Field(1, ge=1, le=25, alias="LABELLOOP_INVOKE_RECORD_BATCH")
-    invoke_record_delay_seconds: float = Field(
-        1.0, gt=0, le=2.5, alias="LABELLOOP_INVOKE_RECORD_DELAY_SECONDS")
+    # Invokes whose work after the response (record, capture, drift count) a container
+    # holds to do at once (labelloop/held_invokes.py; 1: each invoke does its own), at the
+    # latest by the first invoke this many seconds after the oldest was held (feedback on a
+    # sampleId waits 3 s for its record).
+    held_invokes: int = Field(1, ge=1, le=25, alias="LABELLOOP_HELD_INVOKES")
+    held_invokes_delay_seconds: float = Field(
+        1.0, gt=0, le=2.5, alias="LABELLOOP_HELD_INVOKES_DELAY_SECONDS")
     # The encoder of a function created without one (`fast` or `accurate`).
     default_encoder: str = Field(DEFAULT_ENCODER, pattern=f"^({'|'.join(ENCODERS)})$",
                                  alias="LABELLOOP_DEFAULT_ENCODER")

@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from labelloop.afterwork import Runner
-from labelloop.local import ACCOUNT_ID, LambdaContext
+from labelloop.local import ACCOUNT_ID, LambdaContext, keepalive
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +254,12 @@ class Gateway:
     def start(self) -> Gateway:
         from werkzeug.serving import WSGIRequestHandler, make_server
 
-        class LoggingHandler(WSGIRequestHandler):
+        # Connections stay open between requests, as API Gateway keeps them; a request's
+        # deferred work runs on its connection once the answer is out, before the next request
+        # on it is read (as Lambda gives an environment its next invoke only after that work).
+        class LoggingHandler(keepalive.KeepAliveHandler, WSGIRequestHandler):
+            max_body_bytes = MAX_BODY_BYTES
+
             def version_string(self) -> str:
                 return "labelloop"  # not werkzeug's and Python's versions
 
@@ -279,6 +284,7 @@ class Gateway:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+            keepalive.close_all(self._server)
             self._thread.join(timeout=5)
             self._server = None
 

@@ -35,6 +35,9 @@ class KeepAliveHandler(WSGIRequestHandler):
     # Status, headers and body leave in one send: written apart, the body would wait for the
     # client's delayed ACK of the headers (Nagle), about 40 ms per answer.
     wbufsize = 64 * 1024
+    # A body declared longer than this is not read: the app answers (413) and the connection
+    # closes. None: every body is read.
+    max_body_bytes: int | None = None
 
     def setup(self) -> None:
         super().setup()
@@ -60,10 +63,17 @@ class KeepAliveHandler(WSGIRequestHandler):
             self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             self.wfile.flush()  # the client waits for it before it sends the body
         self.environ = environ = self.make_environ()
-        body = read_body(environ)
-        environ.pop("HTTP_TRANSFER_ENCODING", None)
-        environ.update({"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body)),
-                        "wsgi.input_terminated": False})
+        declared = environ.get("CONTENT_LENGTH", "")
+        if (self.max_body_bytes is not None and declared.isdigit()
+                and int(declared) > self.max_body_bytes):
+            # Left unread for the app to refuse (it may never come): the connection cannot
+            # carry another request after it.
+            self.close_connection = True
+        else:
+            body = read_body(environ)
+            environ.pop("HTTP_TRANSFER_ENCODING", None)
+            environ.update({"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body)),
+                            "wsgi.input_terminated": False})
         started: list = []
         self._sent = False
 
@@ -75,8 +85,17 @@ class KeepAliveHandler(WSGIRequestHandler):
         result = None
         try:
             result = self.server.app(environ, start_response)
-            chunks.extend(result)
-            self._send(started[0], started[1], b"".join(chunks))
+            body = iter(result)
+            first = next(body, b"")  # start_response may wait for the first chunk
+            declared = _content_length(started[1])
+            if declared is None:
+                self._send(started[0], started[1], b"".join([*chunks, first, *body]))
+            else:
+                # Each chunk leaves as the app yields it: an app may do work once its
+                # answer is out (the gateway runs the request's deferred work there).
+                self._send(started[0], started[1], b"".join([*chunks, first]), declared)
+                for chunk in body:
+                    self._write(chunk)
         except (TimeoutError, ConnectionError) as e:
             self.close_connection = True
             self.connection_dropped(e, environ)
@@ -90,7 +109,9 @@ class KeepAliveHandler(WSGIRequestHandler):
             if hasattr(result, "close"):
                 result.close()  # WSGI's close(), once the answer is out
 
-    def _send(self, status: str, headers: list, body: bytes) -> None:
+    def _send(self, status: str, headers: list, body: bytes, length: int | None = None
+              ) -> None:
+        """The head and `body` in one write; `length`: the whole body's, when more follows."""
         code_text, _, reason = status.partition(" ")
         code = int(code_text)
         head = self.command == "HEAD"
@@ -103,14 +124,25 @@ class KeepAliveHandler(WSGIRequestHandler):
                 continue
             self.send_header(key, value)
         if not head and code not in _NO_BODY and not 100 <= code < 200:
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Length", str(len(body) if length is None else length))
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        if not head and code not in _NO_BODY:
-            self.wfile.write(body)
-        self.wfile.flush()
         self._sent = True
+        self._has_body = not head and code not in _NO_BODY
+        self._write(body)
+
+    def _write(self, chunk: bytes) -> None:
+        if self._has_body and chunk:
+            self.wfile.write(chunk)
+        self.wfile.flush()
+
+
+def _content_length(headers: list) -> int | None:
+    for key, value in headers:
+        if key.lower() == "content-length" and value.strip().isdigit():
+            return int(value)
+    return None
 
 
 def read_body(environ: dict) -> bytes:

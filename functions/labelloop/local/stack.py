@@ -178,7 +178,7 @@ class LocalStack:
         if self.workers is not None:
             self.workers.stop()  # they release their batches through moto: before it stops
         if self.gateway is not None and self.gateway.runner is not None:
-            # What invokes left held for later (labelloop/held_records.py), once the work
+            # What invokes left held for later (labelloop/held_invokes.py), once the work
             # of those still answering has run: through moto, before it stops.
             self.gateway.runner.wait_idle(10)
             afterwork.shutdown()

@@ -35,12 +35,20 @@ class Offer:
 def capture(d: Deps, view: View, model: LiveModel, prediction: Prediction, features: Features,
             sample_id: str, text: str, external_id: str | None) -> str | None:
     """Capture one invoke if a strategy takes it; returns the strategy's name or None."""
-    strategy = _capture(d, view, model, Offer(prediction, features, sample_id, text,
-                                              external_id))
-    if strategy is not None:
-        per_function("api", view.function.id, {"Captures": (MetricUnit.Count, 1)},
-                     strategy=strategy)
+    return capture_offer(d, view, model, Offer(prediction, features, sample_id, text,
+                                               external_id))
+
+
+def capture_offer(d: Deps, view: View, model: LiveModel, offer: Offer) -> str | None:
+    strategy = _capture(d, view, model, offer)
+    count_captures(view.function.id, [strategy])
     return strategy
+
+
+def count_captures(fid: str, strategies: list[str | None]) -> None:
+    """The API's `Captures` metric, per function and strategy."""
+    for strategy in filter(None, strategies):
+        per_function("api", fid, {"Captures": (MetricUnit.Count, 1)}, strategy=strategy)
 
 
 def _capture(d: Deps, view: View, model: LiveModel, o: Offer, observed: bool = False

@@ -1,10 +1,10 @@
 """Use case: invoke. The hot path: one cached view, one encoder run, one head, one write.
 
 The invoke record (full data, model version, prediction, expiry) is written after the response
-has gone out (`afterwork`), so storing adds no latency and the record can hold the prediction;
-a container may hold records for one batch write (`labelloop.held_records`, off by default).
+has gone out (`afterwork`), so storing adds no latency and the record can hold the prediction.
 The capture decision runs there too; it writes only when a strategy takes the invoke. So does
-the drift count (`usecases.drift`), which writes once per flush, not per invoke.
+the drift count (`usecases.drift`), which writes once per flush, not per invoke. A container
+may hold several invokes' work to do it at once (`labelloop.held_invokes`, off by default).
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from labelloop.ml.build import MIN_LABELS_TO_TRAIN, MIN_SAMPLES_PER_LABEL
 from labelloop.serving import LiveModel, Prediction, View, predict
 from labelloop.thresholds import Decisions
 from labelloop.usecases import drift, inputs
-from labelloop.usecases.capture import capture as capture_invoke
+from labelloop.usecases.capture import Offer, capture_offer
 from labelloop.usecases.common import function_not_found, owned_function
+from labelloop.usecases.held import HeldInvoke
 from labelloop.usecases.samples import MAX_EXTERNAL_ID, MAX_PAGE
 
 
@@ -78,32 +79,34 @@ def invoke(d: Deps, client: str, function_id: str, data, external_id: str | None
     if not predictions:
         raise NotReady("the model's labels were all deleted; a retrain is queued")
     best, sid = predictions[0], new_bare()
+    record = offer = embedding = None
     if view.function.store_invokes:
-        now = time.time()
         if inp.image is not None:
             later(inputs.keep, d, view.function, inp)  # before the record that names it
-        # Beside the capture decision: the record is a write to another table that capture
-        # does not read.
-        alongside(_store, d, InvokeItem.answered(
-            fid, sid, text, external_id, model.version, best,
-            view.function.invoke_retention_days, now))
+        record = InvokeItem.answered(fid, sid, text, external_id, model.version, best,
+                                     view.function.invoke_retention_days, time.time())
         # A function that stores no invokes captures none either (it keeps no invoke text).
         # Invokes of a version chosen by modelId are experiments, not traffic: not captured.
         if capture and model is view.model:
-            later(capture_invoke, d, view, model, best, features, sid, text, external_id)
+            offer = Offer(best, features, sid, text, external_id)
     if model is view.model and not model.head.zero_shot:
         # Traffic of the live version, whatever is stored or captured (counts hold no text).
-        later(drift.observe, d, view, model, best, features.embeddings[0])
+        embedding = features.embeddings[0]
+    if d.settings.held_invokes > 1:
+        later(d.held_invokes.add, HeldInvoke(view, model, best, record, offer, embedding),
+              time.time())
+    else:
+        if record is not None:
+            # Beside the capture decision: a write to another table that capture does not
+            # read.
+            alongside(d.invokes.put, record)
+        if offer is not None:
+            later(capture_offer, d, view, model, offer)
+        if embedding is not None:
+            later(drift.observe, d, view, model, best, embedding)
     decisions = (view.decisions if model is view.model else
                  d.serving.decisions(fid, view.function.thresholds, model, view.labels))
     return InvokeResult(best, model.version, sid, view, decisions, inp.cache_hit)
-
-
-def _store(d: Deps, record: InvokeItem) -> None:
-    if d.settings.invoke_record_batch > 1:
-        d.held_records.add(record, time.time())
-    else:
-        d.invokes.put(record)
 
 
 def recent_invokes(d: Deps, client: str, function_id: str, limit: int, after: str | None

@@ -1,6 +1,7 @@
-"""Invoke records held for one batch write (labelloop/held_records.py,
-`LABELLOOP_INVOKE_RECORD_BATCH` > 1): written when the batch is full, when the oldest has
-waited the delay, and at shutdown; a failed write holds them again; off by default."""
+"""Invokes whose work after the response a container holds (labelloop/held_invokes.py,
+`LABELLOOP_HELD_INVOKES` > 1): done when enough are held, when the oldest has waited the delay,
+and at shutdown; records in one write, captures in one transaction, drift counted; a failed
+write holds them again; off by default."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ import time
 
 import pytest
 from test_api import make_function
+from test_capture import TEXTS, policy, queue
 
 from labelloop import afterwork
 from labelloop.domain import InvokeItem
-from labelloop.held_records import HeldRecords
+from labelloop.held_invokes import HeldInvokes
 
 
 @pytest.fixture
@@ -31,9 +33,9 @@ def lambda_like(monkeypatch):
     afterwork.shutdown()  # nothing registered by one test runs in another
 
 
-def _invoke(api, runner, fid: str, text: str) -> str:
+def _invoke(api, runner, fid: str, text: str, capture: bool = False) -> str:
     status, out, _ = api.call("POST", f"/v1/functions/{fid}/invoke", {"data": text},
-                              query="capture=false")
+                              query="" if capture else "capture=false")
     assert status == 200, out
     assert runner.finish("test", timeout=5) > 0
     return out["sampleId"]
@@ -48,14 +50,15 @@ def _stored(api, fid: str) -> set[str]:
 @pytest.fixture
 def batch_of_3(monkeypatch):
     """Set before the `api` fixture reads the settings."""
-    monkeypatch.setenv("LABELLOOP_INVOKE_RECORD_BATCH", "3")
-    monkeypatch.setenv("LABELLOOP_INVOKE_RECORD_DELAY_SECONDS", "2.5")
+    monkeypatch.setenv("LABELLOOP_HELD_INVOKES", "3")
+    monkeypatch.setenv("LABELLOOP_HELD_INVOKES_DELAY_SECONDS", "2.5")
+    monkeypatch.setenv("LABELLOOP_DRIFT_FLUSH_INVOKES", "1")  # each count written at once
 
 
 @pytest.fixture
 def short_delay(monkeypatch):
-    monkeypatch.setenv("LABELLOOP_INVOKE_RECORD_BATCH", "25")
-    monkeypatch.setenv("LABELLOOP_INVOKE_RECORD_DELAY_SECONDS", "0.3")
+    monkeypatch.setenv("LABELLOOP_HELD_INVOKES", "25")
+    monkeypatch.setenv("LABELLOOP_HELD_INVOKES_DELAY_SECONDS", "0.3")
 
 
 def test_records_wait_for_a_full_batch_then_land_in_one_write_and_the_rest_at_shutdown(
@@ -69,6 +72,26 @@ def test_records_wait_for_a_full_batch_then_land_in_one_write_and_the_rest_at_sh
     assert _stored(api, fid) == {*first, third}
     afterwork.shutdown()  # as on Lambda's SIGTERM or the local stack's stop
     assert _stored(api, fid) == {*first, third, fourth}
+
+
+def test_held_invokes_are_captured_and_counted_for_drift_when_their_work_is_done(
+        batch_of_3, api, lambda_like):
+    fid = make_function(api)
+    policy(api, fid, {"random": {"rate": 1.0, "quota": 10}, "uncertainty": {"quota": 0},
+                      "rare_class": {"quota": 0}})
+
+    def counted() -> int:
+        status, body, _ = api.call("GET", f"/v1/functions/{fid}/drift")
+        assert status == 200, body
+        return sum(day["invokes"] for day in body["days"])
+
+    first = [_invoke(api, lambda_like, fid, text, capture=True) for text in TEXTS[:2]]
+    assert queue(api, fid) == [] and counted() == 0
+    third = _invoke(api, lambda_like, fid, TEXTS[2], capture=True)
+    captured = queue(api, fid)
+    assert {c["id"] for c in captured} == {*first, third}
+    assert {c["captureReason"] for c in captured} == {"random"}
+    assert counted() == 3 and _stored(api, fid) == {*first, third}
 
 
 def test_by_default_each_invoke_writes_its_own_record(api, lambda_like):
@@ -111,7 +134,7 @@ def test_a_failed_write_holds_its_records_again_and_the_next_one_writes_them(aws
     # The invokes table of a stage that does not exist yet: writes fail until it does.
     later = aws["LABELLOOP_INVOKES_TABLE"].replace("test", "later")
     invokes = Invokes(Tables.of(dynamodb, aws["LABELLOOP_TABLE"], later))
-    held = HeldRecords(2, 60.0, invokes.put_many)
+    held = HeldInvokes(2, 60.0, invokes.put_many)
     assert held.add(_record(0), 0.0) == 0
     with pytest.raises(Exception, match=r"ResourceNotFound|non-existent table"):
         held.add(_record(1), 0.1)
@@ -122,16 +145,16 @@ def test_a_failed_write_holds_its_records_again_and_the_next_one_writes_them(aws
         "INVOKE#s0", "INVOKE#s1", "INVOKE#s2"}
 
 
-def test_the_oldest_records_go_first_when_writes_fail_for_long(caplog):
+def test_the_oldest_held_invokes_are_dropped_first_when_writes_fail_for_long(caplog):
     def down(records):
         raise ConnectionError("no DynamoDB")
 
-    held = HeldRecords(1, 60.0, down)
-    with caplog.at_level(logging.ERROR, logger="labelloop.held_records"):
+    held = HeldInvokes(1, 60.0, down)
+    with caplog.at_level(logging.ERROR, logger="labelloop.held_invokes"):
         for i in range(3):
             with pytest.raises(ConnectionError):
                 held.add(_record(i), float(i))
-        import labelloop.held_records as module
+        import labelloop.held_invokes as module
 
         cap, module.MAX_HELD = module.MAX_HELD, 2
         try:
