@@ -14,6 +14,10 @@ A use case hands work to `later(fn, *args)`; an entry point runs the request ins
 
 A failure cannot reach a caller who already has its answer: it is logged with the work's name
 (botocore has already retried it).
+
+Work a container holds across invokes registers with `at_shutdown`; `shutdown` runs it, on
+Lambda's SIGTERM (sent to the runtime before an environment is shut down, since an extension is
+registered) and at the local stack's stop.
 """
 
 from __future__ import annotations
@@ -216,19 +220,20 @@ def _on_sigterm(signum, frame) -> None:
 
 
 _at_shutdown: list[Callable[[], object]] = []
+_at_shutdown_lock = threading.Lock()
 
 
 def at_shutdown(fn: Callable[[], object]) -> None:
     """Run `fn()` when the process shuts down (`shutdown`): work a container holds across
     invokes (labelloop/held_invokes.py)."""
-    with _pool_lock:
+    with _at_shutdown_lock:
         _at_shutdown.append(fn)
 
 
 def shutdown() -> None:
     """Run what `at_shutdown` registered, each once (Lambda's SIGTERM, the local stack's
     stop); a failure is logged, and the rest still run."""
-    with _pool_lock:
+    with _at_shutdown_lock:
         hooks = list(_at_shutdown)
         _at_shutdown.clear()
     for fn in hooks:
