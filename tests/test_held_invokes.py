@@ -23,7 +23,7 @@ from labelloop.held_invokes import HeldInvokes
 
 
 @pytest.fixture
-def lambda_like(monkeypatch):
+def lambda_like():
     """A runner as the Lambda extension has: each invoke's work runs when `finish` is called,
     after its response."""
     runner = afterwork.Runner()
@@ -61,7 +61,7 @@ def short_delay(monkeypatch):
     monkeypatch.setenv("LABELLOOP_HELD_INVOKES_DELAY_SECONDS", "0.3")
 
 
-def test_records_wait_for_a_full_batch_then_land_in_one_write_and_the_rest_at_shutdown(
+def test_records_wait_for_a_full_batch_then_land_together_and_the_rest_at_shutdown(
         batch_of_3, api, lambda_like):
     fid = make_function(api)
     first = [_invoke(api, lambda_like, fid, f"refund my order number {i}") for i in range(2)]
