@@ -1,7 +1,8 @@
-"""Invokes whose work after the response a container holds (labelloop/held_invokes.py,
-`LABELLOOP_HELD_INVOKES` > 1): done when enough are held, when the oldest has waited the delay,
-and at shutdown; records in one write, captures in one transaction, drift counted; a failed
-write holds them again; off by default."""
+"""What a container holds across invokes. Held invokes (labelloop/held_invokes.py,
+`LABELLOOP_HELD_INVOKES` > 1): their work is done when enough are held, when the oldest has
+waited the delay, and at shutdown; records in one write, captures in one transaction, drift
+counted; a failed write holds them again; off by default. Drift counts: written at shutdown
+too. Shutdown itself: on Lambda's SIGTERM, each step once."""
 
 from __future__ import annotations
 
@@ -47,6 +48,13 @@ def _stored(api, fid: str) -> set[str]:
     return {r["sampleId"] for r in records}
 
 
+def _counted(api, fid: str) -> int:
+    """The invokes the function's drift counters hold."""
+    status, body, _ = api.call("GET", f"/v1/functions/{fid}/drift")
+    assert status == 200, body
+    return sum(day["invokes"] for day in body["days"])
+
+
 @pytest.fixture
 def batch_of_3(monkeypatch):
     """Set before the `api` fixture reads the settings."""
@@ -80,18 +88,26 @@ def test_held_invokes_are_captured_and_counted_for_drift_when_their_work_is_done
     policy(api, fid, {"random": {"rate": 1.0, "quota": 10}, "uncertainty": {"quota": 0},
                       "rare_class": {"quota": 0}})
 
-    def counted() -> int:
-        status, body, _ = api.call("GET", f"/v1/functions/{fid}/drift")
-        assert status == 200, body
-        return sum(day["invokes"] for day in body["days"])
-
     first = [_invoke(api, lambda_like, fid, text, capture=True) for text in TEXTS[:2]]
-    assert queue(api, fid) == [] and counted() == 0
+    assert queue(api, fid) == [] and _counted(api, fid) == 0
     third = _invoke(api, lambda_like, fid, TEXTS[2], capture=True)
     captured = queue(api, fid)
     assert {c["id"] for c in captured} == {*first, third}
     assert {c["captureReason"] for c in captured} == {"random"}
-    assert counted() == 3 and _stored(api, fid) == {*first, third}
+    assert _counted(api, fid) == 3 and _stored(api, fid) == {*first, third}
+
+
+def test_drift_counts_not_yet_written_are_written_at_shutdown(api):
+    """By default a container writes its drift counts every 100 invokes; at its shutdown the
+    rest (Lambda's SIGTERM, the local stack's stop)."""
+    fid = make_function(api)
+    for text in TEXTS[:3]:
+        assert api.call("POST", f"/v1/functions/{fid}/invoke", {"data": text},
+                        query="capture=false")[0] == 200
+
+    assert _counted(api, fid) == 0
+    afterwork.shutdown()
+    assert _counted(api, fid) == 3
 
 
 def test_by_default_each_invoke_writes_its_own_record(api, lambda_like):
@@ -167,8 +183,13 @@ def test_the_oldest_held_invokes_are_dropped_first_when_writes_fail_for_long(cap
 
 def test_shutdown_runs_each_registered_step_once_and_survives_a_failing_one(caplog):
     done = []
+
+    def flush():
+        done.append("flushed")
+
     afterwork.at_shutdown(lambda: 1 / 0)
-    afterwork.at_shutdown(lambda: done.append("flushed"))
+    afterwork.at_shutdown(flush)
+    afterwork.at_shutdown(flush)  # registered again: still once
     with caplog.at_level(logging.ERROR, logger="labelloop.afterwork"):
         afterwork.shutdown()
         afterwork.shutdown()

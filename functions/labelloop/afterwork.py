@@ -224,10 +224,11 @@ _at_shutdown_lock = threading.Lock()
 
 
 def at_shutdown(fn: Callable[[], object]) -> None:
-    """Run `fn()` when the process shuts down (`shutdown`): work a container holds across
-    invokes (labelloop/held_invokes.py)."""
+    """Run `fn()` when the process shuts down (`shutdown`), once however often it is
+    registered: what the containers hold across invokes (`container._flush_current`)."""
     with _at_shutdown_lock:
-        _at_shutdown.append(fn)
+        if fn not in _at_shutdown:
+            _at_shutdown.append(fn)
 
 
 def shutdown() -> None:

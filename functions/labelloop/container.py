@@ -118,10 +118,9 @@ class Deps:
         from labelloop.held_invokes import HeldInvokes
         from labelloop.usecases import held
 
-        holder = HeldInvokes(self.settings.held_invokes, self.settings.held_invokes_delay_seconds,
-                             lambda invokes: held.write(self, invokes))
-        afterwork.at_shutdown(holder.flush)
-        return holder
+        afterwork.at_shutdown(_flush_current)
+        return HeldInvokes(self.settings.held_invokes, self.settings.held_invokes_delay_seconds,
+                           lambda invokes: held.write(self, invokes))
 
     @cached_property
     def drift(self) -> ports.DriftLogPort:
@@ -131,9 +130,12 @@ class Deps:
 
     @cached_property
     def drift_tracker(self):
-        """This container's invoke counts and last drift status (labelloop/drift/tracker.py)."""
+        """This container's invoke counts and last drift status (labelloop/drift/tracker.py);
+        the counts not yet written are written at its shutdown."""
+        from labelloop import afterwork
         from labelloop.drift.tracker import DriftTracker
 
+        afterwork.at_shutdown(_flush_current)
         return DriftTracker()
 
     @cached_property
@@ -232,6 +234,26 @@ def deps(settings_cls: type[Settings] = ApiSettings) -> Deps:
         with _containers_lock:
             d = _containers.setdefault(settings_cls, Deps(settings_cls=settings_cls))
     return d
+
+
+def _flush_current() -> None:
+    """At shutdown (`afterwork.at_shutdown`): what the current containers hold across invokes,
+    held invokes first (their work counts for drift), then the drift counts. Only the current
+    ones: a container that `reset` dropped may point at AWS endpoints that are gone."""
+    from labelloop.usecases import drift
+
+    with _containers_lock:
+        current = list(_containers.values())
+    for d in current:
+        # Built ones only (cached_property keeps them in __dict__); drift checked after the
+        # held invokes' work, which may have built it.
+        for name, flush in (("held_invokes", lambda d: d.held_invokes.flush()),
+                            ("drift_tracker", drift.flush_pending)):
+            if name in d.__dict__:
+                try:
+                    flush(d)
+                except Exception:  # the next one still runs
+                    log.exception("writing the container's %s at shutdown failed", name)
 
 
 def reset(*new: Deps) -> None:

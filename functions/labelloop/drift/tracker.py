@@ -4,8 +4,9 @@ reference once read (it never changes), and the last
 drift status it read, which the capture decision asks (`flagged`). No write per invoke: one per
 flush, so no key is hot however busy the function.
 
-A container reclaimed between flushes loses its unflushed counts (at most one flush's worth):
-counters, not records, and drift is read over hundreds of invokes."""
+At the container's shutdown (`afterwork.at_shutdown`) the unflushed counts are written too; a
+container that dies without one loses them (at most one flush's worth): counters, not records,
+and drift is read over hundreds of invokes."""
 
 from __future__ import annotations
 
@@ -50,6 +51,12 @@ class DriftTracker:
                 return counts
             self._pending[key] = (counts, since)
             return None
+
+    def take_pending(self) -> list[tuple[str, int, DriftCounts]]:
+        """Every unflushed count, taken (the caller writes them): (function, version, counts)."""
+        with self._lock:
+            taken, self._pending = self._pending, {}
+        return [(fid, version, counts) for (fid, version), (counts, _) in taken.items()]
 
     def novelty_rows(self, fid: str, version: int, load: Callable[[], np.ndarray]
                      ) -> np.ndarray:

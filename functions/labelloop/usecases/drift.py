@@ -85,6 +85,13 @@ def flush(d: Deps, fid: str, version: int, counts: DriftCounts) -> DriftReading:
     return reading
 
 
+def flush_pending(d: Deps) -> None:
+    """Write every count this container holds, unscored (at its shutdown: Lambda gives the
+    runtime 500 ms)."""
+    for fid, version, counts in d.drift_tracker.take_pending():
+        d.drift.append(fid, version, counts, time.time())
+
+
 def read(d: Deps, fid: str, version: int, now: float | None = None) -> DriftReading:
     s = d.settings
     now = time.time() if now is None else now
