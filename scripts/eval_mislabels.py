@@ -218,7 +218,7 @@ def main() -> None:
         "precision_top": mean(r.top_precision for r in runs),
         "queue_precision": mean(r.queue_precision for r in runs),
         "queue_recall": mean(r.queue_recall for r in runs),
-        **{f"accuracy_{k}": mean(r.accuracy.get(k) for r in runs)
+        **{f"accuracy_{k}": mean(r.accuracy[k] for r in runs)
            for k in ("clean", "noisy", "top", "queue", *(("random",) if args.baseline else ()))},
     }
     means = {k.removeprefix("accuracy_"): v for k, v in figures.items()
