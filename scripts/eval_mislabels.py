@@ -12,7 +12,9 @@ through it as the console and CLI let one: a flipped sample is relabelled with i
 (`usecases.samples.annotate`), any other kept (`usecases.suspects.keep`). First the top
 `--top`, then a retrain; then the whole queue of the retrained version, then a retrain. Each
 retrain is an ordinary one (warm when few samples changed; promoted or not by the product's
-rule; the live version is what is measured).
+rule; the live version is what is measured). So the retrain after the top trains the queue's
+unreviewed suspects lighter, as reviews that found the queue right make it do
+(`labelloop.ml.suspect_weights`).
 
 Accuracy on the test split: clean, noisy, after the top `--top`, after the whole queue; the
 share of the noise's cost won back: (fixed − noisy) / (clean − noisy), of the means over seeds
@@ -22,10 +24,14 @@ Targets: precision of the top `--top` >= 0.6 (`precision_top`); fixing them wins
 half the cost (`recovered_top`), and so does working through the whole queue
 (`recovered_queue`).
 
-Baseline (unless `--no-baseline`): a second noisy function, the same flips, with `--top` of
-them chosen at random relabelled (an oracle that knows the flips and does not rank them), then
-an ordinary retrain: `recovered_random_flips` says what fixing that many flips wins back
-without any ranking.
+Baselines (unless `--no-baseline`), each on another function with the same flips: the same
+top `--top` reviewed the same way, then retrained with no suspect trained lighter
+(`recovered_fixes_only`: what the reviewer's fixes alone win back); and `--top` flips chosen at
+random relabelled (an oracle that knows the flips and does not rank them), then an ordinary
+retrain (`recovered_random_flips`: what fixing that many flips wins back without any ranking).
+Each baseline is measured from its own function's first version, not the noisy one's:
+functions trained apart on the same labels differ by up to a few tenths of a point (their folds
+follow the sample ids), which is a good part of what the noise costs.
 
     python scripts/eval_mislabels.py [--seeds 3] [--noise 0.05] [--top 100] [--search]
         [--no-baseline]
@@ -36,6 +42,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import capture_data
@@ -64,6 +71,7 @@ class Run:
     fixed: dict[str, int] = field(default_factory=dict)  # flips relabelled per step
     kept: dict[str, int] = field(default_factory=dict)
     promoted: dict[str, bool] = field(default_factory=dict)
+    lighter: dict[str, int] = field(default_factory=dict)  # suspects trained lighter per step
     seconds: dict[str, float] = field(default_factory=dict)  # training runs
 
 
@@ -109,6 +117,8 @@ def one_seed(encoder, data, test, seed: int, args, bar) -> Run:
                 force=args.search and step in ("top", "queue")))
             run.seconds[step] = round(time.perf_counter() - started, 2)
             bar.update(1)
+            found = d.model_versions.get(bare(fid, "function"), result.version).suspects
+            run.lighter[step] = (found or {}).get("lighter", 0)
             return bool(result.decision and result.decision.promote)
 
         def accuracy(fid: str) -> float:
@@ -146,9 +156,25 @@ def one_seed(encoder, data, test, seed: int, args, bar) -> Run:
         review(queue[:args.top], "top")
         review(suspects.suspect_queue(d, CLIENT, fid, len(rows)), "queue")
         if args.baseline:
+            # A twin of the noisy function, the same top `--top` reviewed the same way, then
+            # retrained with nothing trained lighter: what the fixes alone win back.
+            twin, twin_rows = function("noisy twin", noisy)
+            run.accuracy["twin_noisy"] = accuracy(twin)
+            sample_at = {i: sid for sid, i in twin_rows.items()}
+            for v in queue[:args.top]:
+                i = rows[v.sample.id]
+                if v.sample.id in wrong:
+                    samples.annotate(d, CLIENT, twin, sample_at[i],
+                                     samples.LabelRef(label_name=data.ytrain[i]))
+                else:
+                    suspects.keep(d, CLIENT, twin, sample_at[i])
+            with nothing_lighter(d):
+                run.promoted["fixes only"] = train(twin, "fixes only")
+            run.accuracy["fixes_only"] = accuracy(twin)
             # The same noisy function again, with `--top` flips chosen at random fixed (an
             # oracle no reviewer has): what fixing that many flips gives without any ranking.
             other, other_rows = function("noisy again", noisy)
+            run.accuracy["random_noisy"] = accuracy(other)
             flips = sorted(sid for sid, i in other_rows.items() if noisy[i] != data.ytrain[i])
             for sid in rng.permutation(flips)[:args.top]:
                 samples.annotate(d, CLIENT, other, str(sid),
@@ -158,9 +184,27 @@ def one_seed(encoder, data, test, seed: int, args, bar) -> Run:
     return run
 
 
+@contextmanager
+def nothing_lighter(d):
+    """Training runs that train no suspect lighter, whatever the reviews
+    (`labelloop.ml.suspect_weights`: its minimum of reviews out of reach)."""
+    settings = d.settings
+    d.__dict__["settings"] = settings.model_copy(update={"suspects_min_reviewed": 10**9})
+    try:
+        yield
+    finally:
+        d.__dict__["settings"] = settings
+
+
+# Where each step starts: the baselines' own functions, trained apart from the noisy one.
+START = {"fixes_only": "twin_noisy", "random": "random_noisy"}
+
+
 def recovered(acc: dict[str, float], step: str) -> float:
+    """(step − its function's first version) / (clean − noisy)."""
     cost = acc["clean"] - acc["noisy"]
-    return float("nan") if cost <= 0 else round((acc[step] - acc["noisy"]) / cost, 4)
+    start = acc[START.get(step, "noisy")]
+    return float("nan") if cost <= 0 else round((acc[step] - start) / cost, 4)
 
 
 def main() -> None:
@@ -184,7 +228,7 @@ def main() -> None:
     test = featurize_cached(enc, data.test, "banking77-test")
     encoder = CachedEncoder(enc, data.train, features)
     seeds = range(args.first_seed, args.first_seed + args.seeds)
-    bar = tqdm(total=len(seeds) * (6 if args.baseline else 4), unit="training run",
+    bar = tqdm(total=len(seeds) * (8 if args.baseline else 4), unit="training run",
                file=sys.stderr, desc="eval_mislabels")
     runs = [one_seed(encoder, data, test, seed, args, bar) for seed in seeds]
     bar.close()
@@ -199,16 +243,21 @@ def main() -> None:
                      r.queue_recall, r.accuracy["clean"], r.accuracy["noisy"],
                      r.accuracy["top"], r.accuracy["queue"], recovered(r.accuracy, "top"),
                      recovered(r.accuracy, "queue"),
-                     *([r.accuracy["random"], recovered(r.accuracy, "random")]
+                     *([r.accuracy["twin_noisy"], r.accuracy["fixes_only"],
+                        recovered(r.accuracy, "fixes_only"), r.accuracy["random_noisy"],
+                        r.accuracy["random"], recovered(r.accuracy, "random")]
                        if args.baseline else []),
                      f"{r.fixed['top']}/{r.kept['top']}", f"{r.fixed['queue']}/{r.kept['queue']}",
                      "".join(str(int(v)) for v in r.promoted.values()),
+                     r.lighter.get("top", 0),
                      " ".join(f"{k}:{v}" for k, v in r.seconds.items())])
     print_table(["seed", "samples", "flipped", "queue", f"P@{args.top}", "queue P",
                  "queue R", "acc clean", "acc noisy", f"acc top{args.top}", "acc queue",
                  "won back top", "won back queue",
-                 *(["acc random", "won back random"] if args.baseline else []),
-                 "top fixed/kept", "queue fixed/kept", "promoted", "training s"], rows)
+                 *(["acc twin", "acc fixes only", "won back fixes only", "acc again",
+                    "acc random", "won back random"] if args.baseline else []),
+                 "top fixed/kept", "queue fixed/kept", "promoted", "lighter", "training s"],
+                rows)
     figures = {
         "config": {"seeds": args.seeds, "first_seed": args.first_seed, "noise": args.noise,
                    "top": args.top, "search": args.search,
@@ -218,14 +267,18 @@ def main() -> None:
         "precision_top": mean(r.top_precision for r in runs),
         "queue_precision": mean(r.queue_precision for r in runs),
         "queue_recall": mean(r.queue_recall for r in runs),
+        "lighter_top": mean(r.lighter.get("top", 0) for r in runs),
         **{f"accuracy_{k}": mean(r.accuracy[k] for r in runs)
-           for k in ("clean", "noisy", "top", "queue", *(("random",) if args.baseline else ()))},
+           for k in ("clean", "noisy", "top", "queue",
+                     *(("twin_noisy", "fixes_only", "random_noisy", "random")
+                       if args.baseline else ()))},
     }
     means = {k.removeprefix("accuracy_"): v for k, v in figures.items()
              if k.startswith("accuracy_")}
     figures |= {"recovered_top": recovered(means, "top"),
                 "recovered_queue": recovered(means, "queue")}
     if args.baseline:
+        figures["recovered_fixes_only"] = recovered(means, "fixes_only")
         figures["recovered_random_flips"] = recovered(means, "random")
     figures["targets"] = {
         "precision_top": {"target": TARGET_PRECISION, "measured": figures["precision_top"],
@@ -236,10 +289,14 @@ def main() -> None:
     }
     print(f"\nP@{args.top}: the first {args.top} suspects that were flipped; queue P / R: the "
           "whole queue's precision and recall of the flips; top / queue fixed/kept: flips "
-          "relabelled / others kept at each step; won back: (fixed - noisy) / (clean - noisy); "
-          + (f"random: {args.top} flips chosen at random fixed instead (the baseline); "
-             if args.baseline else "")
-          + "promoted: whether each retrain went live (top, queue, random)")
+          "relabelled / others kept at each step; won back: (fixed - noisy) / (clean - noisy), "
+          "the baselines from their own function's first version (acc twin, acc again); "
+          + (f"fixes only: the same top {args.top} reviewed on a twin, retrained with no "
+             f"suspect lighter; random: {args.top} flips chosen at random fixed instead (the "
+             "baseline); " if args.baseline else "")
+          + "promoted: whether each retrain went live (top, queue, fixes only, random); "
+          "lighter: suspects the retrain after the top trained lighter "
+          "(labelloop.ml.suspect_weights)")
     emit_json("eval_mislabels", figures)
 
 

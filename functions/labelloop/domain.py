@@ -194,6 +194,7 @@ class SampleFacts:
     capture_reason: str | None = None
     predicted_label_id: str | None = None
     model_version: int | None = None
+    kept: str | None = None  # the label a reviewer kept (`SampleItem.kept`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +233,10 @@ class ModelVersionItem(Item):
     # How its settings were found: {"warm": kept the live version's and started from its
     # weights, or searched; "why"; "C"}. None for zero-shot versions.
     search: dict | None = None
+    # What reviewers had done with the live version's suspects when it was trained, and how
+    # many of the rest it trained lighter: {"fixed", "kept", "shareFixed", "lighter",
+    # "meanWeight"} (`labelloop.ml.suspect_weights`). None for a first version.
+    suspects: dict | None = None
     # When it went live under a decision policy: {"policy", "previousVersion", "labels":
     # {label id: {"accept", "review", "source", "was": the previous live version's accept}}}.
     thresholds: dict | None = None

@@ -69,6 +69,9 @@ class ModelMeta:
     # sample id -> [label id, confidence]: its cross-validated prediction
     cv: dict[str, list] = field(default_factory=dict)
     search: Search | None = None  # None: zero-shot, or written before retrains were warm
+    # Suspects reviewers fixed, this version's training run and all before it
+    # (`labelloop.ml.suspect_weights`)
+    suspects_fixed: int = 0
 
     def to_json(self) -> bytes:
         search = None if self.search is None else {
@@ -76,14 +79,15 @@ class ModelMeta:
             "changed": self.search.changed}
         return json.dumps({"version": self.version, "labelIds": self.label_ids,
                            "zeroShot": self.zero_shot, "trained": self.trained,
-                           "cv": self.cv, "search": search}).encode()
+                           "cv": self.cv, "search": search,
+                           "suspectsFixed": self.suspects_fixed}).encode()
 
     @classmethod
     def from_json(cls, data: bytes) -> ModelMeta:
         d = json.loads(data)
         search = d.get("search")
         return cls(d["version"], d["labelIds"], d["zeroShot"], d["trained"], d["cv"],
-                   Search(**search) if search else None)
+                   Search(**search) if search else None, d.get("suspectsFixed", 0))
 
 
 @dataclass(frozen=True)

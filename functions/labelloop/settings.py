@@ -63,6 +63,9 @@ class _Trains(Settings):
     # than `search_growth` of those the last search had.
     warm_min_samples: int = Field(1000, ge=0, alias="LABELLOOP_WARM_MIN_SAMPLES")
     search_growth: float = Field(0.2, ge=0, alias="LABELLOOP_SEARCH_GROWTH")
+    # Suspects reviewed (fixed or kept) before their share fixed lightens the unreviewed rest
+    # in training (`labelloop.ml.suspect_weights`).
+    suspects_min_reviewed: int = Field(20, ge=1, alias="LABELLOOP_SUSPECTS_MIN_REVIEWED")
 
 
 class _Encodes(Settings):

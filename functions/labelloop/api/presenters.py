@@ -130,7 +130,8 @@ def model_version_json(mv: ModelVersionItem, live: int | None) -> dict:
         "labelIds": [full(x, "label") for x in mv.label_ids],
         "cvAccuracy": mv.cv_accuracy, "cvEce": mv.cv_ece, "folds": mv.n_folds or None,
         "trainSeconds": mv.train_seconds, "reason": mv.reason or None,
-        "promoted": mv.promoted, "decision": mv.decision or None, "search": mv.search})
+        "promoted": mv.promoted, "decision": mv.decision or None, "search": mv.search,
+        "suspects": mv.suspects})
 
 
 def capture_policy_json(policy, usage) -> dict:

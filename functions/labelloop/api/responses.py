@@ -163,6 +163,10 @@ class ModelVersion(Out):
     search: dict[str, Any] | None = Field(
         None, description="how its settings were found: warm (kept the live version's and "
         "started from its weights) or searched, why, and C")
+    suspects: dict[str, Any] | None = Field(
+        None, description="what reviewers had done with the live version's suspected "
+        "mislabels (fixed: relabelled or unlabelled, all versions so far; kept; shareFixed) "
+        "and how many of the rest this version trained lighter (lighter, meanWeight)")
 
 
 class ModelVersionDetail(ModelVersion):

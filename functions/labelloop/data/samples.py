@@ -15,7 +15,7 @@ from labelloop.data.codec import Tables, failed_condition, fill_page, put_op, qu
 from labelloop.domain import SampleFacts, SampleItem, SampleVector, TrainingRow, decode_views
 from labelloop.errors import Conflict, NotFound
 
-FACTS = "id, annotation, origin, capture_reason, predicted_label_id, model_version"
+FACTS = "id, annotation, origin, capture_reason, predicted_label_id, model_version, kept"
 # Samples per transaction of `create_many`: DynamoDB takes 100 operations, two per sample.
 CREATE_MANY = 50
 
@@ -36,7 +36,7 @@ def sample_item(sample: SampleItem) -> dict:
 def facts(row: dict) -> SampleFacts:
     return SampleFacts(row["id"], row.get("annotation"), row.get("origin"),
                        row.get("capture_reason"), row.get("predicted_label_id"),
-                       row.get("model_version"))
+                       row.get("model_version"), row.get("kept"))
 
 
 def _names(views: bytes | None) -> dict:

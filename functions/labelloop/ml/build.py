@@ -90,13 +90,15 @@ def build_model(encoder: OnnxModel | None, labels: Sequence[LabelSpec], features
                 sample_labels: Sequence[str], random_state: int = 0,
                 fresh: np.ndarray | None = None, text: bool | None = None,
                 views: Sequence[np.ndarray | None] | None = None,
-                warm: WarmStart | None = None) -> TrainedModel:
+                warm: WarmStart | None = None,
+                weights: np.ndarray | None = None) -> TrainedModel:
     """`features[i]` is annotated with `sample_labels[i]`; every such label is in `labels`.
     `views[i]`: sample i's training views (an image's; see `HeadTrainer.fit`), or None.
     `warm`: retrain from the live version's settings and weights instead of searching (the
     caller checks that the live version is a trained head over the same labels).
     `encoder` None: every label's priors are stored (the training worker has no encoder).
-    `text`: whether the inputs are texts (default: the encoder's kind, or True)."""
+    `text`: whether the inputs are texts (default: the encoder's kind, or True).
+    `weights`: per sample, how much it counts in training (see `HeadTrainer.fit`)."""
     names = [label.name for label in labels]
     if len(set(names)) != len(names):
         raise ValueError("label names must be unique")
@@ -106,7 +108,7 @@ def build_model(encoder: OnnxModel | None, labels: Sequence[LabelSpec], features
     if len(features) != len(sample_labels):
         raise ValueError("one label per sample")
     if not (text if text is not None else encoder is None or encoder.text):
-        return _image_model(features, sample_labels, random_state, fresh, views, warm)
+        return _image_model(features, sample_labels, random_state, fresh, views, warm, weights)
     priors = label_priors(encoder, labels)
     prior_owner = [lb.name for lb, f in zip(labels, priors, strict=True) for _ in range(len(f))]
     priors = Features(
@@ -124,12 +126,14 @@ def build_model(encoder: OnnxModel | None, labels: Sequence[LabelSpec], features
 
     trainer = HeadTrainer(random_state=random_state).fit(
         features.embeddings, list(sample_labels), features.tokens,
-        Priors(priors.embeddings, priors.tokens, prior_owner), fresh=fresh, warm=warm)
+        Priors(priors.embeddings, priors.tokens, prior_owner), fresh=fresh, warm=warm,
+        weights=weights)
     return _trained(trainer, len(sample_labels))
 
 
 def _image_model(features: Features, sample_labels: Sequence[str], random_state: int,
-                 fresh: np.ndarray | None, views, warm: WarmStart | None) -> TrainedModel:
+                 fresh: np.ndarray | None, views, warm: WarmStart | None,
+                 weights: np.ndarray | None) -> TrainedModel:
     if not is_trainable(sample_labels):
         raise NeedsSamples(f"an image function needs at least {MIN_SAMPLES_PER_LABEL} annotated "
                            f"samples of {MIN_LABELS_TO_TRAIN} labels before it has a model")
@@ -137,7 +141,8 @@ def _image_model(features: Features, sample_labels: Sequence[str], random_state:
 
     # Labels without samples cannot be predicted: there is nothing to learn them from.
     trainer = HeadTrainer(Cs=IMAGE_CS, random_state=random_state).fit(
-        features.embeddings, list(sample_labels), fresh=fresh, views=views, warm=warm)
+        features.embeddings, list(sample_labels), fresh=fresh, views=views, warm=warm,
+        weights=weights)
     return _trained(trainer, len(sample_labels))
 
 

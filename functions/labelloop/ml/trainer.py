@@ -108,7 +108,8 @@ class HeadTrainer(ClassifierMixin, BaseEstimator):
     def fit(self, X: np.ndarray, y: Sequence[str], tokens: Sequence[np.ndarray] | None = None,
             priors: Priors | None = None, fresh: np.ndarray | None = None,
             views: Sequence[np.ndarray | None] | None = None,
-            warm: WarmStart | None = None) -> HeadTrainer:
+            warm: WarmStart | None = None,
+            weights: np.ndarray | None = None) -> HeadTrainer:
         """`fresh` (optional, one bool per sample): samples the serving model has not seen.
         Each then also gets a prediction from a model trained, at the chosen settings, on
         every other sample except the fresh ones of its fold (`fresh_predictions_`): what
@@ -120,7 +121,10 @@ class HeadTrainer(ClassifierMixin, BaseEstimator):
         label wherever the sample is trained on; a held-out sample is scored on its own
         embedding only, so its views never leak into its fold's validation.
         `warm` (optional): retrain from the live version instead of searching (see
-        `WarmStart`); its `cv` has an entry for every sample that is not `fresh`."""
+        `WarmStart`); its `cv` has an entry for every sample that is not `fresh`.
+        `weights` (optional, one per sample, > 0): how much each sample (and its views)
+        counts wherever it is trained on; its own held-out prediction is made as any
+        other's (`labelloop.ml.suspect_weights` lightens suspects a review has not reached)."""
         X = np.asarray(X, dtype=np.float32)
         y = np.asarray([str(v) for v in y])
         if len(X) != len(y):
@@ -129,6 +133,10 @@ class HeadTrainer(ClassifierMixin, BaseEstimator):
             raise ValueError("tokens must have one entry per sample")
         if views is not None and len(views) != len(y):
             raise ValueError("views must have one entry per sample")
+        if weights is not None:
+            weights = np.asarray(weights, dtype=np.float64)
+            if weights.shape != (len(y),) or not (weights > 0).all():
+                raise ValueError("weights must be one positive number per sample")
         prior_labels = np.asarray(priors.labels if priors else [], dtype=str)
         self.classes_ = np.unique(np.concatenate([y, prior_labels]))
         if len(self.classes_) < 2:
@@ -144,7 +152,7 @@ class HeadTrainer(ClassifierMixin, BaseEstimator):
                 priors = Priors(priors.embeddings, [_compact(t, self.vocab_) for t in
                                                     prior_tokens], priors.labels)
         rng = np.random.default_rng(self.random_state)
-        data = _Data(X, y, tokens, priors, views)
+        data = _Data(X, y, tokens, priors, views, weights)
         self.warm_ = warm is not None
         start = self._search(data, rng) if warm is None else self._adopt(warm, tokens is not None)
         self.head_ = self._final_head(data, *start)
@@ -257,8 +265,9 @@ class HeadTrainer(ClassifierMixin, BaseEstimator):
             yield C, model
 
     def _fit_lexical(self, data: _Data, rows, init: Params | None = None):
-        bags, ya = data.lexical_set(rows, len(self.vocab_))
-        return self._model(self.lexical_C, self.lexical_tol).fit(bags, ya, init=init)
+        bags, ya, weights = data.lexical_set(rows, len(self.vocab_))
+        return self._model(self.lexical_C, self.lexical_tol).fit(bags, ya, sample_weight=weights,
+                                                                 init=init)
 
     def _class_log_proba(self, model: SoftmaxRegression, X) -> np.ndarray:
         """Log-probabilities over all classes_ (a fold may lack some labels)."""
@@ -328,41 +337,51 @@ class HeadTrainer(ClassifierMixin, BaseEstimator):
 
 
 class _Data:
-    """One fit's samples, tokens (as vocabulary positions), priors and views; the training
-    sets the models learn from, by the rows taken."""
+    """One fit's samples, tokens (as vocabulary positions), priors, views and sample weights;
+    the training sets the models learn from, by the rows taken."""
 
-    def __init__(self, X, y, tokens, priors: Priors | None, views):
+    def __init__(self, X, y, tokens, priors: Priors | None, views,
+                 weights: np.ndarray | None = None):
         self.X, self.y, self.tokens, self.priors, self.views = X, y, tokens, priors, views
+        self.weights = weights
         self.prior_labels = np.asarray(priors.labels if priors else [], dtype=str)
+
+    def _weight(self, idx: np.ndarray) -> np.ndarray:
+        return np.ones(len(idx)) if self.weights is None else self.weights[idx]
 
     def embedding_set(self, rows: np.ndarray, view_weight: float):
         """The samples at `rows`, the priors, and the samples' views (each weighted
-        `view_weight`; weights None when there are none)."""
+        `view_weight` times its sample's weight); weights None when all are 1."""
         idx = np.flatnonzero(rows)
         parts, labels = [self.X[idx]], [self.y[idx]]
+        weights = [self._weight(idx)]
         if len(self.prior_labels):
             parts.append(self.priors.embeddings)
             labels.append(self.prior_labels)
-        base = sum(len(p) for p in parts)
+            weights.append(np.ones(len(self.prior_labels)))
         if self.views is not None:
             for i in idx:
                 v = self.views[i]
                 if v is not None and len(v):
                     parts.append(np.asarray(v, dtype=np.float32))
                     labels.append(np.full(len(v), self.y[i]))
+                    own = 1.0 if self.weights is None else self.weights[i]
+                    weights.append(np.full(len(v), view_weight * own))
         Xa, ya = np.vstack(parts).astype(np.float32, copy=False), np.concatenate(labels)
-        if len(ya) == base:
-            return Xa, ya, None
-        return Xa, ya, np.concatenate([np.ones(base), np.full(len(ya) - base, view_weight)])
+        w = np.concatenate(weights)
+        return Xa, ya, None if (w == 1).all() else w
 
     def lexical_set(self, rows: np.ndarray, width: int):
         idx = np.flatnonzero(rows)
         tokens = [self.tokens[i] for i in idx]
-        labels = [self.y[idx]]
+        labels, weights = [self.y[idx]], [self._weight(idx)]
         if len(self.prior_labels):
             tokens += list(self.priors.tokens)
             labels.append(self.prior_labels)
-        return bag_of_tokens(tokens, width), np.concatenate(labels)
+            weights.append(np.ones(len(self.prior_labels)))
+        w = np.concatenate(weights)
+        return (bag_of_tokens(tokens, width), np.concatenate(labels),
+                None if (w == 1).all() else w)
 
     def bags(self, rows: np.ndarray, width: int):
         return bag_of_tokens([self.tokens[i] for i in np.flatnonzero(rows)], width)

@@ -1,10 +1,11 @@
 """Use case: one training run (the training queue's worker).
 
 Reads the labels and annotated samples with their stored features (the encoder never runs
-here), trains a candidate, writes it as an immutable model version (S3: head.npz + model.json;
-DynamoDB: the version's metrics), and moves the `live` pointer unless the promotion rule
-(`usecases/promotion.py`) says the candidate is worse; a promotion re-scores the capture buffer
-with the new model.
+here), trains a candidate (the live version's suspects no reviewer has reached lighter, once
+reviews show its suspect queue is right: `labelloop.ml.suspect_weights`), writes it as an
+immutable model version (S3: head.npz + model.json; DynamoDB: the version's metrics), and
+moves the `live` pointer unless the promotion rule (`usecases/promotion.py`) says the
+candidate is worse; a promotion re-scores the capture buffer with the new model.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from labelloop.encoder import Features
 from labelloop.errors import Busy, Conflict, NotFound
 from labelloop.ml.build import LabelSpec, TrainedModel, build_model, is_trainable
 from labelloop.ml.quality import Quality
-from labelloop.serving import ModelMeta, embeddings_to_bytes
+from labelloop.ml.suspect_weights import Reviews, SampleNow, reviews, weights
+from labelloop.ml.suspects import suspects
+from labelloop.serving import LiveModel, ModelMeta, embeddings_to_bytes
 from labelloop.usecases.common import TrainingMessage
 from labelloop.usecases.inputs import IMAGE
 from labelloop.usecases.promotion import Decision, compares, decide
@@ -87,9 +90,11 @@ def _train(d: Deps, fn: FunctionItem, message: TrainingMessage) -> RunResult:
         return RunResult(None, None)
     label_ids = {lb.id for lb in labels}
     ids, annotations, emb, tokens, views, random, picked = [], [], [], [], [], [], []
+    now: dict[str, SampleNow] = {}
     for row in d.samples.training_rows(fn.id):
         s = row.facts
         if s.annotation in label_ids:
+            now[s.id] = SampleNow(s.annotation, s.kept)
             ids.append(s.id)
             annotations.append(s.annotation)
             emb.append(row.embedding)
@@ -114,15 +119,19 @@ def _train(d: Deps, fn: FunctionItem, message: TrainingMessage) -> RunResult:
     s = d.settings
     how = plan(live, label_ids, ids, fresh, message.force, s.warm_min_samples,
                s.search_growth)
+    lighter, found = _lighter_suspects(live, now, label_ids, s.suspects_min_reviewed)
     model = build_model(None, specs, features, annotations, fresh=fresh, text=text,
-                        views=views, warm=how.warm)
+                        views=views, warm=how.warm,
+                        weights=np.array([lighter.get(sid, 1.0) for sid in ids])
+                        if lighter else None)
     took = time.perf_counter() - started
 
     version = d.functions.next_model_version(fn.id)
     meta = ModelMeta(version=version, label_ids=sorted(label_ids), zero_shot=model.zero_shot,
                      trained=dict(zip(ids, annotations, strict=True)), cv=_cv(model, ids),
                      search=None if model.zero_shot else record(how, model.C, model.n_folds,
-                                                                len(ids)))
+                                                                len(ids)),
+                     suspects_fixed=found.fixed)
     d.objects.put_artifact(fn.id, version, HEAD, model.head.to_bytes())
     d.objects.put_artifact(fn.id, version, META, meta.to_json())
     if ids:
@@ -139,7 +148,8 @@ def _train(d: Deps, fn: FunctionItem, message: TrainingMessage) -> RunResult:
         zero_shot=model.zero_shot, label_ids=meta.label_ids, sample_count=len(ids),
         cv_accuracy=model.cv_accuracy, cv_ece=model.cv_ece, n_folds=model.n_folds,
         train_seconds=round(took, 3), reason=message.reason, promoted=False,
-        decision=decision.reason, search=_search_json(model, how)))
+        decision=decision.reason, search=_search_json(model, how),
+        suspects=_suspects_json(found, lighter) if live is not None else None))
     if decision.promote:
         try:
             d.functions.set_live(fn.id, version, fn.live, [*fn.live_history, version])
@@ -159,6 +169,25 @@ def is_picked(origin: str | None, capture_reason: str | None) -> bool:
     if origin == Origin.FEEDBACK:
         return True
     return origin == Origin.CAPTURE and capture_reason != "random"
+
+
+def _lighter_suspects(live: LiveModel | None, now: dict[str, SampleNow], label_ids: set[str],
+                      min_reviewed: int) -> tuple[dict[str, float], Reviews]:
+    """The live version's suspects no reviewer has reached, trained lighter when reviews
+    show its queue is right (`labelloop.ml.suspect_weights`); and what reviewers did."""
+    if live is None:
+        return {}, Reviews()
+    found_suspects = suspects(live.meta.trained, live.meta.cv)
+    found = reviews(found_suspects, now, label_ids, live.meta.suspects_fixed, min_reviewed)
+    return weights(found_suspects, now, found), found
+
+
+def _suspects_json(found: Reviews, lighter: dict[str, float]) -> dict:
+    share = found.share_fixed
+    return {"fixed": found.fixed, "kept": found.kept,
+            "shareFixed": None if share is None else round(share, 4),
+            "lighter": len(lighter),
+            "meanWeight": round(sum(lighter.values()) / len(lighter), 4) if lighter else None}
 
 
 def _search_json(model: TrainedModel, how: Plan) -> dict | None:
