@@ -20,24 +20,27 @@ def suspect(sid: str, annotated: str = "A", margin: float = 0.5) -> Suspect:
 
 LIVE = [suspect("relabelled"), suspect("gone"), suspect("kept"), suspect("open", margin=0.8),
         suspect("faint", margin=0.2), suspect("label deleted", annotated="Z")]
+# What is trained now (a sample whose label was deleted is not); "kept before" was kept while
+# an older version was live, "relabelled since kept" lost its mark's meaning.
 NOW = {"relabelled": SampleNow("B"), "kept": SampleNow("A", kept="A"),
-       "open": SampleNow("A"), "faint": SampleNow("A"), "label deleted": SampleNow("Z")}
+       "open": SampleNow("A"), "faint": SampleNow("A"), "kept before": SampleNow("B", kept="B"),
+       "relabelled since kept": SampleNow("A", kept="B")}
 
 
 def test_reviews_count_fixes_across_versions_and_kept_labels_but_not_deleted_labels():
     found = reviews(LIVE, NOW, {"A", "B"}, fixed_before=5, min_reviewed=3)
-    # relabelled and gone (deleted or unlabelled) are fixes, added to the live version's 5
-    assert (found.fixed, found.kept, found.reviewed) == (7, 1, 8)
-    assert found.share_fixed == pytest.approx(7 / 8)
+    # relabelled and gone (deleted or unlabelled) are fixes, added to the live version's 5;
+    # every sample still carrying the label a reviewer kept counts as kept
+    assert (found.fixed, found.kept, found.reviewed) == (7, 2, 9)
+    assert found.share_fixed == pytest.approx(7 / 9)
     assert Reviews(fixed=1, kept=1, min_reviewed=3).share_fixed is None  # too few to judge
 
 
 def test_unreviewed_suspects_weigh_less_the_surer_the_queue_and_their_own_doubt():
     found = Reviews(fixed=9, kept=1, min_reviewed=10)
     w = weights(LIVE, NOW, found)
-    # Only suspects still carrying the doubted label, not kept; the label deleted since is
-    # not a training sample (absent from what is trained).
-    assert set(w) == {"open", "faint", "label deleted"}
+    # Only suspects still trained with the doubted label, not kept.
+    assert set(w) == {"open", "faint"}
     assert w["open"] == pytest.approx(1 - 0.9 * 0.8)
     assert w["faint"] == pytest.approx(1 - 0.9 * 0.2)
     assert weights([suspect("open", margin=1.0)], NOW, Reviews(10, 0, 10))["open"] == MIN_WEIGHT

@@ -31,7 +31,8 @@ MIN_WEIGHT = 0.1
 @dataclass(frozen=True)
 class Reviews:
     """What reviewers did with suspects: `fixed` counts every version's (relabelled, or
-    annotation removed), `kept` the suspects now marked kept."""
+    annotation removed), `kept` the samples whose label a reviewer kept (the mark stays while
+    the label does, so both count every version's reviews)."""
 
     fixed: int = 0
     kept: int = 0
@@ -58,18 +59,12 @@ class SampleNow:
 
 def reviews(live_suspects: Sequence[Suspect], now: Mapping[str, SampleNow],
             labels: set[str], fixed_before: int, min_reviewed: int) -> Reviews:
-    """`fixed_before`: the fixes the live version counted (`ModelMeta.suspects_fixed`); this
-    adds the live version's suspects relabelled or stripped of their label since. A suspect
-    whose label was deleted is nobody's answer: not counted."""
-    fixed = kept = 0
-    for s in live_suspects:
-        if s.annotated not in labels:
-            continue
-        sample = now.get(s.sample_id, SampleNow(None))
-        if sample.annotation != s.annotated:
-            fixed += 1
-        elif sample.kept == s.annotated:
-            kept += 1
+    """`now`: every sample trained on now. `fixed_before`: the fixes the live version counted
+    (`ModelMeta.suspects_fixed`); this adds the live version's suspects relabelled or stripped
+    of their label since. A suspect whose label was deleted is nobody's answer: not counted."""
+    fixed = sum(1 for s in live_suspects if s.annotated in labels
+                and now.get(s.sample_id, SampleNow(None)).annotation != s.annotated)
+    kept = sum(1 for x in now.values() if x.kept is not None and x.kept == x.annotation)
     return Reviews(fixed_before + fixed, kept, min_reviewed)
 
 

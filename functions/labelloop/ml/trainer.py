@@ -346,8 +346,9 @@ class _Data:
         self.weights = weights
         self.prior_labels = np.asarray(priors.labels if priors else [], dtype=str)
 
-    def _weight(self, idx: np.ndarray) -> np.ndarray:
-        return np.ones(len(idx)) if self.weights is None else self.weights[idx]
+    def _weight(self, idx):
+        """The weights of samples `idx` (an index array, or one index)."""
+        return np.ones(np.shape(idx)) if self.weights is None else self.weights[idx]
 
     def embedding_set(self, rows: np.ndarray, view_weight: float):
         """The samples at `rows`, the priors, and the samples' views (each weighted
@@ -365,8 +366,7 @@ class _Data:
                 if v is not None and len(v):
                     parts.append(np.asarray(v, dtype=np.float32))
                     labels.append(np.full(len(v), self.y[i]))
-                    own = 1.0 if self.weights is None else self.weights[i]
-                    weights.append(np.full(len(v), view_weight * own))
+                    weights.append(np.full(len(v), view_weight * self._weight(i)))
         Xa, ya = np.vstack(parts).astype(np.float32, copy=False), np.concatenate(labels)
         w = np.concatenate(weights)
         return Xa, ya, None if (w == 1).all() else w
