@@ -117,7 +117,9 @@ def one_seed(encoder, data, test, seed: int, args, bar) -> Run:
                 force=args.search and step in ("top", "queue")))
             run.seconds[step] = round(time.perf_counter() - started, 2)
             bar.update(1)
-            found = d.model_versions.get(bare(fid, "function"), result.version).suspects
+            # No version when nothing was relabelled (keeping asks for no training run).
+            found = (d.model_versions.get(bare(fid, "function"), result.version).suspects
+                     if result.version is not None else None)
             run.lighter[step] = (found or {}).get("lighter", 0)
             return bool(result.decision and result.decision.promote)
 

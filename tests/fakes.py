@@ -24,6 +24,7 @@ from labelloop.domain import (
     InvokeItem,
     LabelItem,
     ModelVersionItem,
+    SampleCounts,
     SampleFacts,
     SampleItem,
     SampleVector,
@@ -228,11 +229,13 @@ class MemorySamples:
 
     def delete(self, sample: SampleItem, keep_claim: bool = False) -> None:
         fid = sample.function_id
+        stored = self._items.get((fid, sample.id))
         if sample.buffer is not None:
-            stored = self._items.get((fid, sample.id))
             if stored is None or stored.buffer != sample.buffer:
                 raise NotFound(f"sample {sample.id!r} changed meanwhile; retry")
             self._release(fid, sample.buffer)
+        elif stored is None or stored.annotation != sample.annotation:
+            raise Conflict(f"sample {sample.id!r} changed meanwhile; reload it")
         self._items.pop((fid, sample.id), None)
         if keep_claim:
             self._claims[(fid, sample.data_hash)] = (sample.id, True)
@@ -245,25 +248,31 @@ class MemorySamples:
             raise Conflict(f"sample {sid!r} is no longer annotated with that label; reload it")
         self._items[(fid, sid)] = stored.model_copy(update={"kept": label_id})
 
-    def set_annotation(self, fid: str, sid: str, label_id: str | None,
-                       only_if_label: str | None = None, buffer: str | None = None,
+    def set_annotation(self, fid: str, sid: str, label_id: str | None, was: str | None,
+                       quiet: bool = False, buffer: str | None = None,
                        views: bytes | None = None) -> None:
         stored = self._items.get((fid, sid))
-        ok = stored is not None and (only_if_label is None or stored.annotation == only_if_label)
+        ok = (stored is not None and stored.annotation == was
+              and (buffer is None or label_id is None or stored.buffer == buffer))
+        if not ok:
+            if quiet:
+                return
+            if stored is None:
+                raise NotFound(f"sample {sid!r} not found")
+            raise Conflict(f"sample {sid!r} changed meanwhile; reload it")
         changes: dict = {"annotation": label_id,
                          "annotated_at": None if label_id is None else time.time()}
         if views is not None and label_id is not None:
             changes["views"] = views
         if buffer is not None and label_id is not None:
-            if not ok or stored.buffer != buffer:
-                raise Conflict(f"sample {sid!r} left the capture buffer meanwhile; retry")
             self._release(fid, buffer)
             changes["buffer"] = None
-        elif not ok:
-            if only_if_label is None:
-                raise NotFound(f"sample {sid!r} not found")
-            return
         self._items[(fid, sid)] = stored.model_copy(update=changes)
+
+    def counts(self, fid: str) -> SampleCounts:
+        every = self._all(fid)
+        return SampleCounts(len(every), dict(Counter(s.annotation for s in every
+                                                     if s.annotation is not None)))
 
 
 class MemoryLedger:

@@ -175,7 +175,8 @@ def test_train_wait_invoke_and_models(cli, state):
     status, out, _ = cli("models", fid)
     assert status == 0
     header, *rows = out.splitlines()
-    assert header.split()[:3] == ["version", "live", "zero-shot"]
+    assert header.split() == ["version", "live", "zero-shot", "samples", "lighter", "cv",
+                              "acc", "ECE", "promoted", "decision"]
     live = [r for r in rows if r.split()[1] == "*"]
     assert len(live) == 1
 

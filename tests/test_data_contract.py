@@ -137,8 +137,22 @@ def test_labels(repos):
     assert [x.name for x in lb.list("f1")] == ["defect", "bug", "billing"]
 
 
+def counted(repos, fid="f1") -> tuple[int, dict[str, int]]:
+    """The kept counts, checked against counting every sample."""
+    kept = repos.samples.counts(fid)
+    every = list(repos.samples.facts(fid))
+    annotated: dict[str, int] = {}
+    for x in every:
+        if x.annotation is not None:
+            annotated[x.annotation] = annotated.get(x.annotation, 0) + 1
+    assert (kept.samples, kept.annotated) == (len(every), annotated)
+    return kept.samples, kept.annotated
+
+
 def test_samples(repos):
     s = repos.samples
+    repos.functions.put(fn_item())  # its counts start with it
+    assert counted(repos) == (0, {})
     for i in range(5):
         s.create(sample(f"s{i}", f"text {i}", external_id="e" if i % 2 else None,
                         origin="API" if i < 3 else "InvokeFeedback"))
@@ -159,8 +173,12 @@ def test_samples(repos):
     assert [x.id for x in s.page("f1", 10, False, None, origin="InvokeFeedback")[0]] == [
         "s3", "s4"]
     assert s.count("f1", 1000) == 5
-    s.set_annotation("f1", "s1", "l1")
-    s.set_annotation("f1", "s2", "l2")
+    s.set_annotation("f1", "s1", "l1", was=None)
+    s.set_annotation("f1", "s2", "l2", was=None)
+    assert counted(repos) == (5, {"l1": 1, "l2": 1})
+    with pytest.raises(Conflict, match="changed meanwhile"):
+        s.set_annotation("f1", "s2", "l1", was=None)  # annotated l2 since it was read
+    assert counted(repos) == (5, {"l1": 1, "l2": 1})
     assert s.get("f1", "s1").annotation == "l1" and s.get("f1", "s1").annotated_at
     s.keep("f1", "s1", "l1")
     assert s.get("f1", "s1").kept == "l1"
@@ -168,12 +186,13 @@ def test_samples(repos):
         s.keep("f1", "s2", "l1")  # annotated l2 meanwhile
     with pytest.raises(Conflict):
         s.keep("f1", "x", "l1")
-    s.set_annotation("f1", "s2", None, only_if_label="l1")  # re-annotated since: kept
+    s.set_annotation("f1", "s2", None, was="l1", quiet=True)  # re-annotated since: kept
     assert s.get("f1", "s2").annotation == "l2"
-    s.set_annotation("f1", "s2", None, only_if_label="l2")
+    s.set_annotation("f1", "s2", None, was="l2", quiet=True)
     assert s.get("f1", "s2").annotation is None
+    assert counted(repos) == (5, {"l1": 1})
     with pytest.raises(NotFound):
-        s.set_annotation("f1", "x", "l1")
+        s.set_annotation("f1", "x", "l1", was=None)
     facts = {x.id: x for x in s.facts("f1")}
     assert facts["s1"].annotation == "l1" and facts["s4"].origin == "InvokeFeedback"
     assert [r.facts.id for r in s.training_rows("f1")] == ["s1"]
@@ -181,23 +200,32 @@ def test_samples(repos):
     assert row.embedding.tolist() == [0.5] * 4 and row.tokens.tolist() == [7, 9]
     assert row.views is None
     views = np.arange(12, dtype=np.float32).reshape(3, 4) / 8
-    s.set_annotation("f1", "s3", "l2", views=encode_views(views))  # kept with the annotation
+    s.set_annotation("f1", "s3", "l2", was=None,
+                     views=encode_views(views))  # kept with the annotation
     rows = {r.facts.id: r for r in s.training_rows("f1")}
     assert rows["s3"].views.tolist() == views.tolist() and rows["s1"].views is None
     assert s.get("f1", "s3").views == encode_views(views)
-    s.set_annotation("f1", "s3", None)
+    s.set_annotation("f1", "s3", None, was="l2")
     assert [v.id for v in s.vectors("f1")] == ["s0", "s1", "s2", "s3", "s4"]
     s.delete(s.get("f1", "s0"), keep_claim=True)
     s.create(sample("s5", "text 0"))  # a dismissed claim stops captures, not samples
+    stale = s.get("f1", "s1")
+    s.set_annotation("f1", "s1", "l2", was="l1")
+    with pytest.raises(Conflict, match="changed meanwhile"):
+        s.delete(stale)  # read as l1: not deleted, not counted
     s.delete(s.get("f1", "s1"))
-    s.create(sample("s6", "text 1"))
+    with pytest.raises(Conflict):
+        s.delete(stale)  # gone
+    s.create(sample("s6", "text 1", annotation="l1"))
     assert s.count("f1", 1000) == 5
+    assert counted(repos) == (5, {"l1": 1})
 
 
 def test_samples_created_many_at_once(repos):
     """Three transactions' worth; a claim that fails (stored already, or earlier in the same
     call) fails only its sample, with the Conflict `create` would raise."""
     s = repos.samples
+    repos.functions.put(fn_item())
     s.create(sample("s0", "text 0"))
     batch = [sample(f"m{i}", f"many {i}") for i in range(120)]
     batch[7] = sample("m7", "text 0")
@@ -209,6 +237,7 @@ def test_samples_created_many_at_once(repos):
     assert s.count("f1", 1000) == 1 + 118 and s.get("f1", "m119").data == "many 119"
     with pytest.raises(NotFound):
         s.get("f1", "m60")
+    counted(repos)  # what failed was not counted
 
 
 def test_model_versions_objects_clients_queues(repos):
@@ -272,6 +301,7 @@ def captured(sid: str, text: str, priority: float, strategy="uncertainty") -> Sa
 
 def test_the_capture_ledger(repos):
     led, s = repos.ledger, repos.samples
+    repos.functions.put(fn_item())
     led.capture(captured("c1", "a", 0.5), 2, None)
     led.capture_many([(captured("c2", "b", 0.9), Take("uncertainty", 0.9, 2)),
                       (captured("c3", "c", 0.1, "random"), Take("random", 0.1, 5))])
@@ -290,9 +320,11 @@ def test_the_capture_ledger(repos):
         Slot("c1", 0.5, captured("c1", "a", 0.5).data_hash),
         Slot("c2", 0.9, captured("c2", "b", 0.9).data_hash)]
     (lowest,) = led.lowest("f1", "uncertainty", 1)
+    assert counted(repos) == (3, {})
     led.capture(captured("c4", "d", 0.7), 2, lowest)  # takes over the lowest one's slot
     with pytest.raises(Conflict):  # that slot was taken over already
         led.capture(captured("c5", "e", 0.8), 2, lowest)
+    assert counted(repos) == (3, {})  # one in, the replaced one out
     assert [i.id for i in led.page("f1", "uncertainty", 10)] == ["c2", "c4"]
     assert [i.id for i in led.page("f1", "uncertainty", 1, after=s.get("f1", "c2"))] == ["c4"]
     assert [i.id for i in led.items("f1", "uncertainty")] == ["c4", "c2"]
@@ -303,19 +335,22 @@ def test_the_capture_ledger(repos):
     led.rescore(s.get("f1", "c4"), 0.95)
     assert [i.id for i in led.page("f1", "uncertainty", 10)] == ["c4", "c2"]
     # Annotating frees the slot, once; a second try finds the item gone from the buffer.
-    s.set_annotation("f1", "c2", "l1", buffer="uncertainty")
+    s.set_annotation("f1", "c2", "l1", was=None, buffer="uncertainty")
     with pytest.raises(Conflict):
-        s.set_annotation("f1", "c2", "l1", buffer="uncertainty")
+        s.set_annotation("f1", "c2", "l1", was=None, buffer="uncertainty")
     assert led.counters("f1")["uncertainty"] == 1 and s.get("f1", "c2").buffer is None
+    assert counted(repos) == (3, {"l1": 1})
     led.rescore(s.get("f1", "c4").model_copy(update={"buffer": "random"}), 0.0)  # not there
     assert s.get("f1", "c4").priority == 0.95
     led.return_to_buffer(s.get("f1", "c2"), 2)
     assert s.get("f1", "c2").annotation is None and led.counters("f1")["uncertainty"] == 2
     with pytest.raises(Conflict):
         led.return_to_buffer(s.get("f1", "c2"), 2)  # buffered already
+    assert counted(repos) == (3, {})
     s.delete(s.get("f1", "c4"))
     assert led.counters("f1")["uncertainty"] == 1
     assert [i.id for i in led.page("f1", "uncertainty", 10)] == ["c2"]
+    assert counted(repos) == (2, {})
 
 
 def test_invokes(repos):

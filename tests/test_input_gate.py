@@ -60,6 +60,10 @@ def test_malformed_bodies_get_400_naming_the_field_and_store_nothing(api, aws):
     cases = [
         # (method, path, raw JSON body, the field the message must start with)
         ("POST", f"{fn}/samples", deep_list, "body"),
+        # An array: powertools would take its first item as the body and drop the rest.
+        ("POST", f"{fn}/samples", json.dumps([{"data": "one"}, {"data": "two"}]), "body"),
+        ("POST", f"{fn}/samples/batch", json.dumps([{"samples": [{"data": "one"}]}]), "body"),
+        ("POST", f"{fn}/invoke", ' [{"data": "one"}]', "body"),
         ("POST", f"{fn}/invoke", deep_obj, "body"),
         ("POST", "/v1/functions", deep_list, "body"),
         ("POST", "/v1/functions",

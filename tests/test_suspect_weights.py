@@ -4,6 +4,8 @@ the API."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from test_suspects import FLIPPED, LABELS, TEXTS
@@ -109,7 +111,7 @@ def _relabel(api, fid: str, labels: dict[str, str], item: dict) -> None:
 
 
 def test_fixing_suspects_makes_the_next_version_train_the_unreviewed_ones_lighter(
-        api, monkeypatch):
+        api, monkeypatch, capsys):
     monkeypatch.setenv("LABELLOOP_SUSPECTS_MIN_REVIEWED", "2")
     fid, labels, top = _flipped(api)
     assert "suspects" not in _latest(api, fid)  # a first version: no queue before it
@@ -133,6 +135,16 @@ def test_fixing_suspects_makes_the_next_version_train_the_unreviewed_ones_lighte
     api.train()
     kept = _latest(api, fid)["suspects"]
     assert kept["fixed"] == 2 and kept["kept"] >= 1, kept
+    # `labelloop models` shows how many each version trained lighter (the API through the
+    # handlers here, as the CLI's client would fetch it).
+    from labelloop.cli.models import list_models
+
+    list_models(SimpleNamespace(list_models=lambda f: api.call(
+        "GET", f"/v1/functions/{f}/models")[1]), fid)
+    header, *rows = capsys.readouterr().out.splitlines()
+    at = header.index("lighter")  # cells are padded to their column; an empty one is blank
+    shown = {int(r.split()[0]): r[at:at + len("lighter")].strip() for r in rows}
+    assert shown[2] == str(found["lighter"]) and shown[1] == "", rows
 
 
 def test_a_queue_reviewers_keep_or_too_few_reviews_change_nothing(api, monkeypatch):

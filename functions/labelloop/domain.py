@@ -197,6 +197,13 @@ class SampleFacts:
     kept: str | None = None  # the label a reviewer kept (`SampleItem.kept`)
 
 
+@dataclass(frozen=True)
+class SampleCounts:
+    """A function's samples, and per label id those annotated with it (none: absent)."""
+    samples: int
+    annotated: dict[str, int]
+
+
 @dataclass(frozen=True, slots=True)
 class SampleVector:
     """A sample's stored embedding (float32, unit-norm): nearest-neighbour reads."""

@@ -5,7 +5,11 @@ while validating, before any middleware: a body nested ten thousand levels deep 
 there, and bytes that are not UTF-8 would fail to decode there. The gate answers 413 for bodies
 over the limit and 400 naming the field for text that is not Unicode: invalid UTF-8 (JSON and
 form bodies, query strings) and lone surrogates, which JSON can spell (`"\\udc80"`) but no
-encoder, tokenizer or DynamoDB attribute accepts. Routes then see the body as UTF-8 text.
+encoder, tokenizer or DynamoDB attribute accepts. Every route's JSON body is an object, and
+powertools would validate the first element of an array as that object (its list-to-one
+rule for query values applies to bodies too): a JSON array is refused here, so a list of
+samples posted to `POST …/samples` is a 400, not one sample created and the rest lost.
+Routes then see the body as UTF-8 text.
 """
 
 from __future__ import annotations
@@ -55,6 +59,9 @@ def admit(event: dict, max_body_bytes: int) -> dict:
     if "x-www-form-urlencoded" in content_type:
         _check_pairs(text, "body field")
     elif "[" in text or "{" in text:
+        if text.lstrip().startswith("["):
+            raise BadRequest("body: a JSON object, not an array (many samples: POST "
+                             "…/samples/batch with {\"samples\": [...]})")
         _check_json(text)
     return {**event, "body": text, "isBase64Encoded": False} if based else event
 

@@ -11,14 +11,20 @@ from labelloop.client import Client
 
 def list_models(client: Client, function_id: str) -> None:
     rows = [[str(m["version"]), "*" if m.get("live") else "", "yes" if m.get("zeroShot") else "",
-             str(m.get("sampleCount", "")), num(m.get("cvAccuracy")), num(m.get("cvEce")),
-             "yes" if m.get("promoted") else "no", m.get("decision", "")]
+             str(m.get("sampleCount", "")), _lighter(m), num(m.get("cvAccuracy")),
+             num(m.get("cvEce")), "yes" if m.get("promoted") else "no", m.get("decision", "")]
             for m in sorted(client.list_models(function_id), key=lambda m: m["version"])]
     if not rows:
         print("no model versions yet")
         return
-    print_table(["version", "live", "zero-shot", "samples", "cv acc", "ECE", "promoted",
-                 "decision"], rows)
+    print_table(["version", "live", "zero-shot", "samples", "lighter", "cv acc", "ECE",
+                 "promoted", "decision"], rows)
+
+
+def _lighter(model: dict) -> str:
+    """Suspects it trained lighter (reviews found the suspect queue right), if any."""
+    n = (model.get("suspects") or {}).get("lighter")
+    return str(n) if n else ""
 
 
 def promote(client: Client, function_id: str, version: int) -> None:

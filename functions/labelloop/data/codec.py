@@ -8,6 +8,8 @@ under the GIL, as `container.py` builds it).
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -18,6 +20,10 @@ from botocore.exceptions import ClientError
 from labelloop.errors import NotFound
 
 INDEX_KEYS = ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk")
+# A transaction another one kept from its items is tried this many times, waiting up to
+# CONFLICT_WAIT seconds (doubling) in between.
+CONFLICT_ATTEMPTS = 4
+CONFLICT_WAIT = 0.02
 
 
 def to_ddb(value: Any) -> Any:
@@ -49,6 +55,15 @@ def from_ddb(value: Any) -> Any:
 def strip(item: dict) -> dict:
     """An item's attributes without its key and index attributes."""
     return {k: v for k, v in from_ddb(item).items() if k not in INDEX_KEYS}
+
+
+def conflicted(err: ClientError) -> bool:
+    """A transaction cancelled because another one was writing its items, with no condition
+    of its own failing: the same write can succeed a moment later."""
+    if err.response["Error"]["Code"] != "TransactionCanceledException":
+        return False
+    codes = {r.get("Code") for r in err.response.get("CancellationReasons") or []}
+    return "TransactionConflict" in codes and "ConditionalCheckFailed" not in codes
 
 
 def failed_condition(err: ClientError) -> bool:
@@ -136,12 +151,20 @@ class Tables:
 
     def transact(self, ops: list[dict], on_condition: Callable[[], Exception] | None = None
                  ) -> None:
-        try:
-            self.resource.meta.client.transact_write_items(TransactItems=ops)
-        except ClientError as err:
-            if on_condition is not None and failed_condition(err):
-                raise on_condition() from err
-            raise
+        """One TransactWriteItems. Cancelled only because another transaction was writing
+        one of its items (a counter's, often): written again after a short random wait, up
+        to `CONFLICT_ATTEMPTS` times. A failed condition raises `on_condition()`."""
+        for attempt in range(CONFLICT_ATTEMPTS):
+            try:
+                self.resource.meta.client.transact_write_items(TransactItems=ops)
+                return
+            except ClientError as err:
+                if conflicted(err) and attempt < CONFLICT_ATTEMPTS - 1:
+                    time.sleep(random.uniform(0, CONFLICT_WAIT * 2 ** attempt))
+                    continue
+                if on_condition is not None and failed_condition(err):
+                    raise on_condition() from err
+                raise
 
     def get_one(self, pk: str, sk: str, model, what: str):
         """The item (read consistently) as `model`, or NotFound naming `what`."""

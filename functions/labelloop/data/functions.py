@@ -5,11 +5,20 @@ from __future__ import annotations
 
 import time
 
-from boto3.dynamodb.conditions import Attr, Key
+from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from labelloop.data import keys
-from labelloop.data.codec import Tables, failed_condition, query, strip, to_ddb, update, update_if
+from labelloop.data import keys, sample_counts
+from labelloop.data.codec import (
+    Tables,
+    failed_condition,
+    put_op,
+    query,
+    strip,
+    to_ddb,
+    update,
+    update_if,
+)
 from labelloop.domain import FunctionItem
 from labelloop.errors import Busy, Conflict, NotFound
 
@@ -23,9 +32,12 @@ class Functions:
         return {"pk": keys.fn(fid), "sk": "FUNCTION"}
 
     def put(self, fn: FunctionItem) -> None:
-        self._t.put_item(Item=to_ddb({
-            **self._key(fn.id), "gsi1pk": keys.client(fn.client), "gsi1sk": keys.fn(fn.id),
-            **fn.model_dump()}), ConditionExpression=Attr("pk").not_exists())
+        """A new function, with its sample counts (`sample_counts`)."""
+        self._tables.transact([
+            put_op(self._t, {**self._key(fn.id), "gsi1pk": keys.client(fn.client),
+                             "gsi1sk": keys.fn(fn.id), **fn.model_dump()}),
+            *sample_counts.created(self._t, keys.fn(fn.id))],
+            on_condition=lambda: Conflict(f"function {fn.id!r} exists"))
 
     def get(self, fid: str) -> FunctionItem:
         return self._tables.get_one(keys.fn(fid), "FUNCTION", FunctionItem, f"function {fid!r}")

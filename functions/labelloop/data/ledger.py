@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from boto3.dynamodb.conditions import Key
 
 from labelloop.capture.decide import Buffered, Slot, Take
-from labelloop.data import keys, slots
+from labelloop.data import keys, sample_counts, slots
 from labelloop.data.codec import Tables, from_ddb, put_op, query, strip, to_ddb, update_if
 from labelloop.data.samples import sample_item, vector
 from labelloop.domain import SampleItem
@@ -36,6 +36,8 @@ class CaptureLedger:
         ops = self._claim_and_sample(fk, sample)
         if replaces is None:
             ops.append(slots.take(self._t, fk, strategy, quota))
+            # One more sample (a replacement deletes the one it replaces: as many as before).
+            ops.append(sample_counts.change(self._t, fk, sample.id, 1))
         else:
             ops += self._vacate(fk, strategy, replaces)
         self._tables.transact(ops, on_condition=lambda: Conflict("capture lost a race"))
@@ -55,6 +57,9 @@ class CaptureLedger:
                 ops += self._vacate(fk, take.strategy, take.replaces)
         for (strategy, quota), n in taken.items():
             ops.append(slots.take(self._t, fk, strategy, quota, n))
+        counted = sample_counts.change(self._t, fk, captures[0][0].id, sum(taken.values()))
+        if counted:
+            ops.append(counted)
         self._tables.transact(ops, on_condition=lambda: Conflict("captures lost a race"))
 
     def counters(self, fid: str) -> dict[str, int]:
@@ -120,12 +125,16 @@ class CaptureLedger:
                         "Key": {"pk": fk, "sk": f"SAMPLE#{sample.id}"},
                         "UpdateExpression": "REMOVE annotation, annotated_at "
                                             "SET #b = :b, gsi2pk = :pk, gsi2sk = :sk",
-                        "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(#b)",
+                        "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(#b) "
+                                               "AND annotation = :was",
                         "ExpressionAttributeNames": {"#b": "buffer"},
                         "ExpressionAttributeValues": {
                             ":b": strategy, ":pk": keys.buf(sample.function_id, strategy),
-                            ":sk": keys.priority_key(sample.priority, sample.id)}}},
-            slots.take(self._t, fk, strategy, quota)],
+                            ":sk": keys.priority_key(sample.priority, sample.id),
+                            ":was": sample.annotation}}},
+            slots.take(self._t, fk, strategy, quota),
+            *filter(None, [sample_counts.change(self._t, fk, sample.id, 0,
+                                                sample_counts.relabel(sample.annotation, None))])],
             on_condition=lambda: Conflict(f"no free {strategy} slot for {sample.id!r}"))
 
     def _vacate(self, fk: str, strategy: str, slot: Slot) -> list[dict]:

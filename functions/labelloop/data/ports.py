@@ -16,6 +16,7 @@ from labelloop.domain import (
     InvokeItem,
     LabelItem,
     ModelVersionItem,
+    SampleCounts,
     SampleFacts,
     SampleItem,
     SampleVector,
@@ -71,9 +72,10 @@ class SamplesPort(Protocol):
     def training_rows(self, fid: str) -> Iterator[TrainingRow]: ...
     def count(self, fid: str, at_least: int) -> int: ...
     def delete(self, sample: SampleItem, keep_claim: bool = False) -> None: ...
-    def set_annotation(self, fid: str, sid: str, label_id: str | None,
-                       only_if_label: str | None = None, buffer: str | None = None,
+    def set_annotation(self, fid: str, sid: str, label_id: str | None, was: str | None,
+                       quiet: bool = False, buffer: str | None = None,
                        views: bytes | None = None) -> None: ...
+    def counts(self, fid: str) -> SampleCounts | None: ...
     def keep(self, fid: str, sid: str, label_id: str) -> None: ...
 
 

@@ -1,5 +1,6 @@
 """Sample items (annotated or not, captured or not), each with a data-hash claim that keeps
-one sample per distinct text; reads of a whole function come back as typed projections."""
+one sample per distinct text, and the function's sample counts changed in the same
+transactions (`sample_counts`); reads of a whole function come back as typed projections."""
 
 from __future__ import annotations
 
@@ -10,14 +11,22 @@ import numpy as np
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
-from labelloop.data import keys, slots
+from labelloop.data import keys, sample_counts, slots
 from labelloop.data.codec import Tables, failed_condition, fill_page, put_op, query, strip, to_ddb
-from labelloop.domain import SampleFacts, SampleItem, SampleVector, TrainingRow, decode_views
+from labelloop.domain import (
+    SampleCounts,
+    SampleFacts,
+    SampleItem,
+    SampleVector,
+    TrainingRow,
+    decode_views,
+)
 from labelloop.errors import Conflict, NotFound
 
 FACTS = "id, annotation, origin, capture_reason, predicted_label_id, model_version, kept"
-# Samples per transaction of `create_many`: DynamoDB takes 100 operations, two per sample.
-CREATE_MANY = 50
+# Samples per transaction of `create_many`: DynamoDB takes 100 operations, two per sample and
+# one for the counts.
+CREATE_MANY = 49
 
 
 def sample_item(sample: SampleItem) -> dict:
@@ -57,7 +66,7 @@ class Samples:
         """The sample and its data-hash claim in one transaction: identical data posted twice,
         even at once, ends as one sample; the loser gets a Conflict naming the winner."""
         try:
-            self._tables.transact(self._create_ops(sample))
+            self._tables.transact([*self._create_ops(sample), *self._counted([sample])])
         except ClientError as err:
             if not failed_condition(err):
                 raise
@@ -77,8 +86,11 @@ class Samples:
             todo = bulk[at:at + CREATE_MANY]
             while todo:
                 try:
-                    self._tables.transact([op for i in todo
-                                           for op in self._create_ops(samples[i])])
+                    # The counts' operation goes last: a cancellation's reasons by position
+                    # name the samples.
+                    self._tables.transact([*(op for i in todo
+                                             for op in self._create_ops(samples[i])),
+                                           *self._counted([samples[i] for i in todo])])
                     break
                 except ClientError as err:
                     reasons = err.response.get("CancellationReasons") or []
@@ -103,6 +115,20 @@ class Samples:
                        condition="attribute_not_exists(pk) OR dismissed = :t",
                        values={":t": True}),
                 put_op(self._t, sample_item(sample))]
+
+    def _counted(self, samples: list[SampleItem]) -> list[dict]:
+        """The counts' operation for new samples (as a list: none when there are none)."""
+        op = sample_counts.change(self._t, keys.fn(samples[0].function_id), samples[0].id,
+                                  len(samples),
+                                  sample_counts.added(s.annotation for s in samples))
+        return [op] if op else []
+
+    def counts(self, fid: str) -> SampleCounts | None:
+        """The function's sample counts (read consistently); None for a function from before
+        they were kept."""
+        return sample_counts.read(list(query(
+            self._t, key=Key("pk").eq(keys.fn(fid)) & Key("sk").begins_with(
+                sample_counts.PREFIX), consistent=True)))
 
     def _conflict(self, sample: SampleItem) -> Conflict:
         existing = self._t.get_item(Key={"pk": keys.fn(sample.function_id),
@@ -200,15 +226,26 @@ class Samples:
                              "UpdateExpression": "SET dismissed = :t",
                              "ExpressionAttributeValues": {":t": True}}} if keep_claim else
                  {"Delete": {"TableName": self._t.name, "Key": hash_key}})
+        counted = sample_counts.change(self._t, fk, sample.id, -1,
+                                       sample_counts.relabel(sample.annotation, None))
         if sample.buffer is None:
-            self._tables.transact([{"Delete": {"TableName": self._t.name, "Key": key}}, claim])
+            # Counted as it was read: only while it still exists with that annotation.
+            cond, values = _annotation_is(sample.annotation)
+            remove = {"TableName": self._t.name, "Key": key,
+                      "ConditionExpression": "attribute_exists(pk) AND " + cond}
+            if values:
+                remove["ExpressionAttributeValues"] = values
+            self._tables.transact(
+                [{"Delete": remove}, claim, counted],
+                on_condition=lambda: Conflict(f"sample {sample.id!r} changed meanwhile; "
+                                              "reload it"))
             return
         self._tables.transact([
             {"Delete": {"TableName": self._t.name, "Key": key,
                         "ConditionExpression": "#b = :b", "ExpressionAttributeNames": {
                             "#b": "buffer"}, "ExpressionAttributeValues": {
                             ":b": sample.buffer}}},
-            claim, slots.release(self._t, fk, sample.buffer)],
+            claim, slots.release(self._t, fk, sample.buffer), counted],
             on_condition=lambda: NotFound(f"sample {sample.id!r} changed meanwhile; retry"))
 
     def keep(self, fid: str, sid: str, label_id: str) -> None:
@@ -225,17 +262,20 @@ class Samples:
             raise Conflict(f"sample {sid!r} is no longer annotated with that label; "
                            "reload it") from err
 
-    def set_annotation(self, fid: str, sid: str, label_id: str | None,
-                       only_if_label: str | None = None, buffer: str | None = None,
+    def set_annotation(self, fid: str, sid: str, label_id: str | None, was: str | None,
+                       quiet: bool = False, buffer: str | None = None,
                        views: bytes | None = None) -> None:
-        """Annotate (or clear, with None). `only_if_label` clears only an annotation that
-        still names that label (label deletion racing a re-annotation). `buffer`: the sample
-        holds a slot of that capture strategy, which annotating frees in the same
-        transaction (exactly once: the condition is that it still holds it). `views`: the
-        sample's training views, stored with the annotation."""
-        key = {"pk": keys.fn(fid), "sk": f"SAMPLE#{sid}"}
-        cond = "attribute_exists(pk)" + (" AND annotation = :old" if only_if_label else "")
-        values: dict = {":old": only_if_label} if only_if_label else {}
+        """Annotate (or clear, with None). `was`: the annotation it replaces, as the caller
+        read it: the write (and the counts' move from it) holds only while the sample still
+        has it, else a Conflict (the caller reads again), or nothing with `quiet` (label
+        deletion racing a re-annotation). `buffer`: the sample holds a slot of that capture
+        strategy, which annotating frees in the same transaction (exactly once: the
+        condition is that it still holds it). `views`: the sample's training views, stored
+        with the annotation. NotFound if the sample is gone."""
+        fk = keys.fn(fid)
+        key = {"pk": fk, "sk": f"SAMPLE#{sid}"}
+        held, values = _annotation_is(was)
+        cond = f"attribute_exists(pk) AND {held}"
         if label_id is None:
             expr = "REMOVE annotation, annotated_at"
         else:
@@ -244,24 +284,39 @@ class Samples:
             if views is not None:
                 expr += ", #v = :v"
                 values[":v"] = views
+        names = _names(views) if views is not None and label_id is not None else {}
+        extra: list[dict] = []
         if buffer is not None and label_id is not None:
-            self._tables.transact([
-                {"Update": {"TableName": self._t.name, "Key": key,
-                            "UpdateExpression": expr + " REMOVE #b, gsi2pk, gsi2sk",
-                            "ConditionExpression": cond + " AND #b = :b",
-                            "ExpressionAttributeNames": {"#b": "buffer"} | _names(views),
-                            "ExpressionAttributeValues": to_ddb(values | {":b": buffer})}},
-                slots.release(self._t, keys.fn(fid), buffer)],
-                on_condition=lambda: Conflict(f"sample {sid!r} left the capture buffer "
-                                              "meanwhile; retry"))
-            return
+            expr += " REMOVE #b, gsi2pk, gsi2sk"
+            cond += " AND #b = :b"
+            names |= {"#b": "buffer"}
+            values[":b"] = buffer
+            extra.append(slots.release(self._t, fk, buffer))
+        counted = sample_counts.change(self._t, fk, sid, 0,
+                                       sample_counts.relabel(was, label_id))
+        if counted:
+            extra.append(counted)
+        update = {"Key": key, "UpdateExpression": expr, "ConditionExpression": cond,
+                  **({"ExpressionAttributeValues": values} if values else {}),
+                  **({"ExpressionAttributeNames": names} if names else {})}
         try:
-            self._t.update_item(Key=key, UpdateExpression=expr, ConditionExpression=cond,
-                                **({"ExpressionAttributeValues": values} if values else {}),
-                                **({"ExpressionAttributeNames": _names(views)}
-                                   if views is not None and label_id is not None else {}))
+            if extra:
+                self._tables.transact([{"Update": {"TableName": self._t.name,
+                                                   **to_ddb(update)}}, *extra])
+            else:
+                self._t.update_item(**update)
         except ClientError as err:
             if not failed_condition(err):
                 raise
-            if only_if_label is None:
+            if quiet:
+                return
+            if self._t.get_item(Key=key, ProjectionExpression="pk").get("Item") is None:
                 raise NotFound(f"sample {sid!r} not found") from err
+            raise Conflict(f"sample {sid!r} changed meanwhile; reload it") from err
+
+
+def _annotation_is(label_id: str | None) -> tuple[str, dict]:
+    """A condition that the sample is annotated `label_id` (None: not annotated)."""
+    if label_id is None:
+        return "attribute_not_exists(annotation)", {}
+    return "annotation = :was", {":was": label_id}

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 from labelloop.container import Deps
-from labelloop.domain import FunctionItem
+from labelloop.domain import FunctionItem, SampleCounts
 from labelloop.encoder import ENCODERS, IMAGE_ENCODER
 from labelloop.errors import BadRequest
 from labelloop.ids import full, new_bare
@@ -85,12 +86,12 @@ def metrics(d: Deps, client: str, function_id: str) -> dict:
     fn = owned_function(d, client, function_id)
     labels = {lb.id for lb in d.labels.list(fn.id)}
     model = d.serving.model(fn.id, fn.live) if fn.live else None  # fresh, not the 2 s view
-    total, counts = 0, {}
-    for s in d.samples.facts(fn.id):
-        total += 1
-        lid = s.annotation
-        if lid in labels:
-            counts[lid] = counts.get(lid, 0) + 1
+    kept = d.samples.counts(fn.id)
+    if kept is None:  # a function from before counts were kept: count its samples
+        every = list(d.samples.facts(fn.id))
+        kept = SampleCounts(len(every), dict(Counter(s.annotation for s in every)))
+    total = kept.samples
+    counts = {lid: n for lid, n in kept.annotated.items() if lid in labels}
     trained = model is not None and not model.head.zero_shot
     return {
         "isTraining": is_training(d, fn),

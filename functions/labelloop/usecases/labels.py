@@ -88,6 +88,6 @@ def delete_label(d: Deps, client: str, function_id: str, label_id: str) -> None:
     d.labels.delete(label)
     for s in d.samples.facts(fn.id):
         if s.annotation == label.id:
-            d.samples.set_annotation(fn.id, s.id, None, only_if_label=label.id)
+            d.samples.set_annotation(fn.id, s.id, None, was=label.id, quiet=True)
     request_training(d, fn.id, "label deleted")
     d.serving.invalidate(fn.id)

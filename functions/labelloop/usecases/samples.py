@@ -28,6 +28,8 @@ IMPORT_CHUNK = 200  # a bulk import's items embedded (and then written) together
 
 # How long after an invoke its record may still be on its way (see `_invoke_record`).
 INVOKE_RECORD_GRACE_SECONDS = 3.0
+# Reads and writes of an annotation a concurrent change can make stale (then it reads again).
+_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -210,8 +212,14 @@ def get_image(d: Deps, client: str, function_id: str, digest: str) -> tuple[byte
 
 def delete_sample(d: Deps, client: str, function_id: str, sample_id: str) -> None:
     fn = owned_function(d, client, function_id)
-    sample = d.samples.get(fn.id, bare(sample_id, "sample"))
-    d.samples.delete(sample)
+    for attempt in range(_ATTEMPTS):
+        sample = d.samples.get(fn.id, bare(sample_id, "sample"))
+        try:
+            d.samples.delete(sample)
+            break
+        except Conflict:  # annotated or cleared meanwhile: delete what it is now
+            if attempt == _ATTEMPTS - 1:
+                raise
     if sample.buffer is not None:
         d.captures.invalidate(fn.id, left=sample.id)
     if sample.annotation:
@@ -238,13 +246,17 @@ def _annotate_stored(d: Deps, fn: FunctionItem, sid: str, label_id: str) -> Samp
     same write. A reviewer racing another (both saw it buffered) retries as a plain edit.
     A picture's first annotation brings its training views along."""
     fid = fn.id
-    sample = d.samples.get(fid, sid)
-    views = (inputs.annotated(d, fn, sample.data)[1]
-             if sample.views is None and inputs.is_image(sample.data) else None)
-    try:
-        d.samples.set_annotation(fid, sid, label_id, buffer=sample.buffer, views=views)
-    except Conflict:
-        d.samples.set_annotation(fid, sid, label_id, views=views)
+    for attempt in range(_ATTEMPTS):
+        sample = d.samples.get(fid, sid)
+        views = (inputs.annotated(d, fn, sample.data)[1]
+                 if sample.views is None and inputs.is_image(sample.data) else None)
+        try:
+            d.samples.set_annotation(fid, sid, label_id, was=sample.annotation,
+                                     buffer=sample.buffer, views=views)
+            break
+        except Conflict:
+            if attempt == _ATTEMPTS - 1:
+                raise
     if sample.buffer is not None:
         d.captures.invalidate(fid, left=sid)
     return d.samples.get(fid, sid)
@@ -299,5 +311,5 @@ def clear_annotation(d: Deps, client: str, function_id: str, sample_id: str) -> 
             except Conflict:
                 pass  # full (or changed meanwhile): it stays an unannotated sample
     if not returned:
-        d.samples.set_annotation(fn.id, sample.id, None)
+        d.samples.set_annotation(fn.id, sample.id, None, was=sample.annotation)
     request_training(d, fn.id, "annotation removed")
