@@ -123,6 +123,10 @@ def run(args, client: Client, tmp: Path, rows, more, small, probes) -> dict:
     labels = sorted({y for _, y in rows + more})
     fid = new_function(client, "bulk import", labels)
     wait_trained(client, fid, 0)  # the labels' own (zero-shot) run, before the import
+    # Labels created over more than the debounce window queue a second run: wait for it too,
+    # or it starts mid-import and trains on the first few hundred samples (seen: 2 of 4 runs).
+    while client.metrics(fid).get("isTraining"):
+        time.sleep(0.5)
     print(f"importing {len(rows)} samples, {len(labels)} labels …", file=sys.stderr, flush=True)
     started = time.perf_counter()
     import_samples(client, fid, write_csv(tmp / "samples.csv", rows))
