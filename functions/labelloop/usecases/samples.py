@@ -212,14 +212,7 @@ def get_image(d: Deps, client: str, function_id: str, digest: str) -> tuple[byte
 
 def delete_sample(d: Deps, client: str, function_id: str, sample_id: str) -> None:
     fn = owned_function(d, client, function_id)
-    for attempt in range(_ATTEMPTS):
-        sample = d.samples.get(fn.id, bare(sample_id, "sample"))
-        try:
-            d.samples.delete(sample)
-            break
-        except Conflict:  # annotated or cleared meanwhile: delete what it is now
-            if attempt == _ATTEMPTS - 1:
-                raise
+    sample = _write_fresh(d, fn.id, bare(sample_id, "sample"), d.samples.delete)
     if sample.buffer is not None:
         d.captures.invalidate(fn.id, left=sample.id)
     if sample.annotation:
@@ -246,20 +239,31 @@ def _annotate_stored(d: Deps, fn: FunctionItem, sid: str, label_id: str) -> Samp
     same write. A reviewer racing another (both saw it buffered) retries as a plain edit.
     A picture's first annotation brings its training views along."""
     fid = fn.id
-    for attempt in range(_ATTEMPTS):
-        sample = d.samples.get(fid, sid)
+
+    def write(sample: SampleItem) -> None:
         views = (inputs.annotated(d, fn, sample.data)[1]
                  if sample.views is None and inputs.is_image(sample.data) else None)
+        d.samples.set_annotation(fid, sid, label_id, was=sample.annotation,
+                                 buffer=sample.buffer, views=views)
+
+    if _write_fresh(d, fid, sid, write).buffer is not None:
+        d.captures.invalidate(fid, left=sid)
+    return d.samples.get(fid, sid)
+
+
+def _write_fresh(d: Deps, fid: str, sid: str, write) -> SampleItem:
+    """Read the sample and `write` from what was read; a write that finds it changed
+    meanwhile (Conflict: the counts move from what was read) reads again, `_ATTEMPTS` times
+    in all. The sample as the write that succeeded read it."""
+    for attempt in range(_ATTEMPTS):
+        sample = d.samples.get(fid, sid)
         try:
-            d.samples.set_annotation(fid, sid, label_id, was=sample.annotation,
-                                     buffer=sample.buffer, views=views)
-            break
+            write(sample)
+            return sample
         except Conflict:
             if attempt == _ATTEMPTS - 1:
                 raise
-    if sample.buffer is not None:
-        d.captures.invalidate(fid, left=sid)
-    return d.samples.get(fid, sid)
+    raise ValueError("_ATTEMPTS must be at least 1")
 
 
 def _sample_from_invoke(d: Deps, fn: FunctionItem, sid: str, label_id: str) -> SampleItem:
@@ -311,5 +315,6 @@ def clear_annotation(d: Deps, client: str, function_id: str, sample_id: str) -> 
             except Conflict:
                 pass  # full (or changed meanwhile): it stays an unannotated sample
     if not returned:
-        d.samples.set_annotation(fn.id, sample.id, None, was=sample.annotation)
+        _write_fresh(d, fn.id, sample.id,
+                     lambda s: d.samples.set_annotation(fn.id, s.id, None, was=s.annotation))
     request_training(d, fn.id, "annotation removed")
